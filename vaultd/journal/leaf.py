@@ -1,0 +1,283 @@
+"""The canonical encoding of one journal entry (a leaf of the Merkle tree).
+
+Why a length-prefixed binary encoding and not canonical JSON or CBOR: a leaf is hashed, so its bytes
+must be one function of its content. A fixed field order with explicit lengths has exactly one
+encoding for each value, needs no canonicalisation rules (number formats, Unicode escapes, key order,
+duplicate keys), and is a few dozen lines to re-implement in any language for an independent check.
+
+Version 1 layout (all integers big-endian)::
+
+    u8     version            = 1
+    str8   operation          [a-z][a-z0-9_.-]{0,31}
+    str16  vault              0..128 bytes UTF-8 ("" for store-wide operations)
+    str16  object name        0..1024 bytes UTF-8 ("" when none)
+    u64    object version     0 when none
+    bytes8 content sha256     empty, or exactly 32 bytes
+    str8   actor kind         0..16 bytes ("service", "citizen", "operator")
+    str16  actor name         0..256 bytes
+    str16  kiosk              0..256 bytes ("" when none)
+    u64    time               nanoseconds since the Unix epoch (UTC)
+    str8   outcome            [a-z][a-z0-9_.-]{0,31} ("ok", "denied", "failed", ...)
+    u8     extra count        0..32
+    extra* str8 key (1..64 bytes, [a-z0-9_.-], strictly ascending)  bytes16 value (0..4096 bytes)
+
+``strN``/``bytesN`` are an N-bit length followed by that many bytes. Decoding is strict: every length is
+bounded, strings are valid UTF-8 without control characters, and no byte may follow the last field.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from vaultd.errors import InvalidArgument
+
+__all__ = ["LEAF_VERSION", "MAX_LEAF_SIZE", "Leaf", "LeafError", "Op", "Outcome"]
+
+LEAF_VERSION = 1
+
+
+class Op:
+    """Operation names of version 1 (other tokens are accepted for forward compatibility)."""
+
+    CREATE_VAULT = "create_vault"
+    DEPOSIT = "deposit"
+    READ = "read"
+    DESTROY = "destroy"
+    DESTROY_VAULT = "destroy_vault"
+    RETENTION = "retention"
+    HOLD = "hold"
+    SIGN = "sign"
+    LOGIN = "login"
+    ROTATE_KEYS = "rotate_keys"
+    CHECK = "check"
+
+
+class Outcome:
+    OK = "ok"
+    DENIED = "denied"
+    FAILED = "failed"
+
+
+_TOKEN = re.compile(r"[a-z][a-z0-9_.-]{0,31}\Z")
+_EXTRA_KEY = re.compile(r"[a-z0-9_.-]{1,64}\Z")
+_MAX_EXTRA = 32
+_MAX_EXTRA_VALUE = 4096
+_LIMITS = {"vault": 128, "name": 1024, "actor_kind": 16, "actor_name": 256, "kiosk": 256}
+MAX_LEAF_SIZE = 1 + 33 + (2 + 128) + (2 + 1024) + 8 + 33 + 17 + 2 * (2 + 256) + 8 + 33 + 1 + _MAX_EXTRA * (
+    65 + 2 + _MAX_EXTRA_VALUE
+)
+_U64_MAX = (1 << 64) - 1
+
+
+class LeafError(InvalidArgument):
+    """A journal leaf is malformed (when encoding) or not a valid version-1 leaf (when decoding)."""
+
+
+def _check_text(what: str, value: str, limit: int) -> bytes:
+    if not isinstance(value, str):
+        raise LeafError(f"leaf {what}: expected text")
+    raw = value.encode("utf-8")
+    if len(raw) > limit:
+        raise LeafError(f"leaf {what}: {len(raw)} bytes, at most {limit}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise LeafError(f"leaf {what}: control characters are not allowed")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """One journal entry. ``extra`` holds optional evidence: a read's requester, a signature's digest."""
+
+    operation: str
+    vault: str
+    name: str
+    version: int
+    sha256: bytes | None
+    actor_kind: str
+    actor_name: str
+    time_ns: int
+    outcome: str = Outcome.OK
+    kiosk: str = ""
+    extra: tuple[tuple[str, bytes], ...] = field(default=())
+
+    @staticmethod
+    def make(
+        operation: str,
+        *,
+        vault: str = "",
+        name: str = "",
+        version: int = 0,
+        sha256: bytes | None = None,
+        actor: object | None = None,
+        actor_kind: str = "",
+        actor_name: str = "",
+        kiosk: str = "",
+        time_ns: int,
+        outcome: str = Outcome.OK,
+        extra: Mapping[str, bytes | str] | None = None,
+    ) -> Leaf:
+        """Build a leaf; ``actor`` may be a :class:`vaultd.types.Identity` (kind, name, kiosk)."""
+        if actor is not None:
+            actor_kind = str(getattr(actor, "kind"))
+            actor_name = str(getattr(actor, "name"))
+            kiosk = getattr(actor, "kiosk", None) or ""
+        items = tuple(
+            sorted((k, v.encode("utf-8") if isinstance(v, str) else bytes(v)) for k, v in (extra or {}).items())
+        )
+        leaf = Leaf(operation, vault, name, version, sha256, actor_kind, actor_name, time_ns, outcome, kiosk, items)
+        leaf.encode()  # validates
+        return leaf
+
+    @property
+    def extra_dict(self) -> dict[str, bytes]:
+        return dict(self.extra)
+
+    def encode(self) -> bytes:
+        out = bytearray([LEAF_VERSION])
+        for what, token in (("operation", self.operation),):
+            if not isinstance(token, str) or not _TOKEN.match(token):
+                raise LeafError(f"leaf {what}: {token!r} is not a lowercase token of at most 32 bytes")
+            out += bytes([len(token)]) + token.encode()
+        for what, value, limit in (("vault", self.vault, 128), ("name", self.name, 1024)):
+            raw = _check_text(what, value, limit)
+            out += struct.pack(">H", len(raw)) + raw
+        if not isinstance(self.version, int) or not 0 <= self.version <= _U64_MAX:
+            raise LeafError("leaf version: not an unsigned 64-bit integer")
+        out += struct.pack(">Q", self.version)
+        digest = b"" if self.sha256 is None else bytes(self.sha256)
+        if len(digest) not in (0, 32):
+            raise LeafError(f"leaf sha256: {len(digest)} bytes, expected 32")
+        out += bytes([len(digest)]) + digest
+        raw = _check_text("actor kind", self.actor_kind, 16)
+        out += bytes([len(raw)]) + raw
+        for what, value in (("actor name", self.actor_name), ("kiosk", self.kiosk)):
+            raw = _check_text(what, value, 256)
+            out += struct.pack(">H", len(raw)) + raw
+        if not isinstance(self.time_ns, int) or not 0 <= self.time_ns <= _U64_MAX:
+            raise LeafError("leaf time: not an unsigned 64-bit number of nanoseconds")
+        out += struct.pack(">Q", self.time_ns)
+        if not isinstance(self.outcome, str) or not _TOKEN.match(self.outcome):
+            raise LeafError(f"leaf outcome: {self.outcome!r} is not a lowercase token of at most 32 bytes")
+        out += bytes([len(self.outcome)]) + self.outcome.encode()
+        if len(self.extra) > _MAX_EXTRA:
+            raise LeafError(f"leaf extra: {len(self.extra)} entries, at most {_MAX_EXTRA}")
+        out.append(len(self.extra))
+        previous = ""
+        for key, value in self.extra:
+            if not isinstance(key, str) or not _EXTRA_KEY.match(key):
+                raise LeafError(f"leaf extra key {key!r}: 1..64 of [a-z0-9_.-]")
+            if previous and key <= previous:
+                raise LeafError("leaf extra: keys must be unique and sorted")
+            previous = key
+            value = bytes(value)
+            if len(value) > _MAX_EXTRA_VALUE:
+                raise LeafError(f"leaf extra {key}: {len(value)} bytes, at most {_MAX_EXTRA_VALUE}")
+            out += bytes([len(key)]) + key.encode() + struct.pack(">H", len(value)) + value
+        return bytes(out)
+
+    @staticmethod
+    def decode(data: bytes) -> Leaf:
+        """Decode a version-1 leaf; raise :class:`LeafError` naming the first field that is wrong."""
+        data = bytes(data)
+        if len(data) > MAX_LEAF_SIZE:
+            raise LeafError(f"leaf: {len(data)} bytes, more than any valid leaf")
+        r = _Reader(data)
+        version = r.u8("version")
+        if version != LEAF_VERSION:
+            raise LeafError(f"leaf: unknown encoding version {version}")
+        operation = r.token("operation")
+        vault = r.text("vault", 2, 128)
+        name = r.text("name", 2, 1024)
+        obj_version = r.u64("object version")
+        n = r.u8("sha256 length")
+        if n not in (0, 32):
+            raise LeafError(f"leaf sha256: {n} bytes, expected 0 or 32")
+        sha = r.take(n, "sha256") if n else None
+        actor_kind = r.text("actor kind", 1, 16)
+        actor_name = r.text("actor name", 2, 256)
+        kiosk = r.text("kiosk", 2, 256)
+        time_ns = r.u64("time")
+        outcome = r.token("outcome")
+        count = r.u8("extra count")
+        if count > _MAX_EXTRA:
+            raise LeafError(f"leaf extra: {count} entries, at most {_MAX_EXTRA}")
+        extra: list[tuple[str, bytes]] = []
+        for _ in range(count):
+            klen = r.u8("extra key length")
+            key = r.take(klen, "extra key").decode("ascii", "replace")
+            if not _EXTRA_KEY.match(key):
+                raise LeafError(f"leaf extra key {key!r}: 1..64 of [a-z0-9_.-]")
+            if extra and key <= extra[-1][0]:
+                raise LeafError("leaf extra: keys must be unique and sorted")
+            vlen = r.u16("extra value length")
+            if vlen > _MAX_EXTRA_VALUE:
+                raise LeafError(f"leaf extra {key}: {vlen} bytes, at most {_MAX_EXTRA_VALUE}")
+            extra.append((key, r.take(vlen, "extra value")))
+        if r.pos != len(data):
+            raise LeafError(f"leaf: {len(data) - r.pos} unexpected bytes after the last field")
+        leaf = Leaf(operation, vault, name, obj_version, sha, actor_kind, actor_name, time_ns, outcome, kiosk,
+                    tuple(extra))
+        return leaf
+
+    def describe(self) -> dict[str, object]:
+        """A readable form (for receipts shown to people and for ``vaultctl verify`` output)."""
+        return {
+            "operation": self.operation,
+            "vault": self.vault,
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256.hex() if self.sha256 else None,
+            "actor": f"{self.actor_kind}:{self.actor_name}" if self.actor_kind else self.actor_name,
+            "kiosk": self.kiosk or None,
+            "time_ns": self.time_ns,
+            "outcome": self.outcome,
+            "extra": {k: v.hex() for k, v in self.extra},
+        }
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int, what: str) -> bytes:
+        if self.pos + n > len(self.data):
+            raise LeafError(f"leaf {what}: truncated")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u8(self, what: str) -> int:
+        return self.take(1, what)[0]
+
+    def u16(self, what: str) -> int:
+        return int(struct.unpack(">H", self.take(2, what))[0])
+
+    def u64(self, what: str) -> int:
+        return int(struct.unpack(">Q", self.take(8, what))[0])
+
+    def text(self, what: str, width: int, limit: int) -> str:
+        n = self.u8(what) if width == 1 else self.u16(what)
+        if n > limit:
+            raise LeafError(f"leaf {what}: {n} bytes, at most {limit}")
+        raw = self.take(n, what)
+        try:
+            value = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LeafError(f"leaf {what}: not valid UTF-8") from None
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise LeafError(f"leaf {what}: control characters are not allowed")
+        return value
+
+    def token(self, what: str) -> str:
+        n = self.u8(what)
+        raw = self.take(n, what)
+        value = raw.decode("ascii", "replace")
+        if not _TOKEN.match(value):
+            raise LeafError(f"leaf {what}: {value!r} is not a lowercase token")
+        return value

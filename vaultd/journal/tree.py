@@ -1,0 +1,310 @@
+"""The journal's Merkle tree (RFC 6962 / RFC 9162), stored in LMDB beside the data it records.
+
+Named databases of the shared Environment:
+
+``journal.leaves``  key: leaf index (u64 big-endian) -> the leaf's canonical bytes
+``journal.nodes``   key: last leaf index covered (u64 BE) || level (u8) -> 32-byte hash of the complete
+                    subtree of 2^level leaves ending at that leaf (level 0 = leaf hash)
+``journal.meta``    b"size" -> number of leaves (u64 BE)
+
+Keying a node by the last leaf it covers makes every append write keys in increasing order (the leaf's
+level-0 hash, then each subtree it completes), so LMDB pages fill sequentially and a bulk load can use
+MDB_APPEND. An append writes one leaf and 1 + (trailing one bits of its index) node hashes: amortised
+two, at most log2(n) + 1. Roots and proofs read O(log n) stored hashes; nothing rehashes the tree.
+
+``append(txn, leaf)`` takes the caller's write transaction: the change and the leaf recording it commit
+together or not at all.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import lmdb
+
+from vaultd.errors import IntegrityError, InvalidArgument, NotFound
+from vaultd.journal.proofs import EMPTY_ROOT, leaf_hash, node_hash
+
+__all__ = ["MerkleTree", "DB_LEAVES", "DB_NODES", "DB_META", "node_key"]
+
+DB_LEAVES = b"journal.leaves"
+DB_NODES = b"journal.nodes"
+DB_META = b"journal.meta"
+_SIZE = b"size"
+_U64 = struct.Struct(">Q")
+
+
+def node_key(level: int, index: int) -> bytes:
+    """Key of the complete subtree hash at ``level`` with position ``index`` on that level."""
+    return _U64.pack(((index + 1) << level) - 1) + bytes([level])
+
+
+def _largest_pow2_below(n: int) -> int:
+    """The largest power of two strictly smaller than ``n`` (n >= 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+class MerkleTree:
+    """Append-only Merkle tree over LMDB. Thread-safe for readers; writes happen in the caller's txn."""
+
+    def __init__(self, env: lmdb.Environment) -> None:
+        self.env = env
+        self.leaves = env.open_db(DB_LEAVES)
+        self.nodes = env.open_db(DB_NODES)
+        self.meta = env.open_db(DB_META)
+
+    # -- writing ------------------------------------------------------------------------------------
+    def size(self, txn: lmdb.Transaction | None = None) -> int:
+        if txn is None:
+            with self.env.begin() as rtxn:
+                return self.size(rtxn)
+        raw = txn.get(_SIZE, db=self.meta)
+        return 0 if raw is None else int(_U64.unpack(raw)[0])
+
+    def append(self, txn: lmdb.Transaction, leaf: bytes) -> int:
+        """Append one leaf inside the caller's write transaction; return its index."""
+        index = self.size(txn)
+        self._append_at(txn, index, bytes(leaf))
+        txn.put(_SIZE, _U64.pack(index + 1), db=self.meta)
+        return index
+
+    def append_many(self, txn: lmdb.Transaction, leaves: Iterable[bytes]) -> list[int]:
+        index = self.size(txn)
+        out = []
+        for leaf in leaves:
+            self._append_at(txn, index, bytes(leaf))
+            out.append(index)
+            index += 1
+        txn.put(_SIZE, _U64.pack(index), db=self.meta)
+        return out
+
+    def _append_at(self, txn: lmdb.Transaction, index: int, leaf: bytes) -> None:
+        key = _U64.pack(index)
+        if not txn.put(key, leaf, db=self.leaves, overwrite=False):
+            raise IntegrityError(f"journal: leaf {index} exists already beyond the recorded tree size")
+        h = leaf_hash(leaf)
+        txn.put(key + b"\x00", h, db=self.nodes)
+        level, i = 0, index
+        while i & 1:
+            left = self._node(txn, level, i - 1)
+            h = node_hash(left, h)
+            level += 1
+            i >>= 1
+            txn.put(key + bytes([level]), h, db=self.nodes)
+
+    def bulk_load(self, leaves: Iterable[bytes], *, batch: int = 100_000) -> int:
+        """Fast path for building large trees (benchmarks, imports): MDB_APPEND writes, one write
+        transaction per ``batch`` leaves, the right border kept in memory. Only on an empty or
+        bulk-loaded tree; produces exactly the same records as :meth:`append`."""
+        with self.env.begin() as rtxn:
+            index = self.size(rtxn)
+            border: list[bytes] = []  # border[level] = pending left subtree hash at that level
+            # Rebuild the right border of the existing tree from stored hashes.
+            for level in range(64):
+                if (index >> level) & 1:
+                    pos = (index >> level) - 1
+                    border.append(self._node(rtxn, level, pos))
+                else:
+                    border.append(b"")
+        it = iter(leaves)
+        done = False
+        while not done:
+            leaf_items: list[tuple[bytes, bytes]] = []
+            node_items: list[tuple[bytes, bytes]] = []
+            for _ in range(batch):
+                try:
+                    leaf = bytes(next(it))
+                except StopIteration:
+                    done = True
+                    break
+                key = _U64.pack(index)
+                leaf_items.append((key, leaf))
+                h = leaf_hash(leaf)
+                node_items.append((key + b"\x00", h))
+                level, i = 0, index
+                while i & 1:
+                    h = node_hash(border[level], h)
+                    level += 1
+                    i >>= 1
+                    node_items.append((key + bytes([level]), h))
+                border[level] = h
+                index += 1
+            if not leaf_items:
+                break
+            with self.env.begin(write=True) as txn:
+                with txn.cursor(db=self.leaves) as cur:
+                    cur.putmulti(leaf_items, append=True)
+                with txn.cursor(db=self.nodes) as cur:
+                    cur.putmulti(node_items, append=True)
+                txn.put(_SIZE, _U64.pack(index), db=self.meta)
+        return index
+
+    # -- reading ------------------------------------------------------------------------------------
+    def _node(self, txn: lmdb.Transaction, level: int, index: int) -> bytes:
+        raw = txn.get(node_key(level, index), db=self.nodes)
+        if raw is None:
+            raise IntegrityError(f"journal: stored node hash missing (level {level}, index {index})")
+        if len(raw) != 32:
+            raise IntegrityError(f"journal: stored node hash (level {level}, index {index}) is not 32 bytes")
+        return bytes(raw)
+
+    def _mth(self, txn: lmdb.Transaction, start: int, end: int) -> bytes:
+        """Merkle tree hash of leaves [start, end) where start is aligned on a power of two >= end-start,
+        as every range in RFC 9162 recursions is. Reads O(log n) stored complete-subtree hashes."""
+        n = end - start
+        if n & (n - 1) == 0:
+            level = n.bit_length() - 1
+            return self._node(txn, level, start >> level)
+        k = _largest_pow2_below(n)
+        return node_hash(self._mth(txn, start, start + k), self._mth(txn, start + k, end))
+
+    def _txn(self, txn: lmdb.Transaction | None) -> Any:
+        return _Borrowed(txn) if txn is not None else self.env.begin()
+
+    def _check_size(self, txn: lmdb.Transaction, size: int) -> None:
+        current = self.size(txn)
+        if size > current:
+            raise NotFound(f"journal: tree size {size} is larger than the journal ({current} leaves)")
+
+    def root(self, size: int | None = None, txn: lmdb.Transaction | None = None) -> bytes:
+        with self._txn(txn) as t:
+            if size is None:
+                size = self.size(t)
+            if size < 0:
+                raise InvalidArgument("journal: negative tree size")
+            self._check_size(t, size)
+            return EMPTY_ROOT if size == 0 else self._mth(t, 0, size)
+
+    def leaf(self, index: int, txn: lmdb.Transaction | None = None) -> bytes:
+        with self._txn(txn) as t:
+            raw = t.get(_U64.pack(index), db=self.leaves) if index >= 0 else None
+            if raw is None or index >= self.size(t):
+                raise NotFound(f"journal: no leaf {index}")
+            return bytes(raw)
+
+    def leaf_hash(self, index: int, txn: lmdb.Transaction | None = None) -> bytes:
+        with self._txn(txn) as t:
+            return self._node(t, 0, index)
+
+    def leaves_from(self, start: int, txn: lmdb.Transaction | None = None) -> Iterable[tuple[int, bytes]]:
+        """Yield (index, leaf bytes) from ``start`` inside one read transaction (a generator)."""
+        with self._txn(txn) as t:
+            size = self.size(t)
+            with t.cursor(db=self.leaves) as cur:
+                if not cur.set_range(_U64.pack(max(0, start))):
+                    return
+                for k, v in cur:
+                    idx = int(_U64.unpack(k)[0])
+                    if idx >= size:
+                        return
+                    yield idx, bytes(v)
+
+    def inclusion_proof(self, index: int, size: int, txn: lmdb.Transaction | None = None) -> list[bytes]:
+        """RFC 9162 PATH(index, D[0:size]) from stored hashes."""
+        if not 0 <= index < size:
+            raise InvalidArgument(f"journal: leaf index {index} is not inside a tree of size {size}")
+        with self._txn(txn) as t:
+            self._check_size(t, size)
+            proof: list[bytes] = []
+            start, end, m = 0, size, index
+            # Walk down from the root, collecting siblings top-down; reverse at the end.
+            while end - start > 1:
+                k = _largest_pow2_below(end - start)
+                if m < k:
+                    proof.append(self._mth(t, start + k, end))
+                    end = start + k
+                else:
+                    proof.append(self._mth(t, start, start + k))
+                    start += k
+                    m -= k
+            proof.reverse()
+            return proof
+
+    def consistency_proof(self, old: int, new: int, txn: lmdb.Transaction | None = None) -> list[bytes]:
+        """RFC 9162 PROOF(old, D[0:new]) from stored hashes."""
+        if not 0 < old <= new:
+            raise InvalidArgument(f"journal: no consistency proof from size {old} to size {new}")
+        with self._txn(txn) as t:
+            self._check_size(t, new)
+            proof: list[bytes] = []
+            start, end, m, whole = 0, new, old, True
+            while True:
+                n = end - start
+                if m == n:
+                    if not whole:
+                        proof.append(self._mth(t, start, end))
+                    break
+                k = _largest_pow2_below(n)
+                if m <= k:
+                    proof.append(self._mth(t, start + k, end))
+                    end = start + k
+                else:
+                    proof.append(self._mth(t, start, start + k))
+                    start += k
+                    m -= k
+                    whole = False
+            proof.reverse()
+            return proof
+
+    def audit(self, txn: lmdb.Transaction | None = None, *, start: int = 0) -> list[str]:
+        """Recompute every stored hash from the leaves (O(n)); return one message per mismatch.
+
+        Used by the integrity check: it names the leaf or node that differs from what its content says.
+        """
+        problems: list[str] = []
+        with self._txn(txn) as t:
+            size = self.size(t)
+            border: list[bytes] = []
+            for index in range(size):
+                raw = t.get(_U64.pack(index), db=self.leaves)
+                if raw is None:
+                    problems.append(f"journal leaf {index} is missing")
+                    return problems
+                h = leaf_hash(bytes(raw))
+                stored = t.get(node_key(0, index), db=self.nodes)
+                if stored is None or bytes(stored) != h:
+                    problems.append(f"journal leaf {index}: stored leaf does not match its stored leaf hash")
+                level, i = 0, index
+                while i & 1:
+                    h = node_hash(border[level], h)
+                    level += 1
+                    i >>= 1
+                    stored = t.get(node_key(level, i), db=self.nodes)
+                    if stored is None or bytes(stored) != h:
+                        problems.append(
+                            f"journal node (level {level}, index {i}) does not match the hash of its children"
+                        )
+                if level == len(border):
+                    border.append(h)
+                else:
+                    border[level] = h
+                if len(problems) > 100:
+                    break
+        return problems
+
+
+class _Borrowed:
+    """Context manager that hands out the caller's transaction without ending it."""
+
+    __slots__ = ("txn",)
+
+    def __init__(self, txn: lmdb.Transaction) -> None:
+        self.txn = txn
+
+    def __enter__(self) -> lmdb.Transaction:
+        return self.txn
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def naive_root(leaves: Sequence[bytes]) -> bytes:
+    """Reference MTH by definition (tests and self-checks only; O(n))."""
+    if not leaves:
+        return EMPTY_ROOT
+    if len(leaves) == 1:
+        return leaf_hash(leaves[0])
+    k = _largest_pow2_below(len(leaves))
+    return node_hash(naive_root(leaves[:k]), naive_root(leaves[k:]))
