@@ -1,0 +1,379 @@
+"""The LMDB store: one environment, named databases, short read transactions, one writer thread.
+
+Databases: ``vaults``, ``objects`` (object heads), ``versions``, ``manifests``, ``chunks`` (sealed
+bytes), ``refs`` (chunk reference counts), ``requests`` (idempotent request ids), ``pending`` (staged
+parts of deposits in flight, rolled back after a crash). Other layers (the journal) may open their
+own databases in the same environment through ``open_db`` and write them in the writer's transaction.
+
+Durability: the environment is opened with ``sync=True`` and ``metasync=True`` and without
+``writemap``/``map_async``, so each commit is one fsync'd transaction; a unit's future resolves only
+after the commit returns.
+
+Map size: reads never need map space, so a full map fails writes only (``ResourceExhausted``). When
+``max_map_size`` is larger than ``map_size``, the writer grows the map (doubling, up to the maximum)
+with every read transaction of the process drained first, as LMDB requires, then retries the units
+that failed.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from vaultd.errors import ResourceExhausted, Unavailable
+from vaultd.store import keys as K
+from vaultd.store.interface import Committed, StoreStats, T
+from vaultd.store.writer import Journal, Writer
+
+__all__ = ["LmdbStore", "open_store", "DB_NAMES"]
+
+DB_NAMES = ("vaults", "objects", "versions", "manifests", "chunks", "refs", "requests", "pending")
+_Q = struct.Struct(">Q")
+_H = struct.Struct(">H")
+
+
+class _Gate:
+    """Readers share it; growing the map takes it exclusively (no read txn may be open then)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._exclusive = False
+
+    def acquire_shared(self) -> None:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._readers += 1
+
+    def release_shared(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True
+            while self._readers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+class _ReadTxn:
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+        self.raw = txn
+        self._dbs = dbs
+
+    def _get(self, db: str, key: bytes) -> bytes | None:
+        v = self.raw.get(key, db=self._dbs[db])
+        return None if v is None else bytes(v)
+
+    def get_vault(self, vault: str) -> bytes | None:
+        return self._get("vaults", vault.encode("ascii"))
+
+    def iter_vaults(self) -> Iterator[tuple[str, bytes]]:
+        with self.raw.cursor(db=self._dbs["vaults"]) as c:
+            for k, v in c:
+                yield bytes(k).decode("ascii"), bytes(v)
+
+    def get_object(self, vault: str, name: str) -> bytes | None:
+        v = self._get("objects", K.object_key(vault, name))
+        return None if v is None else _split_head(v)[1]
+
+    def iter_objects(self, vault: str, prefix: str = "", after: str | None = None) -> Iterator[tuple[str, bytes]]:
+        start = K.object_prefix(vault, prefix)
+        vp = K.vault_prefix(vault)
+        seek = start
+        skip_key = None
+        if after is not None:
+            skip_key = K.object_key(vault, after)
+            seek = max(start, skip_key)
+        with self.raw.cursor(db=self._dbs["objects"]) as c:
+            if not c.set_range(seek):
+                return
+            for k, v in c:
+                kb = bytes(k)
+                if not kb.startswith(start):
+                    return
+                if skip_key is not None and kb <= skip_key:
+                    continue
+                name, head = _split_head(bytes(v))
+                if not name.startswith(prefix):
+                    continue
+                assert kb.startswith(vp)
+                yield name, head
+
+    def get_version(self, vault: str, name: str, version: int) -> bytes | None:
+        return self._get("versions", K.version_key(vault, name, version))
+
+    def iter_versions(self, vault: str, name: str, reverse: bool = False) -> Iterator[tuple[int, bytes]]:
+        prefix = K.object_key(vault, name) + K.SEP
+        with self.raw.cursor(db=self._dbs["versions"]) as c:
+            if not reverse:
+                if not c.set_range(prefix):
+                    return
+                for k, v in c:
+                    kb = bytes(k)
+                    if not kb.startswith(prefix):
+                        return
+                    yield K.split_version(kb), bytes(v)
+            else:
+                end = prefix + b"\xff" * 8
+                if c.set_range(end):
+                    ok = c.prev()
+                else:
+                    ok = c.last()
+                while ok:
+                    kb = bytes(c.key())
+                    if not kb.startswith(prefix):
+                        return
+                    yield K.split_version(kb), bytes(c.value())
+                    ok = c.prev()
+
+    def get_manifest(self, vault: str, name: str, version: int) -> bytes | None:
+        return self._get("manifests", K.version_key(vault, name, version))
+
+    def get_chunk(self, vault: str, chunk_id: bytes) -> bytes | None:
+        return self._get("chunks", K.chunk_key(vault, chunk_id))
+
+    def chunk_refs(self, vault: str, chunk_id: bytes) -> int:
+        v = self.raw.get(K.chunk_key(vault, chunk_id), db=self._dbs["refs"])
+        return 0 if v is None else int(_Q.unpack(v)[0])
+
+    def iter_chunks(self, vault: str) -> Iterator[tuple[bytes, int]]:
+        prefix = K.vault_prefix(vault)
+        with self.raw.cursor(db=self._dbs["refs"]) as c:
+            if not c.set_range(prefix):
+                return
+            for k, v in c:
+                kb = bytes(k)
+                if not kb.startswith(prefix):
+                    return
+                yield kb[len(prefix) :], int(_Q.unpack(v)[0])
+
+    def get_request(self, vault: str, actor: str, request_id: str) -> bytes | None:
+        return self._get("requests", K.request_key(vault, actor, request_id))
+
+    def iter_pending(self) -> Iterator[tuple[bytes, bytes]]:
+        with self.raw.cursor(db=self._dbs["pending"]) as c:
+            for k, v in c:
+                yield bytes(k), bytes(v)
+
+
+class _WriteTxn(_ReadTxn):
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+        super().__init__(txn, dbs)
+        self.leaves: list[bytes] = []
+
+    def put_vault(self, vault: str, record: bytes) -> None:
+        self.raw.put(vault.encode("ascii"), record, db=self._dbs["vaults"])
+
+    def delete_vault(self, vault: str) -> bool:
+        return bool(self.raw.delete(vault.encode("ascii"), db=self._dbs["vaults"]))
+
+    def put_object(self, vault: str, name: str, head: bytes) -> None:
+        nb = name.encode("utf-8")
+        self.raw.put(K.object_key(vault, name), _H.pack(len(nb)) + nb + head, db=self._dbs["objects"])
+
+    def delete_object(self, vault: str, name: str) -> bool:
+        return bool(self.raw.delete(K.object_key(vault, name), db=self._dbs["objects"]))
+
+    def put_version(self, vault: str, name: str, version: int, record: bytes, manifest: bytes) -> None:
+        k = K.version_key(vault, name, version)
+        self.raw.put(k, record, db=self._dbs["versions"])
+        self.raw.put(k, manifest, db=self._dbs["manifests"])
+
+    def delete_version(self, vault: str, name: str, version: int) -> bool:
+        k = K.version_key(vault, name, version)
+        self.raw.delete(k, db=self._dbs["manifests"])
+        return bool(self.raw.delete(k, db=self._dbs["versions"]))
+
+    def add_chunk_ref(self, vault: str, chunk_id: bytes, sealed: bytes | None) -> int:
+        k = K.chunk_key(vault, chunk_id)
+        refs = self._dbs["refs"]
+        v = self.raw.get(k, db=refs)
+        if v is None:
+            if sealed is None:
+                raise KeyError(chunk_id.hex())
+            self.raw.put(k, sealed, db=self._dbs["chunks"])
+            n = 1
+        else:
+            n = int(_Q.unpack(v)[0]) + 1
+        self.raw.put(k, _Q.pack(n), db=refs)
+        return n
+
+    def drop_chunk_ref(self, vault: str, chunk_id: bytes) -> int:
+        k = K.chunk_key(vault, chunk_id)
+        refs = self._dbs["refs"]
+        v = self.raw.get(k, db=refs)
+        if v is None:
+            raise KeyError(chunk_id.hex())
+        n = int(_Q.unpack(v)[0]) - 1
+        if n <= 0:
+            self.raw.delete(k, db=refs)
+            self.raw.delete(k, db=self._dbs["chunks"])
+            return 0
+        self.raw.put(k, _Q.pack(n), db=refs)
+        return n
+
+    def put_request(self, vault: str, actor: str, request_id: str, record: bytes) -> None:
+        self.raw.put(K.request_key(vault, actor, request_id), record, db=self._dbs["requests"])
+
+    def delete_requests(self, vault: str) -> int:
+        prefix = K.vault_prefix(vault)
+        n = 0
+        with self.raw.cursor(db=self._dbs["requests"]) as c:
+            if c.set_range(prefix):
+                while bytes(c.key()).startswith(prefix):
+                    if not c.delete():
+                        break
+                    n += 1
+                    if not c.key():
+                        break
+        return n
+
+    def put_pending(self, deposit_key: bytes, record: bytes) -> None:
+        self.raw.put(deposit_key, record, db=self._dbs["pending"])
+
+    def delete_pending(self, deposit_key: bytes) -> bool:
+        return bool(self.raw.delete(deposit_key, db=self._dbs["pending"]))
+
+    def journal(self, leaf: bytes) -> None:
+        self.leaves.append(bytes(leaf))
+
+
+def _split_head(v: bytes) -> tuple[str, bytes]:
+    (n,) = _H.unpack_from(v)
+    return v[2 : 2 + n].decode("utf-8"), v[2 + n :]
+
+
+class LmdbStore:
+    """The LMDB implementation of ``vaultd.store.interface.Store``."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        map_size: int = 1 << 34,
+        max_map_size: int | None = None,
+        max_batch_units: int = 512,
+        max_batch_bytes: int = 64 << 20,
+        journal: Journal | None = None,
+        after_commit: Callable[[list[Committed[Any]]], None] | None = None,
+        extra_dbs: int = 16,
+    ) -> None:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = path
+        self._max_map_size = max(map_size, max_map_size or map_size)
+        self.env = lmdb.open(
+            str(path),
+            map_size=map_size,
+            max_dbs=len(DB_NAMES) + extra_dbs,
+            subdir=True,
+            sync=True,
+            metasync=True,
+            writemap=False,
+            map_async=False,
+            readahead=False,
+            meminit=False,
+            max_readers=1024,
+            lock=True,
+        )
+        os.chmod(path / "data.mdb", 0o600)
+        os.chmod(path / "lock.mdb", 0o600)
+        self._dbs = {n: self.env.open_db(n.encode()) for n in DB_NAMES}
+        self._gate = _Gate()
+        self._open = True
+        self._writer = Writer(
+            self.env,
+            lambda txn: _WriteTxn(txn, self._dbs),
+            grow=self._grow if self._max_map_size > map_size else None,
+            journal=journal,
+            after_commit=after_commit,
+            max_batch_units=max_batch_units,
+            max_batch_bytes=max_batch_bytes,
+        )
+
+    # --- the Store interface -------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[_ReadTxn]:
+        if not self._open:
+            raise Unavailable("the store is closed")
+        self._gate.acquire_shared()
+        try:
+            with self.env.begin(write=False, buffers=True) as txn:
+                yield _ReadTxn(txn, self._dbs)
+        finally:
+            self._gate.release_shared()
+
+    def submit(self, unit: Callable[[Any], T], size_hint: int = 0) -> Future[Committed[T]]:
+        if not self._open:
+            raise Unavailable("the store is closed")
+        return self._writer.submit(unit, size_hint)
+
+    def write(self, unit: Callable[[Any], T], size_hint: int = 0) -> Committed[T]:
+        return self.submit(unit, size_hint).result()
+
+    def stats(self) -> StoreStats:
+        info = self.env.info()
+        st = self.env.stat()
+        used = (info["last_pgno"] + 1) * st["psize"]
+        return StoreStats(
+            map_size=int(info["map_size"]),
+            used_bytes=int(used),
+            batches=self._writer.batches,
+            units=self._writer.units,
+        )
+
+    def is_open(self) -> bool:
+        return self._open and self._writer.alive()
+
+    def close(self) -> None:
+        if not self._open:
+            return
+        self._writer.stop()
+        self._open = False
+        self.env.close()
+
+    # --- extras for other layers ----------------------------------------------------------------
+
+    def open_db(self, name: str) -> Any:
+        """Open (creating) a named database for another layer, e.g. the journal. Call at start-up."""
+        if name in DB_NAMES:
+            raise ValueError(f"database {name!r} belongs to the store")
+        return self.env.open_db(name.encode())
+
+    def _grow(self) -> bool:
+        """Called on the writer thread with no write txn open: double the map up to the maximum."""
+        current = int(self.env.info()["map_size"])
+        if current >= self._max_map_size:
+            return False
+        new = min(current * 2, self._max_map_size)
+        with self._gate.exclusive():
+            self.env.set_mapsize(new)
+        return True
+
+
+def open_store(path: Path, **kw: Any) -> LmdbStore:
+    try:
+        return LmdbStore(path, **kw)
+    except lmdb.MapFullError as e:  # pragma: no cover - opening never needs space
+        raise ResourceExhausted(f"the store at {path} is full: {e}") from None

@@ -1,0 +1,206 @@
+"""The single writer: one thread owns every LMDB write transaction and commits in groups.
+
+Units of work ``fn(txn) -> result`` queue up from any thread. The writer takes as many as are waiting
+(up to a count and a byte budget), runs each in a nested transaction of one write transaction (a unit
+that raises drops only its own changes), appends the journal leaves each successful unit asked for in
+that same transaction, commits once (one fsync), then calls ``after_commit`` (where the journal signs
+one tree head for the batch) and only then resolves the futures. A deposit is thus acknowledged only
+once durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import lmdb
+
+from vaultd.errors import ResourceExhausted, Unavailable
+from vaultd.store.interface import Committed
+
+__all__ = ["Writer", "Journal"]
+
+log = logging.getLogger(__name__)
+
+
+class Journal(Protocol):
+    def append(self, txn: Any, leaf: bytes) -> int:
+        """Append a leaf in the writer's transaction; return its index."""
+
+
+@dataclass
+class _Item:
+    unit: Callable[[Any], Any]
+    future: Future[Committed[Any]]
+    size: int
+
+
+_STOP = object()
+
+
+class Writer:
+    def __init__(
+        self,
+        env: lmdb.Environment,
+        make_txn: Callable[[lmdb.Transaction], Any],
+        *,
+        grow: Callable[[], bool] | None,
+        journal: Journal | None,
+        after_commit: Callable[[list[Committed[Any]]], None] | None,
+        max_batch_units: int,
+        max_batch_bytes: int,
+    ) -> None:
+        self._env = env
+        self._make_txn = make_txn
+        self._grow = grow
+        self._journal = journal
+        self._after_commit = after_commit
+        self._max_units = max_batch_units
+        self._max_bytes = max_batch_bytes
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._carry: list[_Item] = []
+        self.batches = 0
+        self.units = 0
+        self.last_batch_units = 0
+        self.last_commit_seconds = 0.0
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="vaultd-store-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, unit: Callable[[Any], Any], size: int = 0) -> Future[Committed[Any]]:
+        if self._stopping:
+            raise Unavailable("the store is shutting down")
+        f: Future[Committed[Any]] = Future()
+        f.set_running_or_notify_cancel()
+        self._q.put(_Item(unit, f, size))
+        return f
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._q.put(_STOP)
+        self._thread.join()
+
+    # --- the writer thread ---------------------------------------------------------------------
+
+    def _take_batch(self) -> tuple[list[_Item], bool]:
+        batch: list[_Item] = self._carry
+        self._carry = []
+        stop = False
+        if not batch:
+            first = self._q.get()
+            if first is _STOP:
+                return [], True
+            batch.append(first)
+        size = sum(i.size for i in batch)
+        while len(batch) < self._max_units and size < self._max_bytes:
+            try:
+                nxt = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is _STOP:
+                stop = True
+                break
+            batch.append(nxt)
+            size += nxt.size
+        return batch, stop
+
+    def _run(self) -> None:
+        while True:
+            batch, stop = self._take_batch()
+            if batch:
+                try:
+                    self._commit(batch)
+                except BaseException as e:  # never leave a caller waiting forever
+                    log.exception("store writer failed a batch")
+                    for it in batch:
+                        if not it.future.done():
+                            it.future.set_exception(
+                                e if isinstance(e, Exception) else Unavailable("store writer stopped")
+                            )
+            if stop:
+                # drain what is left: fail it cleanly
+                while True:
+                    try:
+                        it = self._q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(it, _Item):
+                        it.future.set_exception(Unavailable("the store is shutting down"))
+                for it in self._carry:
+                    it.future.set_exception(Unavailable("the store is shutting down"))
+                return
+
+    def _commit(self, batch: list[_Item]) -> None:
+        t0 = time.perf_counter()
+        ok: list[tuple[_Item, Committed[Any]]] = []
+        failed: list[tuple[_Item, BaseException]] = []
+        map_full: list[_Item] = []
+        txn = self._env.begin(write=True)
+        try:
+            for it in batch:
+                child = self._env.begin(write=True, parent=txn)
+                view = self._make_txn(child)
+                try:
+                    value = it.unit(view)
+                    leaves = list(getattr(view, "leaves", []))
+                    idx: list[int] = []
+                    if self._journal is not None:
+                        for leaf in leaves:
+                            idx.append(self._journal.append(child, leaf))
+                    child.commit()
+                    ok.append((it, Committed(value, leaves, idx)))
+                except lmdb.MapFullError:
+                    child.abort()
+                    map_full.append(it)
+                except Exception as e:
+                    child.abort()
+                    failed.append((it, e))
+            txn.commit()
+        except lmdb.MapFullError:
+            txn.abort()
+            map_full.extend(it for it, _ in ok)
+            ok = []
+        except BaseException:
+            txn.abort()
+            raise
+        self.last_commit_seconds = time.perf_counter() - t0
+        if ok:
+            self.batches += 1
+            self.units += len(ok)
+            self.last_batch_units = len(ok)
+            if self._after_commit is not None:
+                try:
+                    self._after_commit([c for _, c in ok])
+                except Exception:  # the data is durable; evidence may be missing, never the ack
+                    log.exception("after_commit hook failed")
+        for it, c in ok:
+            it.future.set_result(c)
+        for it, e in failed:
+            it.future.set_exception(e)
+        if map_full:
+            grown = False
+            if self._grow is not None:
+                try:
+                    grown = self._grow()
+                except Exception:
+                    log.exception("growing the map failed")
+            for it in map_full:
+                if grown:  # the map at most doubles up to its maximum, so this ends
+                    self._carry.append(it)
+                else:
+                    it.future.set_exception(
+                        ResourceExhausted(
+                            "the storage map is full: no more deposits can be stored; reads still work. "
+                            "Raise the map size (store.map_size / store.max_map_size) or free space by "
+                            "destroying objects"
+                        )
+                    )
