@@ -1,0 +1,169 @@
+"""RED metrics for every gRPC method, recorded by one server interceptor.
+
+``MetricsInterceptor(metrics)`` wraps the handler of each call, whatever its kind (unary or
+streaming on either side), and records into a :class:`vaultd.metrics.Metrics`:
+
+- ``vaultd_grpc_server_started_total`` and ``vaultd_grpc_server_handled_total`` (with
+  ``grpc_code``), ``vaultd_grpc_server_handling_seconds`` (until the last response message or the
+  status), ``vaultd_grpc_server_in_flight``;
+- request and response messages, and their serialized bytes (counted in the (de)serializers, so
+  they are the exact protobuf bytes on the wire, before HTTP/2 framing and compression).
+
+The status code is the one the handler set (``context.set_code`` / ``context.abort``); an
+exception that set none counts as ``UNKNOWN`` (as gRPC itself reports it), and a call whose client
+went away counts as ``CANCELLED``. Put this interceptor first in the server's list, so that it is
+outermost and sees the codes the error-mapping interceptor sets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from vaultd.metrics import Metrics
+
+__all__ = ["MetricsInterceptor", "split_method"]
+
+
+def split_method(full_method: str) -> tuple[str, str]:
+    """``/vaultd.v1.Vault/Deposit`` -> ``("vaultd.v1.Vault", "Deposit")``."""
+    service, _, method = full_method.lstrip("/").rpartition("/")
+    return (service or "unknown"), (method or "unknown")
+
+
+def _rpc_type(handler: grpc.RpcMethodHandler) -> str:
+    if handler.request_streaming and handler.response_streaming:
+        return "bidi_stream"
+    if handler.request_streaming:
+        return "client_stream"
+    if handler.response_streaming:
+        return "server_stream"
+    return "unary"
+
+
+class _Call:
+    """The bookkeeping of one RPC: started once, finished exactly once."""
+
+    __slots__ = ("_m", "_labels", "_short", "_start", "_done")
+
+    def __init__(self, metrics: Metrics, service: str, method: str, rpc_type: str) -> None:
+        self._m = metrics
+        self._labels = (service, method, rpc_type)
+        self._short = (service, method)
+        self._done = False
+        metrics.grpc_started.labels(*self._labels).inc()
+        metrics.grpc_in_flight.labels(*self._short).inc()
+        self._start = time.perf_counter()
+
+    def finish(self, code: grpc.StatusCode | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        elapsed = time.perf_counter() - self._start
+        m = self._m
+        m.grpc_in_flight.labels(*self._short).dec()
+        m.grpc_seconds.labels(*self._labels).observe(elapsed)
+        name = (code or grpc.StatusCode.OK).name
+        m.grpc_handled.labels(*self._labels, name).inc()
+
+
+def _code_after(context: grpc.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
+    """The status the call ends with, as the client will see it."""
+    code = None
+    try:
+        code = context.code()
+    except (AttributeError, NotImplementedError):  # an old or foreign context
+        pass
+    if code is not None and code != grpc.StatusCode.OK:
+        return code
+    if exc is not None:
+        if isinstance(exc, grpc.RpcError) or isinstance(exc, GeneratorExit) \
+                or not context.is_active():
+            return grpc.StatusCode.CANCELLED
+        return grpc.StatusCode.UNKNOWN
+    if not context.is_active():  # the handler ended because the client went away
+        return grpc.StatusCode.CANCELLED
+    return code or grpc.StatusCode.OK
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """A server interceptor recording RED metrics of every method into ``metrics``."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
+            return None
+        service, method = split_method(handler_call_details.method)
+        rpc_type = _rpc_type(handler)
+        m = self._m
+        labels = (service, method, rpc_type)
+        msg_in = m.grpc_msg_received.labels(*labels)
+        msg_out = m.grpc_msg_sent.labels(*labels)
+        bytes_in = m.grpc_bytes_received.labels(service, method)
+        bytes_out = m.grpc_bytes_sent.labels(service, method)
+
+        deserialize = handler.request_deserializer
+        serialize = handler.response_serializer
+
+        def request_deserializer(raw: bytes) -> Any:
+            bytes_in.inc(len(raw))
+            msg_in.inc()
+            return deserialize(raw) if deserialize is not None else raw
+
+        def response_serializer(message: Any) -> bytes:
+            raw = serialize(message) if serialize is not None else message
+            bytes_out.inc(len(raw))
+            msg_out.inc()
+            return raw  # type: ignore[no-any-return]
+
+        def unary_response(behavior: Callable[..., Any]) -> Callable[..., Any]:
+            def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+                call = _Call(m, service, method, rpc_type)
+                try:
+                    response = behavior(request, context)
+                except BaseException as exc:
+                    call.finish(_code_after(context, exc))
+                    raise
+                call.finish(_code_after(context, None))
+                return response
+
+            return wrapped
+
+        def stream_response(behavior: Callable[..., Any]) -> Callable[..., Any]:
+            def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                call = _Call(m, service, method, rpc_type)
+                exc: BaseException | None = None
+                try:
+                    yield from behavior(request, context)
+                except BaseException as e:
+                    exc = e
+                    raise
+                finally:
+                    call.finish(_code_after(context, exc))
+
+            return wrapped
+
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                unary_response(handler.unary_unary), request_deserializer, response_serializer)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                stream_response(handler.unary_stream), request_deserializer, response_serializer)
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                unary_response(handler.stream_unary), request_deserializer, response_serializer)
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                stream_response(handler.stream_stream), request_deserializer,
+                response_serializer)
+        return handler
