@@ -1,0 +1,136 @@
+"""Authentication: who is calling, from the client certificate (mutual TLS) or a session token.
+
+The client certificate's subject common name names the caller:
+
+- ``svc-NAME`` -> ``Identity("service", NAME)`` (a city service),
+- ``op-NAME``  -> ``Identity("operator", NAME)`` (an operator).
+
+The server trusts only certificates issued by the configured client CA, so the name is as good as
+that CA. Authorization (what the identity may do) is the core's policy, not this module's.
+
+Session tokens (kiosks, where a citizen logs in with a smart card) arrive in the
+``authorization: Bearer <token>`` metadata. They are resolved by a ``TokenAuthenticator`` given to
+the interceptor; it receives the token and the TLS identity of the caller (a token is bound to the
+kiosk that obtained it) and returns the citizen's identity or raises ``Unauthenticated``. Without
+an authenticator every token is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import grpc
+
+from vaultd.errors import Unauthenticated
+from vaultd.transport.calls import Behavior, CallContext, call_context, iterate, wrap_handler
+from vaultd.transport.status import status_for
+from vaultd.types import Identity
+
+__all__ = [
+    "TokenAuthenticator",
+    "AuthInterceptor",
+    "identity_from_common_name",
+    "peer_identity",
+    "identity_of",
+    "PROTECTED_PREFIX",
+]
+
+# Calls under this prefix need an identity; health checks and reflection do not.
+PROTECTED_PREFIX = "/vaultd."
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_PREFIXES = {"svc-": "service", "op-": "operator"}
+_MAX_TOKEN = 4096
+
+
+class TokenAuthenticator(Protocol):
+    def authenticate(self, token: str, peer: Identity | None) -> Identity:
+        """The identity a session token stands for, or raise Unauthenticated."""
+        ...
+
+
+def identity_from_common_name(cn: str) -> Identity:
+    for prefix, kind in _PREFIXES.items():
+        if cn.startswith(prefix):
+            name = cn[len(prefix):]
+            if _NAME.fullmatch(name):
+                return Identity(kind, name)
+            break
+    raise Unauthenticated(
+        f"client certificate common name {cn[:80]!r} names no identity: "
+        "expected svc-NAME (a service) or op-NAME (an operator)"
+    )
+
+
+def peer_identity(ctx: Any) -> Identity | None:
+    """The identity of the peer's verified client certificate, None when it sent none."""
+    auth = ctx.auth_context() or {}
+    cns = auth.get("x509_common_name") or []
+    if not cns:
+        return None
+    return identity_from_common_name(cns[0].decode("utf-8", "replace"))
+
+
+def _bearer_token(ctx: Any) -> str | None:
+    for key, value in ctx.invocation_metadata() or ():
+        if key == "authorization":
+            if isinstance(value, bytes):
+                value = value.decode("ascii", "replace")
+            if not value.startswith("Bearer ") or len(value) > _MAX_TOKEN:
+                raise Unauthenticated("malformed authorization metadata: expected 'Bearer <token>'")
+            return value[len("Bearer "):]
+    return None
+
+
+def identity_of(ctx: Any) -> Identity:
+    """The identity the auth interceptor established for this call."""
+    if isinstance(ctx, CallContext) and ctx.call.identity is not None:
+        return ctx.call.identity
+    raise Unauthenticated("this call carries no authenticated identity")
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Establishes the caller's identity before any vaultd method runs; UNAUTHENTICATED otherwise."""
+
+    def __init__(self, tokens: TokenAuthenticator | None = None) -> None:
+        self._tokens = tokens
+
+    def authenticate(self, ctx: Any) -> Identity:
+        peer = peer_identity(ctx)
+        token = _bearer_token(ctx)
+        if token is not None:
+            if self._tokens is None:
+                raise Unauthenticated("session tokens are not accepted by this server")
+            return self._tokens.authenticate(token, peer)
+        if peer is None:
+            raise Unauthenticated("no client certificate: this server requires mutual TLS")
+        return peer
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        handler = continuation(handler_call_details)
+        if not method.startswith(PROTECTED_PREFIX):
+            return handler
+
+        def wrap(behavior: Behavior, streaming: bool) -> Behavior:
+            def checked(request: Any, ctx: Any) -> Any:
+                ctx = call_context(ctx, method)
+                try:
+                    ctx.call.identity = self.authenticate(ctx)
+                except Unauthenticated as e:
+                    ctx.abort(status_for(e), str(e))
+                return behavior(request, ctx)
+
+            if not streaming:
+                return checked
+
+            def checked_stream(request: Any, ctx: Any) -> Any:
+                yield from iterate(checked(request, ctx))
+
+            return checked_stream
+
+        return wrap_handler(handler, wrap)

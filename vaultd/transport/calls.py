@@ -1,0 +1,81 @@
+"""What the interceptors and servicers share about one call, and the handler-wrapping they all use.
+
+gRPC's server interceptors see only the method name; to act on a call (its peer, its auth context,
+its outcome) an interceptor wraps the method handler's behaviour. ``wrap_handler`` does that for the
+four RPC kinds. The outermost wrapper hands a ``CallContext`` down: it behaves as the real servicer
+context and carries a ``CallInfo`` (identity, vault) that inner layers fill and outer layers read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from vaultd.types import Identity
+
+__all__ = ["CallInfo", "CallContext", "call_context", "wrap_handler", "Behavior"]
+
+Behavior = Callable[[Any, Any], Any]
+
+
+@dataclass(slots=True)
+class CallInfo:
+    method: str
+    identity: Identity | None = None
+    vault: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class CallContext:
+    """A servicer context that also carries the call's ``CallInfo``; everything else is delegated."""
+
+    __slots__ = ("_ctx", "call")
+
+    def __init__(self, ctx: grpc.ServicerContext, method: str) -> None:
+        self._ctx = ctx
+        self.call = CallInfo(method=method)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+    @property
+    def raw(self) -> grpc.ServicerContext:
+        return self._ctx
+
+
+def call_context(ctx: Any, method: str) -> CallContext:
+    """``ctx`` itself when it is already a CallContext, else a new one around it."""
+    return ctx if isinstance(ctx, CallContext) else CallContext(ctx, method)
+
+
+def wrap_handler(
+    handler: grpc.RpcMethodHandler | None,
+    wrap: Callable[[Behavior, bool], Behavior],
+) -> grpc.RpcMethodHandler | None:
+    """A handler like ``handler`` whose behaviour is ``wrap(behaviour, response_streaming)``."""
+    if handler is None:
+        return None
+    des, ser = handler.request_deserializer, handler.response_serializer
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary, False), des, ser)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream, True), des, ser)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary, False), des, ser)
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream, True), des, ser)
+    return handler
+
+
+def iterate(gen: Iterator[Any]) -> Iterator[Any]:
+    """``yield from gen``, closing it however the consumer stops."""
+    try:
+        yield from gen
+    finally:
+        close = getattr(gen, "close", None)
+        if close is not None:
+            close()

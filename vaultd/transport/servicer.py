@@ -1,0 +1,255 @@
+"""The VaultService servicer: protobuf in, one call to the core (``Vaults``), protobuf out.
+
+Authentication happened in the interceptor (``identity_of``); authorization, validation and every
+rule of the vault are the core's. What stays here is what only the transport can know: that the
+first Deposit message is a header and the others data of at most 1 MiB, that the client is still
+there and within its deadline, and how large a response may be.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
+
+import grpc
+
+from vaultd import types as t
+from vaultd.errors import Cancelled, DeadlineExceeded, InvalidArgument, VaultError
+from vaultd.transport import convert
+from vaultd.transport.auth import identity_of
+from vaultd.transport.calls import CallContext
+from vaultd.transport.status import status_for
+from vaultd.v1 import vault_pb2 as pb
+from vaultd.v1 import vault_pb2_grpc as pb_grpc
+
+__all__ = ["VaultServicer", "MAX_PIECE", "MAX_PAGE_SIZE", "DEFAULT_PAGE_SIZE", "VaultsAPI"]
+
+log = logging.getLogger("vaultd.transport")
+
+MAX_PIECE = 1 << 20  # bytes of data per Deposit or Read message
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class VaultsAPI(Protocol):
+    """What the servicer needs of ``vaultd.core.vaults.Vaults``."""
+
+    def create_vault(self, actor: t.Identity, vault: str) -> t.VaultInfo: ...
+    def deposit(self, actor: t.Identity, header: t.DepositHeader, data: Any) -> t.Receipt: ...
+    def read(self, actor: t.Identity, vault: str, name: str, version: int | None = ...,
+             offset: int = ..., length: int | None = ...) -> tuple[t.ObjectStat, Iterator[bytes]]: ...
+    def stat(self, actor: t.Identity, vault: str, name: str, version: int | None = ...) -> t.ObjectStat: ...
+    def list(self, actor: t.Identity, vault: str, prefix: str = ..., page_size: int = ...,
+             page_token: str = ..., versions: bool = ...) -> tuple[list[t.ObjectStat], str]: ...
+    def count(self, actor: t.Identity, vault: str, prefix: str = ...) -> int: ...
+    def destroy(self, actor: t.Identity, vault: str, name: str, version: int | None = ...) -> t.DestroyReceipt: ...
+    def check(self, actor: t.Identity, vault: str, name: str | None = ..., version: int | None = ...) -> t.CheckReport: ...
+    def set_retention(self, actor: t.Identity, vault: str, name: str, retain_until: int,
+                      version: int | None = ...) -> t.ObjectStat: ...
+    def set_legal_hold(self, actor: t.Identity, vault: str, name: str, hold: bool,
+                       version: int | None = ...) -> t.ObjectStat: ...
+    def rotate_keys(self, actor: t.Identity) -> int: ...
+    def destroy_vault(self, actor: t.Identity, vault: str) -> Any: ...
+    def ready(self) -> bool: ...
+
+
+def _abort(ctx: Any, e: BaseException) -> None:
+    if isinstance(e, VaultError):
+        ctx.abort(status_for(e), str(e) or type(e).__name__)
+    log.exception("internal error in %s", getattr(getattr(ctx, "call", None), "method", "?"))
+    ctx.abort(grpc.StatusCode.INTERNAL, "internal error; the server log has the details")
+
+
+def unary(fn: F) -> F:
+    """Maps vaultd errors to status codes; anything else is INTERNAL (and logged, not sent)."""
+
+    @functools.wraps(fn)
+    def run(self: Any, request: Any, ctx: Any) -> Any:
+        try:
+            return fn(self, request, ctx)
+        except Exception as e:
+            if _is_abort(e):
+                raise
+            _abort(ctx, e)
+
+    return run  # type: ignore[return-value]
+
+
+def streaming(fn: F) -> F:
+    @functools.wraps(fn)
+    def run(self: Any, request: Any, ctx: Any) -> Any:
+        gen = fn(self, request, ctx)
+        try:
+            yield from gen
+        except Exception as e:
+            if _is_abort(e):
+                raise
+            _abort(ctx, e)
+        finally:
+            gen.close()
+
+    return run  # type: ignore[return-value]
+
+
+def _is_abort(e: BaseException) -> bool:
+    # ServicerContext.abort raises a bare Exception after setting the status.
+    return type(e) is Exception and not e.args
+
+
+def _optional(m: Any, field: str) -> Any:
+    return getattr(m, field) if m.HasField(field) else None
+
+
+def _note_vault(ctx: Any, vault: str) -> None:
+    if isinstance(ctx, CallContext):
+        ctx.call.vault = vault[:128]
+
+
+def _still_there(ctx: Any, what: str) -> None:
+    remaining = ctx.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise DeadlineExceeded(f"the deadline passed during the {what}; nothing was kept")
+    if not ctx.is_active():
+        raise Cancelled(f"the client went away during the {what}; nothing was kept")
+
+
+class VaultServicer(pb_grpc.VaultServiceServicer):
+    def __init__(self, vaults: VaultsAPI, *, max_response_bytes: int = 4 << 20) -> None:
+        self._vaults = vaults
+        self._max_response = max_response_bytes
+
+    @unary
+    def CreateVault(self, request: pb.CreateVaultRequest, ctx: Any) -> pb.VaultInfo:
+        _note_vault(ctx, request.vault)
+        return convert.vault_info_to_pb(self._vaults.create_vault(identity_of(ctx), request.vault))
+
+    @unary
+    def Deposit(self, request_iterator: Iterator[pb.DepositRequest], ctx: Any) -> pb.Receipt:
+        actor = identity_of(ctx)
+        messages = iter(request_iterator)
+        try:
+            first = next(messages, None)
+        except grpc.RpcError:
+            raise Cancelled("the client went away before the deposit header; nothing was kept") from None
+        if first is None or first.WhichOneof("payload") != "header":
+            raise InvalidArgument("the first Deposit message must carry the header (vault, name, ...)")
+        header = convert.header_from_pb(first.header)
+        _note_vault(ctx, header.vault)
+        expected_size = _optional(first.header, "expected_size")
+
+        def pieces() -> Iterator[bytes]:
+            total = 0
+            while True:
+                try:
+                    msg = next(messages)
+                except StopIteration:
+                    break
+                except grpc.RpcError:
+                    raise Cancelled("the deposit stream broke before its end; nothing was kept") from None
+                _still_there(ctx, "deposit")
+                if msg.WhichOneof("payload") != "data":
+                    raise InvalidArgument("only the first Deposit message may carry a header")
+                piece = msg.data
+                if len(piece) > MAX_PIECE:
+                    raise InvalidArgument(
+                        f"a Deposit data message holds {len(piece)} bytes; at most {MAX_PIECE} are allowed"
+                    )
+                total += len(piece)
+                if expected_size is not None and total > expected_size:
+                    raise InvalidArgument(
+                        f"the deposit sent more than the {expected_size} bytes its header announced; "
+                        "nothing was kept"
+                    )
+                yield piece
+            if expected_size is not None and total != expected_size:
+                raise InvalidArgument(
+                    f"the deposit stream ended after {total} of the {expected_size} bytes its header "
+                    "announced (truncated); nothing was kept"
+                )
+            _still_there(ctx, "deposit")
+
+        return convert.receipt_to_pb(self._vaults.deposit(actor, header, pieces()))
+
+    @streaming
+    def Read(self, request: pb.ReadRequest, ctx: Any) -> Iterator[pb.ReadResponse]:
+        _note_vault(ctx, request.vault)
+        stat, data = self._vaults.read(
+            identity_of(ctx), request.vault, request.name, _optional(request, "version"),
+            request.offset, _optional(request, "length"),
+        )
+        try:
+            yield pb.ReadResponse(stat=convert.stat_to_pb(stat))
+            for piece in data:
+                for i in range(0, len(piece), MAX_PIECE):
+                    if not ctx.is_active():
+                        return
+                    yield pb.ReadResponse(data=bytes(piece[i:i + MAX_PIECE]))
+        finally:
+            close = getattr(data, "close", None)
+            if close is not None:
+                close()
+
+    @unary
+    def Stat(self, request: pb.StatRequest, ctx: Any) -> pb.ObjectStat:
+        _note_vault(ctx, request.vault)
+        return convert.stat_to_pb(self._vaults.stat(
+            identity_of(ctx), request.vault, request.name, _optional(request, "version")))
+
+    @unary
+    def List(self, request: pb.ListRequest, ctx: Any) -> pb.ListResponse:
+        _note_vault(ctx, request.vault)
+        actor = identity_of(ctx)
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        size = min(size, MAX_PAGE_SIZE)
+        while True:
+            stats, token = self._vaults.list(
+                actor, request.vault, request.prefix, size, request.page_token, request.versions)
+            resp = pb.ListResponse(objects=[convert.stat_to_pb(s) for s in stats], next_page_token=token)
+            # Large metadata can make a full page exceed the response bound: ask for fewer.
+            if resp.ByteSize() <= self._max_response or size == 1:
+                return resp
+            size = max(1, size // 2)
+
+    @unary
+    def Count(self, request: pb.CountRequest, ctx: Any) -> pb.CountResponse:
+        _note_vault(ctx, request.vault)
+        return pb.CountResponse(count=self._vaults.count(identity_of(ctx), request.vault, request.prefix))
+
+    @unary
+    def Destroy(self, request: pb.DestroyRequest, ctx: Any) -> pb.DestroyReceipt:
+        _note_vault(ctx, request.vault)
+        return convert.destroy_receipt_to_pb(self._vaults.destroy(
+            identity_of(ctx), request.vault, request.name, _optional(request, "version")))
+
+    @unary
+    def Check(self, request: pb.CheckRequest, ctx: Any) -> pb.CheckReport:
+        _note_vault(ctx, request.vault)
+        return convert.report_to_pb(self._vaults.check(
+            identity_of(ctx), request.vault, _optional(request, "name"), _optional(request, "version")))
+
+    @unary
+    def SetRetention(self, request: pb.SetRetentionRequest, ctx: Any) -> pb.ObjectStat:
+        _note_vault(ctx, request.vault)
+        return convert.stat_to_pb(self._vaults.set_retention(
+            identity_of(ctx), request.vault, request.name, request.retain_until,
+            _optional(request, "version")))
+
+    @unary
+    def SetLegalHold(self, request: pb.SetLegalHoldRequest, ctx: Any) -> pb.ObjectStat:
+        _note_vault(ctx, request.vault)
+        return convert.stat_to_pb(self._vaults.set_legal_hold(
+            identity_of(ctx), request.vault, request.name, request.hold, _optional(request, "version")))
+
+    @unary
+    def RotateKeys(self, request: pb.RotateKeysRequest, ctx: Any) -> pb.RotateKeysResponse:
+        return pb.RotateKeysResponse(key_version=self._vaults.rotate_keys(identity_of(ctx)))
+
+    @unary
+    def DestroyVault(self, request: pb.DestroyVaultRequest, ctx: Any) -> pb.DestroyVaultResponse:
+        _note_vault(ctx, request.vault)
+        self._vaults.destroy_vault(identity_of(ctx), request.vault)
+        return pb.DestroyVaultResponse()
