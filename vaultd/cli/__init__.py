@@ -1,0 +1,1 @@
+"""Command-line entry points: ``vaultd`` (the daemon) and ``vaultctl`` (the operator's client)."""

@@ -1,0 +1,219 @@
+"""``vaultd serve``: the vault daemon, the composition root of the server side.
+
+It reads the configuration (defaults < ``--config`` TOML < ``VAULTD_*`` environment < flags),
+opens the store and the keys, and serves the gRPC API over mutual TLS with health, reflection and,
+on their own port, Prometheus metrics. SIGTERM or SIGINT stops it gracefully: health turns
+NOT_SERVING, new calls are refused, calls in flight get the grace period to finish (an unfinished
+deposit is cancelled and stores nothing), then the store is closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from vaultd.config import DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN, Config, load_config
+from vaultd.errors import VaultError
+
+__all__ = ["Daemon", "main", "build_parser"]
+
+log = logging.getLogger("vaultd.daemon")
+
+
+def _open_key_provider(cfg: Config) -> Any:
+    if cfg.key_provider == "pkcs11":
+        from vaultd.keys.hsm import Pkcs11KeyProvider
+
+        pin = os.environ.get(cfg.pkcs11_pin_env)
+        if not pin:
+            raise VaultError(f"the pkcs11 key provider needs the token PIN in ${cfg.pkcs11_pin_env}")
+        return Pkcs11KeyProvider(cfg.pkcs11_module, cfg.pkcs11_token, pin)
+    from vaultd.keys.file import FileKeyProvider
+
+    assert cfg.keyring is not None
+    return FileKeyProvider(cfg.keyring, os.environ.get(cfg.keyring_passphrase_env) or None)
+
+
+def _call_with_known(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` with the keyword arguments its signature accepts (optional wiring)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return fn(*args, **kwargs)
+    return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
+
+
+class Daemon:
+    """The running daemon: store, keys, gRPC server, metrics endpoint. ``start`` then ``stop``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config.resolved()
+        self.vaults: Any = None
+        self.server: Any = None
+        self.metrics: Any = None
+        self._metrics_server: Any = None
+        self._stopped = threading.Event()
+
+    @property
+    def address(self) -> str:
+        return str(self.server.address)
+
+    def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.dev:
+            from vaultd.pki import ensure_dev_pki, ensure_dev_policy
+
+            ensure_dev_pki(cfg.data_dir)
+            ensure_dev_policy(cfg.data_dir)
+        cfg.validate()
+        from vaultd.core.policy import Policy
+        from vaultd.core.vaults import open_vaults
+        from vaultd.metrics import Metrics, start_metrics_server
+        from vaultd.transport.server import ServerLimits, TLSConfig, VaultServer
+
+        assert cfg.policy is not None and cfg.tls_cert and cfg.tls_key and cfg.client_ca
+        policy = Policy.from_file(cfg.policy)
+        self.metrics = Metrics()
+        keys = _open_key_provider(cfg)
+        self.vaults = _call_with_known(
+            open_vaults, cfg.data_dir, policy=policy, key_provider=keys, map_size=cfg.map_size,
+            max_object_size=cfg.max_object_size, metrics=self.metrics,
+        )
+        try:
+            self.server = VaultServer(
+                self.vaults,
+                listen=cfg.listen,
+                tls=TLSConfig(cfg.tls_cert, cfg.tls_key, cfg.client_ca, cfg.require_client_cert),
+                limits=ServerLimits(workers=cfg.workers, max_concurrent_streams=cfg.max_concurrent_streams),
+                metrics=self.metrics,
+            )
+            if cfg.metrics_listen:
+                self._metrics_server = start_metrics_server(self.metrics, cfg.metrics_listen)
+            self.server.start()
+        except BaseException:
+            self.vaults.close()
+            raise
+        log.info("vaultd serving", extra={"listen": self.address, "data_dir": str(cfg.data_dir),
+                                          "metrics": cfg.metrics_listen or None})
+
+    def stop(self, grace: float | None = None) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.config.grace_period if grace is None else grace
+        log.info("vaultd stopping", extra={"grace_seconds": grace})
+        try:
+            if self.server is not None:
+                self.server.stop(grace)
+        finally:
+            if self.vaults is not None:
+                self.vaults.close()
+            if self._metrics_server is not None:
+                self._metrics_server.close()
+        log.info("vaultd stopped")
+
+
+def _help(name: str) -> str:
+    for f in fields(Config):
+        if f.name == name:
+            return str(f.metadata.get("help", ""))
+    return ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vaultd",
+        description="vaultd: a digital vault for documents with legal value.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    s = sub.add_parser(
+        "serve",
+        help="run the vault daemon",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the vault daemon: the gRPC API over mutual TLS, health, reflection and "
+        "Prometheus metrics.",
+        epilog=(
+            "Settings come from, in increasing priority: built-in defaults, the --config TOML file,\n"
+            "VAULTD_* environment variables (VAULTD_LISTEN, VAULTD_DATA_DIR, VAULTD_METRICS_LISTEN,\n"
+            "VAULTD_TLS_CERT, VAULTD_TLS_KEY, VAULTD_CLIENT_CA, VAULTD_POLICY, VAULTD_MAP_SIZE, ...:\n"
+            "VAULTD_ and the setting's name in capitals), then these flags.\n\n"
+            "The keyring passphrase, if the keyring has one, is read from $VAULTD_KEYRING_PASSPHRASE;\n"
+            "a PKCS#11 PIN from $VAULTD_PKCS11_PIN. Secrets are never flags.\n\n"
+            "SIGTERM or SIGINT stops the daemon gracefully: health turns NOT_SERVING, new calls are\n"
+            "refused, calls in flight get the grace period to finish; an unfinished deposit stores\n"
+            "nothing."
+        ),
+    )
+    s.add_argument("--config", type=Path, metavar="FILE",
+                   help="TOML configuration file (top-level keys named like the settings)")
+    s.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help=_help("data_dir") + " (default ./data)")
+    s.add_argument("--listen", metavar="HOST:PORT",
+                   help=f"{_help('listen')} (default {DEFAULT_LISTEN}, loopback only)")
+    s.add_argument("--metrics-listen", metavar="HOST:PORT",
+                   help=f"{_help('metrics_listen')} (default {DEFAULT_METRICS_LISTEN})")
+    s.add_argument("--tls-cert", type=Path, metavar="FILE", help=_help("tls_cert"))
+    s.add_argument("--tls-key", type=Path, metavar="FILE", help=_help("tls_key"))
+    s.add_argument("--client-ca", type=Path, metavar="FILE", help=_help("client_ca"))
+    s.add_argument("--policy", type=Path, metavar="FILE", help=_help("policy"))
+    s.add_argument("--key-provider", choices=["file", "pkcs11"], help=_help("key_provider"))
+    s.add_argument("--map-size", type=int, metavar="BYTES", help=_help("map_size"))
+    s.add_argument("--grace-period", type=float, metavar="SECONDS", help=_help("grace_period"))
+    s.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help=_help("log_level"))
+    s.add_argument("--dev", action="store_true", default=None,
+                   help="development mode: on first run make a CA, server and service certificates "
+                   "(svc-permits, svc-taxation, svc-procurement, op-admin) in <data-dir>/pki, a "
+                   "keyring and a development policy <data-dir>/policy.toml, and use them")
+    return p
+
+
+def serve(cfg: Config) -> int:
+    from vaultd.logs import setup_logging
+
+    setup_logging(cfg.log_level)
+    daemon = Daemon(cfg)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    daemon.start()
+    print(f"vaultd: serving on {daemon.address}", file=sys.stderr, flush=True)
+    while not stop.wait(1.0):
+        pass
+    # A second signal during the stop is ignored: the stop is already bounded by the grace period.
+    daemon.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help()
+        return 1
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    try:
+        cfg = load_config(args.config, overrides=overrides)
+        return serve(cfg)
+    except VaultError as e:
+        print(f"vaultd: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"vaultd: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
