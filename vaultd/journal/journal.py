@@ -1,0 +1,255 @@
+"""The journal: leaves appended in the writer's transaction, one signed checkpoint per group commit,
+evidence (receipts) and proof of delivery.
+
+How the writer uses it::
+
+    index = journal.append(txn, leaf)        # inside the write transaction of the change it records
+    ...commit...
+    note = journal.sign_head()               # after the commit: one checkpoint for the whole batch
+    evidence = journal.receipt("deposit", index)   # leaf + inclusion proof + that checkpoint
+
+Before signing, the journal checks that the new tree head is consistent with the last one it signed
+(a consistency proof from stored hashes, verified by the pure-Python verifier); it refuses to sign
+otherwise. The last signed checkpoint is also kept in a file outside LMDB (written atomically): on open,
+a journal that holds fewer leaves than that checkpoint, or a different root at its size, is refused as
+rolled back or altered.
+
+Proof of delivery: a successful ``read`` leaf by a citizen (the recipient of documents deposited into
+their vault) is indexed as the first read of that object version, once.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lmdb
+
+from vaultd.errors import IntegrityError, InvalidArgument, NotFound
+from vaultd.journal import proofs
+from vaultd.journal.checkpoint import Checkpoint, CheckpointError, open_checkpoint, sign_note
+from vaultd.journal.leaf import Leaf, Op, Outcome
+from vaultd.journal.receipt import make_receipt
+from vaultd.journal.signer import NoteSigner
+from vaultd.journal.tree import MerkleTree
+
+__all__ = ["Journal", "SignedHead", "DB_FIRST_READ"]
+
+DB_FIRST_READ = b"journal.first_read"
+_U64 = struct.Struct(">Q")
+CHECKPOINT_FILE = "checkpoint"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedHead:
+    checkpoint: Checkpoint
+    note: bytes
+
+
+def _object_key(vault: str, name: str, version: int) -> bytes:
+    return vault.encode() + b"\x00" + name.encode() + b"\x00" + _U64.pack(version)
+
+
+class Journal:
+    def __init__(
+        self,
+        env: lmdb.Environment,
+        signer: NoteSigner,
+        *,
+        origin: str | None = None,
+        state_dir: Path | str | None = None,
+        fsync: bool = True,
+    ) -> None:
+        self.env = env
+        self.tree = MerkleTree(env)
+        self.first_read = env.open_db(DB_FIRST_READ)
+        self.signer = signer
+        self.verifier = signer.verifier()
+        self.origin = origin or signer.name
+        self._state = Path(state_dir) if state_dir is not None else None
+        self._fsync = fsync
+        self._lock = threading.Lock()
+        self._head: SignedHead | None = None
+        self._load_head()
+
+    # -- state ------------------------------------------------------------------------------------
+    def _load_head(self) -> None:
+        if self._state is None:
+            return
+        path = self._state / CHECKPOINT_FILE
+        try:
+            note = path.read_bytes()
+        except FileNotFoundError:
+            return
+        try:
+            cp = open_checkpoint(note, self.verifier)
+        except (CheckpointError, InvalidArgument) as e:
+            raise IntegrityError(f"journal: the last signed checkpoint file is not valid: {e}") from None
+        if cp.origin != self.origin:
+            raise IntegrityError(f"journal: the last checkpoint belongs to journal {cp.origin!r}")
+        size = self.tree.size()
+        if size < cp.size:
+            raise IntegrityError(
+                f"journal rolled back: it holds {size} leaves but a checkpoint of size {cp.size} was signed"
+            )
+        root = self.tree.root(cp.size)
+        if root != cp.root:
+            raise IntegrityError(
+                f"journal altered: its root at size {cp.size} differs from the signed checkpoint of that size"
+            )
+        self._head = SignedHead(cp, note)
+
+    def _persist(self, note: bytes) -> None:
+        if self._state is None:
+            return
+        self._state.mkdir(parents=True, exist_ok=True)
+        tmp = self._state / (CHECKPOINT_FILE + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, note)
+            if self._fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self._state / CHECKPOINT_FILE)
+
+    # -- writing (inside the writer's transaction) -------------------------------------------------
+    def append(self, txn: lmdb.Transaction, leaf: Leaf | bytes) -> int:
+        """Append a leaf in the caller's write transaction; return its index."""
+        if isinstance(leaf, Leaf):
+            decoded, raw = leaf, leaf.encode()
+        else:
+            raw, decoded = bytes(leaf), Leaf.decode(leaf)
+        index = self.tree.append(txn, raw)
+        if decoded.operation == Op.READ and decoded.outcome == Outcome.OK and decoded.actor_kind == "citizen":
+            txn.put(_object_key(decoded.vault, decoded.name, decoded.version), _U64.pack(index),
+                    db=self.first_read, overwrite=False)
+        return index
+
+    # -- after the commit ---------------------------------------------------------------------------
+    def sign_head(self) -> SignedHead:
+        """Sign a checkpoint of the current tree (once per group commit), after checking that it is
+        consistent with the last signed one. Returns the latest head if the tree has not grown."""
+        with self._lock:
+            with self.env.begin() as txn:
+                size = self.tree.size(txn)
+                prev = self._head
+                if prev is not None and prev.checkpoint.size == size:
+                    return prev
+                root = self.tree.root(size, txn)
+                if prev is not None:
+                    old = prev.checkpoint
+                    if size < old.size:
+                        raise IntegrityError(
+                            f"journal rolled back: size {size} is smaller than the signed size {old.size}; not signing"
+                        )
+                    proof = self.tree.consistency_proof(old.size, size, txn) if old.size else []
+                    if old.size:
+                        try:
+                            proofs.verify_consistency(old.size, size, proof, old.root, root)
+                        except proofs.ProofError as e:
+                            raise IntegrityError(
+                                f"journal: the tree of size {size} is not consistent with the signed checkpoint "
+                                f"of size {old.size}; not signing ({e})"
+                            ) from None
+            cp = Checkpoint(self.origin, size, root)
+            note = sign_note(cp.body(), self.signer)
+            self._persist(note)
+            self._head = SignedHead(cp, note)
+            return self._head
+
+    def head(self) -> SignedHead:
+        """The latest signed checkpoint (signing one first if none exists yet)."""
+        head = self._head
+        return head if head is not None else self.sign_head()
+
+    # -- evidence -----------------------------------------------------------------------------------
+    def inclusion(self, index: int, size: int) -> list[bytes]:
+        return self.tree.inclusion_proof(index, size)
+
+    def consistency(self, old: int, new: int) -> list[bytes]:
+        return self.tree.consistency_proof(old, new)
+
+    def receipt(self, kind: str, index: int, head: SignedHead | None = None) -> bytes:
+        """Evidence for the leaf at ``index``: the leaf, its inclusion proof and a signed checkpoint that
+        includes it. The proof is checked against the signed root before it is handed out."""
+        head = head or self.head()
+        size = head.checkpoint.size
+        if index >= size:
+            head = self.sign_head()
+            size = head.checkpoint.size
+            if index >= size:
+                raise NotFound(f"journal: no leaf {index}")
+        with self.env.begin() as txn:
+            leaf = self.tree.leaf(index, txn)
+            proof = self.tree.inclusion_proof(index, size, txn)
+        try:
+            proofs.verify_inclusion(index, size, proofs.leaf_hash(leaf), proof, head.checkpoint.root)
+        except proofs.ProofError:
+            raise IntegrityError(
+                f"journal: leaf {index} or the stored hashes on its path were altered: its inclusion proof "
+                f"does not lead to the signed root of size {size}"
+            ) from None
+        return make_receipt(kind, leaf, index, size, proof, head.note)
+
+    def first_read_index(self, vault: str, name: str, version: int) -> int | None:
+        with self.env.begin() as txn:
+            raw = txn.get(_object_key(vault, name, version), db=self.first_read)
+        return None if raw is None else int(_U64.unpack(raw)[0])
+
+    def delivery_receipt(self, vault: str, name: str, version: int) -> bytes | None:
+        """Evidence of the recipient's first read of this version, or None if it was not read yet."""
+        index = self.first_read_index(vault, name, version)
+        return None if index is None else self.receipt("delivery", index)
+
+    def read(self, start: int = 0, *, vault: str | None = None, limit: int = 100,
+             scan_limit: int = 10_000) -> tuple[list[tuple[int, Leaf]], int]:
+        """Leaves from ``start`` (optionally only those of ``vault``), at most ``limit``; returns them and
+        the index to continue from (the journal size when there is nothing more). At most
+        ``scan_limit`` leaves are examined per call, so a sparse filter cannot make one call unbounded."""
+        if start < 0 or limit <= 0:
+            raise InvalidArgument("journal read: start >= 0 and limit > 0")
+        out: list[tuple[int, Leaf]] = []
+        nxt = start
+        it = self.tree.leaves_from(start)
+        try:
+            nxt = self._scan(it, out, nxt, vault, limit, scan_limit)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+        return out, nxt
+
+    def _scan(self, it: Iterable[tuple[int, bytes]], out: list[tuple[int, Leaf]], nxt: int,
+              vault: str | None, limit: int, scan_limit: int) -> int:
+        scanned = 0
+        for index, raw in it:
+            nxt = index + 1
+            scanned += 1
+            leaf = Leaf.decode(raw)
+            if vault is None or leaf.vault == vault:
+                out.append((index, leaf))
+                if len(out) >= limit:
+                    break
+            if scanned >= scan_limit:
+                break
+        else:
+            nxt = max(nxt, self.tree.size())
+        return nxt
+
+    def audit(self) -> list[str]:
+        """Full integrity check of the journal: every stored hash recomputed from the leaves, and the
+        root at the last signed size compared with that checkpoint."""
+        problems = self.tree.audit()
+        head = self._head
+        if head is not None:
+            size = self.tree.size()
+            if size < head.checkpoint.size:
+                problems.append(f"journal rolled back: {size} leaves, signed size {head.checkpoint.size}")
+            elif self.tree.root(head.checkpoint.size) != head.checkpoint.root:
+                problems.append(f"journal root at the signed size {head.checkpoint.size} differs from the checkpoint")
+        return problems
