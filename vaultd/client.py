@@ -1,0 +1,352 @@
+"""``VaultClient``: the Python client of vaultd for city services (and vaultctl, and kiosks).
+
+Mutual TLS with the service's certificate; deposits stream from bytes, a file or any iterable of
+bytes in 1 MiB pieces, reads stream to a file or an iterator; lists iterate over every page.
+Failures raise the same ``vaultd.errors`` classes the server raised (mapped back from the status
+code by the one table in ``vaultd.transport.status``), so ``except NotFound`` works locally and
+remotely alike.
+
+    with VaultClient.for_dev("127.0.0.1:7443", Path("data"), "permits") as c:
+        receipt = c.deposit("citizen-alice", "permit/2024-001.pdf", Path("permit.pdf"))
+        c.read_to("citizen-alice", "permit/2024-001.pdf", Path("copy.pdf"))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+import grpc
+
+from vaultd import types as t
+from vaultd.errors import IntegrityError, InvalidArgument, VaultError
+from vaultd.transport import convert
+from vaultd.transport.status import error_for
+from vaultd.v1 import vault_pb2 as pb
+from vaultd.v1 import vault_pb2_grpc as pb_grpc
+
+__all__ = ["VaultClient", "PIECE", "Progress"]
+
+PIECE = 1 << 20  # bytes per Deposit data message: the server's bound
+Progress = Callable[[int, int | None], None]  # (bytes done, total bytes or None)
+Source = bytes | bytearray | memoryview | Path | str | BinaryIO | Iterable[bytes]
+T = TypeVar("T")
+
+
+def _raise_from(e: grpc.RpcError) -> VaultError:
+    code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+    details = e.details() if hasattr(e, "details") else str(e)
+    return error_for(code, details)
+
+
+def _read_all(path: Path | str | bytes) -> bytes:
+    return Path(path).read_bytes() if not isinstance(path, bytes) else path
+
+
+class VaultClient:
+    """A connection to one vaultd server. Thread-safe; close it (or use ``with``) when done."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        ca: Path | str | bytes,
+        cert: Path | str | bytes | None = None,
+        key: Path | str | bytes | None = None,
+        server_name: str | None = None,
+        timeout: float | None = 60.0,
+        token: str | None = None,
+        options: Iterable[tuple[str, Any]] = (),
+    ) -> None:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=_read_all(ca),
+            private_key=_read_all(key) if key is not None else None,
+            certificate_chain=_read_all(cert) if cert is not None else None,
+        )
+        opts: list[tuple[str, Any]] = [
+            ("grpc.max_send_message_length", PIECE + (128 << 10)),
+            ("grpc.max_receive_message_length", (4 << 20) + (128 << 10)),
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
+        ]
+        if server_name:
+            opts.append(("grpc.ssl_target_name_override", server_name))
+        opts += list(options)
+        self.address = address
+        self._channel = grpc.secure_channel(address, creds, opts)
+        self._stub = pb_grpc.VaultServiceStub(self._channel)
+        self._timeout = timeout
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ())
+
+    @classmethod
+    def for_dev(cls, address: str, data_dir: Path | str, identity: str = "permits",
+                **kwargs: Any) -> VaultClient:
+        """A client with a certificate of the development PKI in ``data_dir/pki``: ``identity``
+        is a service name (``permits``), or a certificate name (``svc-permits``, ``op-admin``)."""
+        pki = Path(data_dir) / "pki"
+        cn = identity if identity.startswith(("svc-", "op-")) else f"svc-{identity}"
+        if not (pki / f"{cn}.pem").exists():
+            raise InvalidArgument(f"no development certificate {cn} in {pki}")
+        return cls(address, ca=pki / "ca.pem", cert=pki / f"{cn}.pem", key=pki / f"{cn}-key.pem", **kwargs)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> VaultClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Block until the channel is connected, or raise Unavailable."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            from vaultd.errors import Unavailable
+
+            raise Unavailable(f"cannot connect to {self.address} within {timeout} s") from None
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _call(self, method: Callable[..., T], request: Any, timeout: float | None = None) -> T:
+        try:
+            return method(request, timeout=timeout or self._timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise _raise_from(e) from None
+
+    # -- verbs ------------------------------------------------------------------------------------
+
+    def create_vault(self, vault: str) -> t.VaultInfo:
+        return convert.vault_info_from_pb(self._call(self._stub.CreateVault, pb.CreateVaultRequest(vault=vault)))
+
+    def deposit(
+        self,
+        vault: str,
+        name: str,
+        data: Source,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+        expected_sha256: bytes | None = None,
+        request_id: str | None = None,
+        retain_until: int | None = None,
+        size: int | None = None,
+        progress: Progress | None = None,
+        timeout: float | None = None,
+    ) -> t.Receipt:
+        """Deposit ``data`` (bytes, a path, a binary file or an iterable of bytes) as ``name``.
+
+        A request id is made when none is given, so that the caller can retry with the receipt's
+        ``request_id`` and never store twice. The size is announced when known (bytes, files), so
+        a truncated stream stores nothing; the SHA-256 of what was sent is compared with the
+        receipt's, and with ``expected_sha256`` by the server when given.
+        """
+        close: BinaryIO | None = None
+        if isinstance(data, (str, Path)):
+            close = open(data, "rb")  # noqa: SIM115 - closed below
+            data = close
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            buf = memoryview(data)
+            size = len(buf) if size is None else size
+            pieces: Iterable[bytes] = (bytes(buf[i:i + PIECE]) for i in range(0, len(buf), PIECE))
+        elif hasattr(data, "read"):
+            f: BinaryIO = data  # type: ignore[assignment]
+            if size is None:
+                try:
+                    size = os.fstat(f.fileno()).st_size - f.tell()
+                except (OSError, io.UnsupportedOperation, AttributeError):
+                    size = None
+            pieces = iter(lambda: f.read(PIECE), b"")
+        else:
+            pieces = data  # type: ignore[assignment]
+        header = convert.header_to_pb(
+            t.DepositHeader(
+                vault=vault, name=name, content_type=content_type, metadata=dict(metadata or {}),
+                expected_sha256=expected_sha256, request_id=request_id or uuid.uuid4().hex,
+                retain_until=retain_until,
+            ),
+            expected_size=size,
+        )
+        digest = hashlib.sha256()
+
+        def messages() -> Iterator[pb.DepositRequest]:
+            yield pb.DepositRequest(header=header)
+            done = 0
+            for piece in pieces:
+                for i in range(0, len(piece), PIECE):  # a caller's piece may be larger than 1 MiB
+                    part = bytes(piece[i:i + PIECE])
+                    digest.update(part)
+                    done += len(part)
+                    yield pb.DepositRequest(data=part)
+                    if progress is not None:
+                        progress(done, size)
+
+        try:
+            resp = self._stub.Deposit(messages(), timeout=timeout or self._timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise _raise_from(e) from None
+        finally:
+            if close is not None:
+                close.close()
+        receipt = convert.receipt_from_pb(resp)
+        if not hmac.compare_digest(receipt.stat.sha256, digest.digest()):
+            raise IntegrityError(
+                f"the server recorded SHA-256 {receipt.stat.sha256.hex()} for {vault}/{name} "
+                f"v{receipt.stat.version} but {digest.hexdigest()} was sent"
+            )
+        return receipt
+
+    def read(
+        self,
+        vault: str,
+        name: str,
+        *,
+        version: int | None = None,
+        offset: int = 0,
+        length: int | None = None,
+        timeout: float | None = None,
+    ) -> tuple[t.ObjectStat, Iterator[bytes]]:
+        """The object's metadata and an iterator over its bytes (from ``offset``, ``length``)."""
+        req = pb.ReadRequest(vault=vault, name=name, offset=offset)
+        if version is not None:
+            req.version = version
+        if length is not None:
+            req.length = length
+        call = self._stub.Read(req, timeout=timeout or self._timeout, metadata=self._metadata)
+        try:
+            first = next(call)
+        except StopIteration:
+            raise VaultError("the server ended the read before sending the object's metadata") from None
+        except grpc.RpcError as e:
+            raise _raise_from(e) from None
+        if first.WhichOneof("payload") != "stat":
+            call.cancel()
+            raise VaultError("the server's read did not start with the object's metadata")
+        stat = convert.stat_from_pb(first.stat)
+
+        def data() -> Iterator[bytes]:
+            try:
+                for msg in call:
+                    yield msg.data
+            except grpc.RpcError as e:
+                raise _raise_from(e) from None
+            finally:
+                call.cancel()
+
+        return stat, data()
+
+    def read_bytes(self, vault: str, name: str, **kwargs: Any) -> bytes:
+        _, data = self.read(vault, name, **kwargs)
+        return b"".join(data)
+
+    def read_to(
+        self,
+        vault: str,
+        name: str,
+        out: Path | str | BinaryIO,
+        *,
+        progress: Progress | None = None,
+        verify: bool = True,
+        **kwargs: Any,
+    ) -> t.ObjectStat:
+        """Write the object to ``out`` (a path, written atomically, or a binary stream). With
+        ``verify`` (and a whole-object read) the SHA-256 is checked against the object's."""
+        stat, data = self.read(vault, name, **kwargs)
+        whole = kwargs.get("offset", 0) == 0 and kwargs.get("length") is None
+        digest = hashlib.sha256()
+        total = stat.size - kwargs.get("offset", 0) if kwargs.get("length") is None else kwargs["length"]
+        done = 0
+
+        def pump(f: BinaryIO) -> None:
+            nonlocal done
+            for piece in data:
+                f.write(piece)
+                digest.update(piece)
+                done += len(piece)
+                if progress is not None:
+                    progress(done, total)
+            if verify and whole and not hmac.compare_digest(digest.digest(), stat.sha256):
+                raise IntegrityError(f"{vault}/{name} v{stat.version}: the received bytes do not "
+                                     "match the object's SHA-256")
+
+        if isinstance(out, (str, Path)):
+            path = Path(out)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+            try:
+                with open(tmp, "wb") as f:
+                    pump(f)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        else:
+            pump(out)
+        return stat
+
+    def stat(self, vault: str, name: str, *, version: int | None = None) -> t.ObjectStat:
+        req = pb.StatRequest(vault=vault, name=name)
+        if version is not None:
+            req.version = version
+        return convert.stat_from_pb(self._call(self._stub.Stat, req))
+
+    def list_page(self, vault: str, prefix: str = "", *, page_size: int = 0, page_token: str = "",
+                  versions: bool = False) -> tuple[list[t.ObjectStat], str]:
+        resp = self._call(self._stub.List, pb.ListRequest(
+            vault=vault, prefix=prefix, page_size=page_size, page_token=page_token, versions=versions))
+        return [convert.stat_from_pb(m) for m in resp.objects], resp.next_page_token
+
+    def list(self, vault: str, prefix: str = "", *, versions: bool = False,
+             page_size: int = 0) -> Iterator[t.ObjectStat]:
+        """Every object (or version) whose name starts with ``prefix``, page after page."""
+        token = ""
+        while True:
+            page, token = self.list_page(vault, prefix, page_size=page_size, page_token=token,
+                                         versions=versions)
+            yield from page
+            if not token:
+                return
+
+    def count(self, vault: str, prefix: str = "") -> int:
+        return int(self._call(self._stub.Count, pb.CountRequest(vault=vault, prefix=prefix)).count)
+
+    def destroy(self, vault: str, name: str, *, version: int | None = None) -> t.DestroyReceipt:
+        req = pb.DestroyRequest(vault=vault, name=name)
+        if version is not None:
+            req.version = version
+        return convert.destroy_receipt_from_pb(self._call(self._stub.Destroy, req))
+
+    def check(self, vault: str, name: str | None = None, *, version: int | None = None,
+              timeout: float | None = None) -> t.CheckReport:
+        req = pb.CheckRequest(vault=vault)
+        if name is not None:
+            req.name = name
+        if version is not None:
+            req.version = version
+        return convert.report_from_pb(self._call(self._stub.Check, req, timeout))
+
+    def set_retention(self, vault: str, name: str, retain_until: int, *,
+                      version: int | None = None) -> t.ObjectStat:
+        req = pb.SetRetentionRequest(vault=vault, name=name, retain_until=retain_until)
+        if version is not None:
+            req.version = version
+        return convert.stat_from_pb(self._call(self._stub.SetRetention, req))
+
+    def set_legal_hold(self, vault: str, name: str, hold: bool, *,
+                       version: int | None = None) -> t.ObjectStat:
+        req = pb.SetLegalHoldRequest(vault=vault, name=name, hold=hold)
+        if version is not None:
+            req.version = version
+        return convert.stat_from_pb(self._call(self._stub.SetLegalHold, req))
+
+    def rotate_keys(self) -> int:
+        return int(self._call(self._stub.RotateKeys, pb.RotateKeysRequest()).key_version)
+
+    def destroy_vault(self, vault: str) -> None:
+        self._call(self._stub.DestroyVault, pb.DestroyVaultRequest(vault=vault))
