@@ -1,0 +1,81 @@
+"""Canonical leaf encoding: round trip, determinism, strict bounded decoding."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vaultd.journal.leaf import Leaf, LeafError
+from vaultd.types import Identity
+
+
+def _leaf() -> Leaf:
+    return Leaf.make("deposit", vault="citizen-alice", name="permits/2026/é.pdf", version=3, sha256=b"\x01" * 32,
+                     actor=Identity("service", "permits"), time_ns=1_700_000_000_123_456_789,
+                     extra={"requester": "service:permits", "b": b"\x00\xff"})
+
+
+def test_known_encoding() -> None:
+    raw = _leaf().encode()
+    assert raw[0] == 1 and raw[1] == len("deposit") and raw[2:9] == b"deposit"
+    assert raw.hex().endswith("0201620002" + "00ff" + "09726571756573746572000f" + b"service:permits".hex())
+    assert Leaf.decode(raw) == _leaf()
+
+
+def test_identity_and_kiosk() -> None:
+    leaf = Leaf.make("login", actor=Identity("citizen", "alice", kiosk="kiosk-7"), time_ns=1)
+    assert Leaf.decode(leaf.encode()).kiosk == "kiosk-7"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    op=st.from_regex(r"[a-z][a-z0-9_.-]{0,31}", fullmatch=True),
+    vault=st.text(st.characters(min_codepoint=0x20, blacklist_characters="\x7f"), max_size=40),
+    version=st.integers(0, 2**64 - 1),
+    digest=st.one_of(st.none(), st.binary(min_size=32, max_size=32)),
+    t=st.integers(0, 2**64 - 1),
+    extra=st.dictionaries(st.from_regex(r"[a-z0-9_.-]{1,8}", fullmatch=True), st.binary(max_size=50), max_size=5),
+)
+def test_round_trip(op: str, vault: str, version: int, digest: bytes | None, t: int, extra: dict) -> None:
+    leaf = Leaf.make(op, vault=vault, name="x", version=version, sha256=digest, actor_kind="service",
+                     actor_name="n", time_ns=t, extra=extra)
+    raw = leaf.encode()
+    assert Leaf.decode(raw) == leaf
+    assert Leaf.decode(raw).encode() == raw
+
+
+def test_strict_decoding() -> None:
+    raw = _leaf().encode()
+    with pytest.raises(LeafError, match="unexpected bytes"):
+        Leaf.decode(raw + b"\x00")
+    for cut in (0, 1, 5, 20, len(raw) - 1):
+        with pytest.raises(LeafError, match="truncated"):
+            Leaf.decode(raw[:cut])
+    with pytest.raises(LeafError, match="version 2"):
+        Leaf.decode(b"\x02" + raw[1:])
+    with pytest.raises(LeafError, match="operation"):
+        Leaf.decode(b"\x01\x07DEPOSIT" + raw[9:])
+    bad_len = raw[:9] + struct.pack(">H", 129) + b"a" * 129 + raw[9 + 2 + len("citizen-alice"):]
+    with pytest.raises(LeafError, match="vault: 129 bytes"):
+        Leaf.decode(bad_len)
+    bad_utf8 = raw.replace(b"citizen-alice", b"citizen-al\xffce")
+    with pytest.raises(LeafError, match="UTF-8"):
+        Leaf.decode(bad_utf8)
+    with pytest.raises(LeafError, match="too large|more than"):
+        Leaf.decode(b"\x01" * 200_000)
+
+
+def test_invalid_values_refused() -> None:
+    with pytest.raises(LeafError):
+        Leaf.make("deposit", sha256=b"short", time_ns=1)
+    with pytest.raises(LeafError):
+        Leaf.make("deposit", name="a\nb", time_ns=1)
+    with pytest.raises(LeafError):
+        Leaf.make("deposit", vault="v" * 129, time_ns=1)
+    with pytest.raises(LeafError):
+        Leaf.make("deposit", time_ns=-1)
+    with pytest.raises(LeafError):
+        Leaf.make("deposit", time_ns=1, extra={"BAD": b""})

@@ -1,0 +1,126 @@
+"""The LMDB Merkle tree against a naive reference implementation at various sizes, and the number of
+stored hashes read per proof (logarithmic)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from vaultd.errors import InvalidArgument, NotFound
+from vaultd.journal import proofs
+from vaultd.journal.tree import MerkleTree, naive_root
+
+
+def _ref_path(m: int, leaves: list[bytes]) -> list[bytes]:
+    """RFC 9162 PATH by definition (hashes every leaf of the range)."""
+    n = len(leaves)
+    if n == 1:
+        return []
+    k = 1 << ((n - 1).bit_length() - 1)
+    if m < k:
+        return _ref_path(m, leaves[:k]) + [naive_root(leaves[k:])]
+    return _ref_path(m - k, leaves[k:]) + [naive_root(leaves[:k])]
+
+
+def _ref_subproof(m: int, leaves: list[bytes], whole: bool) -> list[bytes]:
+    n = len(leaves)
+    if m == n:
+        return [] if whole else [naive_root(leaves)]
+    k = 1 << ((n - 1).bit_length() - 1)
+    if m <= k:
+        return _ref_subproof(m, leaves[:k], whole) + [naive_root(leaves[k:])]
+    return _ref_subproof(m - k, leaves[k:], False) + [naive_root(leaves[:k])]
+
+
+class CountingTree(MerkleTree):
+    reads = 0
+
+    def _node(self, txn, level, index):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return super()._node(txn, level, index)
+
+
+@pytest.fixture()
+def env(tmp_path: Path):  # type: ignore[no-untyped-def]
+    e = lmdb.open(str(tmp_path), max_dbs=8, map_size=1 << 28)
+    yield e
+    e.close()
+
+
+def test_against_naive_reference(env: lmdb.Environment) -> None:
+    tree = MerkleTree(env)
+    leaves = [hashlib.sha256(b"%d" % i).digest()[: i % 40] for i in range(67)]
+    with env.begin(write=True) as txn:
+        tree.append_many(txn, leaves[:1])
+    for leaf in leaves[1:]:
+        with env.begin(write=True) as txn:
+            tree.append(txn, leaf)
+    for n in [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 67]:
+        root = tree.root(n)
+        assert root == naive_root(leaves[:n])
+        for i in range(n):
+            p = tree.inclusion_proof(i, n)
+            assert p == _ref_path(i, leaves[:n])
+            proofs.verify_inclusion(i, n, proofs.leaf_hash(leaves[i]), p, root)
+        for m in range(1, n + 1):
+            p = tree.consistency_proof(m, n)
+            assert p == _ref_subproof(m, leaves[:n], True)
+            proofs.verify_consistency(m, n, p, tree.root(m), root)
+    assert tree.audit() == []
+
+
+def test_bounds(env: lmdb.Environment) -> None:
+    tree = MerkleTree(env)
+    assert tree.root(0) == proofs.EMPTY_ROOT
+    with env.begin(write=True) as txn:
+        tree.append_many(txn, [b"a", b"b", b"c"])
+    with pytest.raises(NotFound):
+        tree.root(4)
+    with pytest.raises(InvalidArgument):
+        tree.inclusion_proof(3, 3)
+    with pytest.raises(NotFound):
+        tree.inclusion_proof(0, 9)
+    with pytest.raises(InvalidArgument):
+        tree.consistency_proof(0, 3)
+    with pytest.raises(InvalidArgument):
+        tree.consistency_proof(3, 2)
+    with pytest.raises(NotFound):
+        tree.leaf(3)
+
+
+def test_bulk_load_equals_append(tmp_path: Path) -> None:
+    leaves = [b"leaf-%d" % i for i in range(300)]
+    e1 = lmdb.open(str(tmp_path / "a"), max_dbs=8, map_size=1 << 26)
+    e2 = lmdb.open(str(tmp_path / "b"), max_dbs=8, map_size=1 << 26)
+    t1, t2 = MerkleTree(e1), MerkleTree(e2)
+    for leaf in leaves:
+        with e1.begin(write=True) as txn:
+            t1.append(txn, leaf)
+    t2.bulk_load(leaves[:101], batch=17)
+    t2.bulk_load(leaves[101:], batch=64)  # continues from a non-power-of-two border
+    for db in (b"journal.leaves", b"journal.nodes", b"journal.meta"):
+        with e1.begin() as a, e2.begin() as b:
+            assert list(a.cursor(db=e1.open_db(db))) == list(b.cursor(db=e2.open_db(db)))
+    e1.close()
+    e2.close()
+
+
+def test_proof_reads_are_logarithmic(env: lmdb.Environment) -> None:
+    tree = CountingTree(env)
+    n = (1 << 14) + 12345
+    tree.bulk_load((b"%d" % i for i in range(n)), batch=50_000)
+    worst_incl = worst_cons = 0
+    for i in [0, 1, n // 3, n // 2, n - 2, n - 1]:
+        tree.reads = 0
+        tree.inclusion_proof(i, n)
+        worst_incl = max(worst_incl, tree.reads)
+    for m in [1, 2, 3, 1000, n // 2, n - 1]:
+        tree.reads = 0
+        tree.consistency_proof(m, n)
+        worst_cons = max(worst_cons, tree.reads)
+    depth = n.bit_length()
+    assert worst_incl <= 2 * depth, worst_incl
+    assert worst_cons <= 3 * depth, worst_cons
