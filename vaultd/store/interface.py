@@ -106,6 +106,10 @@ class WriteTxn(ReadTxn, Protocol):
     def delete_requests(self, vault: str) -> int:
         """Forget every request of a vault (when the vault is destroyed); returns how many."""
 
+    def purge_vault(self, vault: str, limit: int) -> int:
+        """Remove up to ``limit`` records (objects, versions, manifests, chunks, references) of a vault
+        whose keys are gone; returns how many were removed (0 when nothing is left)."""
+
     def put_pending(self, deposit_key: bytes, record: bytes) -> None:
         """Record a staged part of a deposit not yet committed (for cleanup after a crash)."""
 

@@ -249,6 +249,23 @@ class _WriteTxn(_ReadTxn):
                         break
         return n
 
+    def purge_vault(self, vault: str, limit: int) -> int:
+        prefix = K.vault_prefix(vault)
+        n = 0
+        for db in ("objects", "versions", "manifests", "chunks", "refs"):
+            with self.raw.cursor(db=self._dbs[db]) as c:
+                if not c.set_range(prefix):
+                    continue
+                while n < limit and bytes(c.key()).startswith(prefix):
+                    if not c.delete():
+                        break
+                    n += 1
+                    if not c.key():
+                        break
+            if n >= limit:
+                break
+        return n
+
     def put_pending(self, deposit_key: bytes, record: bytes) -> None:
         self.raw.put(deposit_key, record, db=self._dbs["pending"])
 

@@ -1,0 +1,863 @@
+"""The vault use cases: create, deposit, read, stat, list, count, destroy, check, retention, hold,
+key rotation and vault destruction. Every method authorizes through the policy before anything else.
+
+Deposit: data pieces accumulate into buffers of ``BUFFER`` bytes; each buffer is cut into
+content-defined chunks, the tail after the last cut is carried into the next buffer (so chunk
+boundaries never depend on how the client split its messages), chunk ids are keyed BLAKE3 under the
+vault's dedup key, and only chunks the vault does not have are sealed. Large deposits stage their
+chunks in parts (each part takes its chunk references and is recorded as pending); the final unit
+writes the version, manifest and object head and clears the pending records in one transaction. A
+failure or cancellation rolls the staged parts back; pending records left by a crash are rolled back
+when the store is next opened. Memory stays bounded by a few buffers per deposit.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import struct
+import time
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from vaultd.core import content as C
+from vaultd.core.policy import Policy, validate_vault_id
+from vaultd.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    IntegrityError,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from vaultd.keys.envelope import (
+    VaultKeys,
+    WrappedVaultKeys,
+    new_vault_keys,
+    unwrap_vault_keys,
+    wrap_vault_keys,
+)
+from vaultd.keys.provider import KeyProvider
+from vaultd.store.interface import Committed, ReadTxn, WriteTxn
+from vaultd.store.lmdb_store import LmdbStore, open_store
+from vaultd.types import (
+    CheckReport,
+    DepositHeader,
+    DestroyReceipt,
+    Identity,
+    ObjectStat,
+    Problem,
+    Receipt,
+    VaultInfo,
+)
+
+__all__ = ["Vaults", "open_vaults", "MAX_PIECE", "DEFAULT_MAX_OBJECT_SIZE"]
+
+MAX_PIECE = 1 << 20
+DEFAULT_MAX_OBJECT_SIZE = 4 << 30
+BUFFER = 8 << 20
+PART = 16 << 20  # staged part size for large deposits
+MAX_INFLIGHT_PARTS = 2
+READ_BATCH = 8 << 20
+MAX_NAME = 1024
+MAX_META = 64
+MAX_REQUEST_ID = 128
+MAX_CONTENT_TYPE = 256
+_ENTRY = struct.Struct(">32sI")
+
+
+class _Missing(Exception):
+    """A chunk the deposit counted on vanished before its unit ran (destroyed meanwhile)."""
+
+    def __init__(self, ids: set[bytes]) -> None:
+        super().__init__(len(ids))
+        self.ids = ids
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str):
+        raise InvalidArgument("object name must be a string")
+    b = name.encode("utf-8", "surrogatepass")
+    if not 1 <= len(b) <= MAX_NAME:
+        raise InvalidArgument(f"object name must be 1 to {MAX_NAME} UTF-8 bytes, got {len(b)}")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise InvalidArgument("object name must not contain NUL or control characters")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument("object name is not valid UTF-8") from None
+    return name
+
+
+def validate_metadata(md: dict[str, str]) -> dict[str, str]:
+    if len(md) > MAX_META:
+        raise InvalidArgument(f"at most {MAX_META} metadata entries, got {len(md)}")
+    for k, v in md.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise InvalidArgument("metadata keys and values must be strings")
+        if not 1 <= len(k.encode()) <= 128:
+            raise InvalidArgument(f"metadata key {k[:40]!r}... must be 1 to 128 bytes")
+        if len(v.encode()) > 1024:
+            raise InvalidArgument(f"metadata value of {k!r} exceeds 1024 bytes")
+    return dict(md)
+
+
+def _stat_from(vault: str, name: str, version: int, rec: dict[str, Any]) -> ObjectStat:
+    return ObjectStat(
+        vault=vault,
+        name=name,
+        version=version,
+        object_id=rec["object_id"],
+        size=rec["size"],
+        sha256=bytes.fromhex(rec["sha256"]),
+        hash_algorithm="sha256",
+        content_type=rec["content_type"],
+        metadata=dict(rec["metadata"]),
+        depositor=rec["depositor"],
+        deposited_at_ns=rec["deposited_at_ns"],
+        retain_until=rec.get("retain_until"),
+        legal_hold=bool(rec.get("legal_hold", False)),
+    )
+
+
+def _dumps(d: dict[str, Any]) -> bytes:
+    return json.dumps(d, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _manifest_entries(manifest: bytes) -> list[tuple[bytes, int]]:
+    return [(cid, n) for cid, n in _ENTRY.iter_unpack(manifest)]
+
+
+class Vaults:
+    def __init__(
+        self,
+        store: LmdbStore,
+        *,
+        policy: Policy,
+        key_provider: KeyProvider,
+        max_object_size: int = DEFAULT_MAX_OBJECT_SIZE,
+        leaf_factory: Callable[..., bytes] | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.keys = key_provider
+        self.max_object_size = max_object_size
+        self._leaf = leaf_factory
+        self._cache: dict[str, VaultKeys] = {}
+        self._recover()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.store.close()
+        self.keys.close()
+        self._cache.clear()
+
+    def ready(self) -> bool:
+        return self.store.is_open() and self.keys.ready()
+
+    def _recover(self) -> None:
+        """Roll back the staged parts of deposits a crash interrupted."""
+        with self.store.read() as r:
+            pending = list(r.iter_pending())
+        for key, rec in pending:
+            self.store.write(lambda t, key=key, rec=rec: self._rollback_part(t, key, rec))
+
+    @staticmethod
+    def _rollback_part(t: WriteTxn, key: bytes, rec: bytes) -> None:
+        vault_b, _, ids = rec.partition(b"\x00")
+        vault = vault_b.decode("ascii")
+        if t.delete_pending(key):
+            for i in range(0, len(ids), 32):
+                try:
+                    t.drop_chunk_ref(vault, ids[i : i + 32])
+                except KeyError:
+                    pass
+
+    # --- keys ----------------------------------------------------------------------------------
+
+    def _vault_keys(self, vault: str) -> VaultKeys:
+        k = self._cache.get(vault)
+        if k is not None:
+            return k
+        with self.store.read() as r:
+            raw = r.get_vault(vault)
+        if raw is None:
+            raise NotFound(f"vault {vault!r} does not exist")
+        rec = json.loads(raw)
+        w = WrappedVaultKeys(
+            kek_version=rec["kek_version"],
+            data_key=base64.b64decode(rec["data_key"]),
+            dedup_key=base64.b64decode(rec["dedup_key"]),
+            data_key_version=rec["data_key_version"],
+        )
+        k = unwrap_vault_keys(self.keys, vault, w)
+        self._cache[vault] = k
+        return k
+
+    # --- create --------------------------------------------------------------------------------
+
+    def create_vault(self, actor: Identity, vault: str) -> VaultInfo:
+        self.policy.check(actor, "create", vault)
+        validate_vault_id(vault)
+        keys = new_vault_keys()
+        w = wrap_vault_keys(self.keys, vault, keys)
+        now = _now_ns()
+        rec = _dumps(
+            {
+                "created_at_ns": now,
+                "kek_version": w.kek_version,
+                "data_key": _b64(w.data_key),
+                "dedup_key": _b64(w.dedup_key),
+                "data_key_version": w.data_key_version,
+                "creator": str(actor),
+            }
+        )
+
+        def unit(t: WriteTxn) -> None:
+            if t.get_vault(vault) is not None:
+                raise AlreadyExists(f"vault {vault!r} exists already")
+            t.put_vault(vault, rec)
+            if self._leaf:
+                t.journal(self._leaf("create_vault", actor=actor, vault=vault))
+
+        self.store.write(unit)
+        return VaultInfo(vault=vault, created_at_ns=now, key_version=w.kek_version)
+
+    # --- deposit -------------------------------------------------------------------------------
+
+    def deposit(self, actor: Identity, header: DepositHeader, data: Iterable[bytes]) -> Receipt:
+        self.policy.check(actor, "deposit", header.vault)
+        vault = validate_vault_id(header.vault)
+        name = validate_name(header.name)
+        metadata = validate_metadata(header.metadata)
+        if len(header.content_type.encode()) > MAX_CONTENT_TYPE:
+            raise InvalidArgument(f"content type exceeds {MAX_CONTENT_TYPE} bytes")
+        if header.expected_sha256 is not None and len(header.expected_sha256) != 32:
+            raise InvalidArgument("expected SHA-256 must be 32 bytes")
+        if header.request_id is not None and not 1 <= len(header.request_id.encode()) <= MAX_REQUEST_ID:
+            raise InvalidArgument(f"request id must be 1 to {MAX_REQUEST_ID} bytes")
+        if header.retain_until is not None and header.retain_until < 0:
+            raise InvalidArgument("retain_until must be a unix time in seconds")
+        keys = self._vault_keys(vault)
+        actor_s = str(actor)
+        if header.request_id is not None:
+            with self.store.read() as r:
+                prev = r.get_request(vault, actor_s, header.request_id)
+            if prev is not None:
+                for _ in data:  # the stream is consumed, nothing is stored
+                    pass
+                return self._receipt_from_request(prev)
+        d = _Deposit(self, vault, keys)
+        try:
+            for piece in data:
+                if len(piece) > MAX_PIECE:
+                    raise InvalidArgument(f"a data message may carry at most {MAX_PIECE} bytes, got {len(piece)}")
+                d.feed(piece)
+                if d.size > self.max_object_size:
+                    raise ResourceExhausted(
+                        f"the object exceeds the maximum size of {self.max_object_size} bytes"
+                    )
+            d.finish_chunks()
+            digest = d.hasher.digest()
+            if header.expected_sha256 is not None and not secrets.compare_digest(digest, header.expected_sha256):
+                raise InvalidArgument(
+                    "the data does not match the expected SHA-256 (got "
+                    f"{digest.hex()}, expected {header.expected_sha256.hex()}); nothing was stored"
+                )
+            return d.commit(actor, header, name, metadata, digest)
+        except BaseException:
+            d.rollback()
+            raise
+
+    @staticmethod
+    def _receipt_from_request(raw: bytes) -> Receipt:
+        rec = json.loads(raw)
+        stat = _stat_from(rec["vault"], rec["name"], rec["version"], rec["stat"])
+        return Receipt(
+            stat=stat,
+            request_id=rec["request_id"],
+            deduplicated_bytes=rec["dedup_bytes"],
+            stored_bytes=rec["stored_bytes"],
+            evidence=base64.b64decode(rec["evidence"]) if rec.get("evidence") else None,
+        )
+
+    # --- read side -----------------------------------------------------------------------------
+
+    def _version(self, r: ReadTxn, vault: str, name: str, version: int | None) -> tuple[int, dict[str, Any]]:
+        if r.get_vault(vault) is None:
+            raise NotFound(f"vault {vault!r} does not exist")
+        if version is None:
+            head = r.get_object(vault, name)
+            if head is None or json.loads(head)["latest"] == 0:
+                raise NotFound(f"object {name!r} does not exist in vault {vault!r}")
+            version = int(json.loads(head)["latest"])
+        elif version < 1:
+            raise InvalidArgument("version must be 1 or more")
+        raw = r.get_version(vault, name, version)
+        if raw is None:
+            raise NotFound(f"version {version} of object {name!r} does not exist in vault {vault!r}")
+        return version, json.loads(raw)
+
+    def stat(self, actor: Identity, vault: str, name: str, version: int | None = None) -> ObjectStat:
+        self.policy.check(actor, "stat", vault)
+        validate_vault_id(vault)
+        validate_name(name)
+        with self.store.read() as r:
+            v, rec = self._version(r, vault, name, version)
+        return _stat_from(vault, name, v, rec)
+
+    def read(
+        self,
+        actor: Identity,
+        vault: str,
+        name: str,
+        version: int | None = None,
+        offset: int = 0,
+        length: int | None = None,
+    ) -> tuple[ObjectStat, Iterator[bytes]]:
+        self.policy.check(actor, "read", vault)
+        validate_vault_id(vault)
+        validate_name(name)
+        if offset < 0 or (length is not None and length < 0):
+            raise InvalidArgument("offset and length must not be negative")
+        keys = self._vault_keys(vault)
+        with self.store.read() as r:
+            v, rec = self._version(r, vault, name, version)
+            manifest = r.get_manifest(vault, name, v) or b""
+        stat = _stat_from(vault, name, v, rec)
+        if offset > stat.size:
+            raise InvalidArgument(f"offset {offset} is past the end of the object ({stat.size} bytes)")
+        end = stat.size if length is None else min(stat.size, offset + length)
+        return stat, self._stream(vault, name, v, keys, _manifest_entries(manifest), offset, end)
+
+    def _stream(
+        self, vault: str, name: str, version: int, keys: VaultKeys, entries: list[tuple[bytes, int]], start: int, end: int
+    ) -> Iterator[bytes]:
+        prefix = C.aad_prefix(vault, keys.data_key_version)
+        pos = 0
+        batch: list[tuple[bytes, int, int]] = []  # (id, lo, hi) slice within the chunk
+        batch_bytes = 0
+
+        def flush() -> Iterator[bytes]:
+            with self.store.read() as r:
+                sealed = [(cid, r.get_chunk(vault, cid)) for cid, _, _ in batch]
+            for (cid, lo, hi), (_, s) in zip(batch, sealed, strict=True):
+                if s is None:
+                    raise NotFound(f"object {name!r} version {version} was destroyed while being read")
+                plain = C.open_chunk(keys.data_key, keys.dedup_key, prefix, cid, s)
+                yield plain[lo:hi] if (lo, hi) != (0, len(plain)) else plain
+
+        for cid, n in entries:
+            lo, hi = pos, pos + n
+            pos = hi
+            if hi <= start:
+                continue
+            if lo >= end:
+                break
+            batch.append((cid, max(start, lo) - lo, min(end, hi) - lo))
+            batch_bytes += n
+            if batch_bytes >= READ_BATCH:
+                yield from flush()
+                batch, batch_bytes = [], 0
+        if batch:
+            yield from flush()
+
+    def list(
+        self,
+        actor: Identity,
+        vault: str,
+        prefix: str = "",
+        page_size: int = 100,
+        page_token: str = "",
+        versions: bool = False,
+    ) -> tuple[list[ObjectStat], str]:
+        self.policy.check(actor, "list", vault)
+        validate_vault_id(vault)
+        if not 1 <= page_size <= 1000:
+            raise InvalidArgument("page size must be 1 to 1000")
+        after_name: str | None = None
+        after_version = 0
+        if page_token:
+            try:
+                after_name, after_version = json.loads(base64.urlsafe_b64decode(page_token.encode()))
+            except Exception:
+                raise InvalidArgument("invalid page token") from None
+        out: list[ObjectStat] = []
+        more = False
+        with self.store.read() as r:
+            if r.get_vault(vault) is None:
+                raise NotFound(f"vault {vault!r} does not exist")
+            # an object with versions left to list on the last page is started again
+            start_after = after_name
+            if versions and after_name is not None:
+                start_after = None if after_version else after_name
+            for nm, head in r.iter_objects(vault, prefix, None if start_after is None else start_after):
+                if versions and after_name is not None and after_version and nm < after_name:
+                    continue
+                h = json.loads(head)
+                if versions:
+                    for ver, raw in r.iter_versions(vault, nm):
+                        if after_name is not None and nm == after_name and ver <= after_version:
+                            continue
+                        if len(out) == page_size:
+                            more = True
+                            break
+                        out.append(_stat_from(vault, nm, ver, json.loads(raw)))
+                else:
+                    if h["latest"] == 0:
+                        continue
+                    if len(out) == page_size:
+                        more = True
+                    else:
+                        raw = r.get_version(vault, nm, h["latest"])
+                        if raw is not None:
+                            out.append(_stat_from(vault, nm, h["latest"], json.loads(raw)))
+                if more:
+                    break
+        token = ""
+        if more and out:
+            last = out[-1]
+            token = base64.urlsafe_b64encode(
+                json.dumps([last.name, last.version if versions else 0]).encode()
+            ).decode()
+        return out, token
+
+    def count(self, actor: Identity, vault: str, prefix: str = "") -> int:
+        self.policy.check(actor, "count", vault)
+        validate_vault_id(vault)
+        n = 0
+        with self.store.read() as r:
+            if r.get_vault(vault) is None:
+                raise NotFound(f"vault {vault!r} does not exist")
+            for _, head in r.iter_objects(vault, prefix):
+                if json.loads(head)["latest"]:
+                    n += 1
+        return n
+
+    # --- destroy, retention, hold --------------------------------------------------------------
+
+    def destroy(self, actor: Identity, vault: str, name: str, version: int | None = None) -> DestroyReceipt:
+        self.policy.check(actor, "destroy", vault)
+        validate_vault_id(vault)
+        validate_name(name)
+        now = _now_ns()
+
+        def unit(t: WriteTxn) -> int:
+            v, rec = self._version(t, vault, name, version)
+            if rec.get("legal_hold"):
+                raise FailedPrecondition(
+                    f"object {name!r} version {v} is under legal hold; lift the hold before destroying it"
+                )
+            ru = rec.get("retain_until")
+            if ru is not None and ru * 1_000_000_000 > now:
+                raise FailedPrecondition(
+                    f"object {name!r} version {v} is retained until {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(ru))}"
+                    "; it cannot be destroyed before then"
+                )
+            manifest = t.get_manifest(vault, name, v) or b""
+            for cid, _ in _manifest_entries(manifest):
+                try:
+                    t.drop_chunk_ref(vault, cid)
+                except KeyError:
+                    pass
+            t.delete_version(vault, name, v)
+            head = json.loads(t.get_object(vault, name) or b'{"next":1,"latest":0}')
+            if head["latest"] == v:
+                head["latest"] = next((ver for ver, _ in t.iter_versions(vault, name, reverse=True)), 0)
+                t.put_object(vault, name, _dumps(head))
+            if self._leaf:
+                t.journal(self._leaf("destroy", actor=actor, vault=vault, name=name, version=v))
+            return v
+
+        c = self.store.write(unit)
+        return DestroyReceipt(vault, name, c.value, now, str(actor), c.evidence)
+
+    def _update_version(
+        self, actor: Identity, verb: str, vault: str, name: str, version: int | None, change: Callable[[dict[str, Any]], None]
+    ) -> ObjectStat:
+        self.policy.check(actor, verb, vault)
+        validate_vault_id(vault)
+        validate_name(name)
+
+        def unit(t: WriteTxn) -> ObjectStat:
+            v, rec = self._version(t, vault, name, version)
+            change(rec)
+            t.put_version(vault, name, v, _dumps(rec), t.get_manifest(vault, name, v) or b"")
+            if self._leaf:
+                t.journal(self._leaf(verb, actor=actor, vault=vault, name=name, version=v))
+            return _stat_from(vault, name, v, rec)
+
+        return self.store.write(unit).value
+
+    def set_retention(
+        self, actor: Identity, vault: str, name: str, retain_until: int, version: int | None = None
+    ) -> ObjectStat:
+        if retain_until < 0:
+            raise InvalidArgument("retain_until must be a unix time in seconds")
+
+        def change(rec: dict[str, Any]) -> None:
+            cur = rec.get("retain_until")
+            if cur is not None and retain_until < cur:
+                raise FailedPrecondition(
+                    f"a retention date can only be extended (it is {cur}, asked {retain_until})"
+                )
+            rec["retain_until"] = retain_until
+
+        return self._update_version(actor, "retention", vault, name, version, change)
+
+    def set_legal_hold(self, actor: Identity, vault: str, name: str, hold: bool, version: int | None = None) -> ObjectStat:
+        def change(rec: dict[str, Any]) -> None:
+            rec["legal_hold"] = bool(hold)
+
+        return self._update_version(actor, "hold", vault, name, version, change)
+
+    # --- check ---------------------------------------------------------------------------------
+
+    def check(self, actor: Identity, vault: str, name: str | None = None, version: int | None = None) -> CheckReport:
+        if not self.policy.allows(actor, "check", vault):
+            self.policy.check(actor, "admin", None)
+        validate_vault_id(vault)
+        keys = self._vault_keys(vault)
+        prefix = C.aad_prefix(vault, keys.data_key_version)
+        targets: list[tuple[str, int, dict[str, Any], bytes]] = []
+        with self.store.read() as r:
+            if name is not None:
+                validate_name(name)
+                v, rec = self._version(r, vault, name, version)
+                targets.append((name, v, rec, r.get_manifest(vault, name, v) or b""))
+            else:
+                for nm, _ in r.iter_objects(vault):
+                    for v, raw in r.iter_versions(vault, nm):
+                        targets.append((nm, v, json.loads(raw), r.get_manifest(vault, nm, v) or b""))
+        problems: list[Problem] = []
+        opened: set[bytes] = set()
+        nbytes = 0
+        for nm, v, rec, manifest in targets:
+            h = C.Sha256()
+            size = 0
+            ok = True
+            for cid, n in _manifest_entries(manifest):
+                with self.store.read() as r:
+                    sealed = r.get_chunk(vault, cid)
+                if sealed is None:
+                    problems.append(Problem(vault, nm, v, f"chunk {cid.hex()[:16]} is missing"))
+                    ok = False
+                    continue
+                try:
+                    plain = C.open_chunk(keys.data_key, keys.dedup_key, prefix, cid, sealed)
+                except IntegrityError as e:
+                    problems.append(Problem(vault, nm, v, str(e)))
+                    ok = False
+                    continue
+                opened.add(cid)
+                if len(plain) != n:
+                    problems.append(Problem(vault, nm, v, f"chunk {cid.hex()[:16]} has {len(plain)} bytes, manifest says {n}"))
+                    ok = False
+                h.update(plain)
+                size += len(plain)
+                nbytes += len(plain)
+            if ok:
+                if size != rec["size"]:
+                    problems.append(Problem(vault, nm, v, f"size is {size}, recorded {rec['size']}"))
+                elif not secrets.compare_digest(h.digest(), bytes.fromhex(rec["sha256"])):
+                    problems.append(Problem(vault, nm, v, "SHA-256 of the content differs from the recorded one"))
+        return CheckReport(vault=vault, objects=len(targets), chunks=len(opened), bytes=nbytes, problems=problems)
+
+    # --- keys: rotation and shredding ----------------------------------------------------------
+
+    def rotate_keys(self, actor: Identity) -> int:
+        self.policy.check(actor, "admin", None)
+        new = self.keys.rotate()
+        with self.store.read() as r:
+            vaults = [v for v, _ in r.iter_vaults()]
+        for i in range(0, len(vaults), 64):
+            group = vaults[i : i + 64]
+
+            def unit(t: WriteTxn, group: list[str] = group) -> None:
+                for vault in group:
+                    raw = t.get_vault(vault)
+                    if raw is None:
+                        continue
+                    rec = json.loads(raw)
+                    w = WrappedVaultKeys(
+                        rec["kek_version"],
+                        base64.b64decode(rec["data_key"]),
+                        base64.b64decode(rec["dedup_key"]),
+                        rec["data_key_version"],
+                    )
+                    k = unwrap_vault_keys(self.keys, vault, w)
+                    nw = wrap_vault_keys(self.keys, vault, k, new)
+                    rec.update(kek_version=new, data_key=_b64(nw.data_key), dedup_key=_b64(nw.dedup_key))
+                    t.put_vault(vault, _dumps(rec))
+                if self._leaf:
+                    t.journal(self._leaf("rotate_keys", actor=actor, vault="", version=new))
+
+            self.store.write(unit)
+        return new
+
+    def destroy_vault(self, actor: Identity, vault: str) -> None:
+        """Shred the vault's keys (its content is unreadable at once), then remove its records."""
+        self.policy.check(actor, "admin", None)
+        validate_vault_id(vault)
+
+        def shred(t: WriteTxn) -> None:
+            if not t.delete_vault(vault):
+                raise NotFound(f"vault {vault!r} does not exist")
+            t.delete_requests(vault)
+            if self._leaf:
+                t.journal(self._leaf("destroy_vault", actor=actor, vault=vault))
+
+        self.store.write(shred)
+        self._cache.pop(vault, None)
+        while self.store.write(lambda t: t.purge_vault(vault, 2000)).value:
+            pass
+
+
+class _Deposit:
+    """The state of one deposit in progress: buffer, hasher, manifest, staged parts."""
+
+    def __init__(self, vaults: Vaults, vault: str, keys: VaultKeys) -> None:
+        self.v = vaults
+        self.vault = vault
+        self.keys = keys
+        self.prefix = C.aad_prefix(vault, keys.data_key_version)
+        self.hasher = C.Sha256()
+        self.buf = bytearray()
+        self.size = 0
+        self.manifest = bytearray()
+        self.part: list[tuple[bytes, bytes | None, int]] = []  # (id, sealed or None, plaintext len)
+        self.part_bytes = 0
+        self.seen: set[bytes] = set()  # ids this deposit already handles (sealed or known)
+        self.staged: list[tuple[bytes, Future[Committed[tuple[int, int]]]]] = []
+        self.dedup_bytes = 0
+        self.stored_bytes = 0
+        self.deposit_key = b"dep/" + secrets.token_bytes(16)
+
+    def feed(self, piece: bytes) -> None:
+        self.hasher.update(piece)
+        self.size += len(piece)
+        self.buf += piece
+        if len(self.buf) >= BUFFER:
+            self._process(final=False)
+
+    def finish_chunks(self) -> None:
+        self._process(final=True)
+
+    def _process(self, final: bool) -> None:
+        data = memoryview(self.buf)
+        ends = C.boundaries(data)
+        if not final and ends:
+            ends = ends[:-1]  # the chunk ending at the buffer's end is not a content-defined cut
+        start = 0
+        new_ids: list[tuple[bytes, int, int]] = []
+        ids: list[tuple[bytes, int, int]] = []
+        for e in ends:
+            cid = C.chunk_id(self.keys.dedup_key, data[start:e])
+            ids.append((cid, start, e))
+            start = e
+        with self.v.store.read() as r:
+            for cid, s, e in ids:
+                if cid not in self.seen and r.chunk_refs(self.vault, cid) == 0:
+                    new_ids.append((cid, s, e))
+        newset = {c for c, _, _ in new_ids}
+        for cid, s, e in ids:
+            sealed = None
+            if cid in newset and cid not in self.seen:
+                sealed = C.seal(self.keys.data_key, self.prefix, cid, data[s:e])
+            self.seen.add(cid)
+            self.part.append((cid, sealed, e - s))
+            self.manifest += _ENTRY.pack(cid, e - s)
+            self.part_bytes += e - s
+        data.release()
+        del self.buf[:start]
+        if self.part_bytes >= PART and not final:
+            self._stage()
+
+    def _stage(self) -> None:
+        part, self.part, self.part_bytes = self.part, [], 0
+        key = self.deposit_key + struct.pack(">I", len(self.staged))
+        size = sum(len(s) for _, s, _ in part if s is not None)
+        while len([f for _, f in self.staged if not f.done()]) >= MAX_INFLIGHT_PARTS:
+            next(f for _, f in self.staged if not f.done()).result()
+        fut = self.v.store.submit(lambda t: self._apply_part(t, part, key), size)
+        self.staged.append((key, fut))
+
+    def _apply_part(self, t: WriteTxn, part: list[tuple[bytes, bytes | None, int]], key: bytes | None) -> tuple[int, int]:
+        missing: set[bytes] = set()
+        added: set[bytes] = set()
+        for cid, sealed, _ in part:
+            if sealed is None and cid not in added and t.chunk_refs(self.vault, cid) == 0:
+                missing.add(cid)
+            added.add(cid)
+        if missing:
+            # chunks destroyed meanwhile: seal them now from nowhere is impossible; the caller retries
+            raise _Missing(missing)
+        dedup = stored = 0
+        for cid, sealed, n in part:
+            count = t.add_chunk_ref(self.vault, cid, sealed)
+            if count == 1 and sealed is not None:
+                stored += len(sealed)
+            else:
+                dedup += n
+        if key is not None:
+            t.put_pending(key, self.vault.encode("ascii") + b"\x00" + b"".join(c for c, _, _ in part))
+        return dedup, stored
+
+    def _collect_staged(self) -> None:
+        for _, f in self.staged:
+            try:
+                d, s = f.result().value
+            except _Missing as m:
+                raise Aborted(
+                    f"{len(m.ids)} chunk(s) of this deposit were destroyed while it ran; retry the deposit"
+                ) from None
+            self.dedup_bytes += d
+            self.stored_bytes += s
+
+    def commit(self, actor: Identity, header: DepositHeader, name: str, metadata: dict[str, str], digest: bytes) -> Receipt:
+        self._collect_staged()
+        vault = self.vault
+        actor_s = str(actor)
+        now = _now_ns()
+        part = self.part
+        manifest = bytes(self.manifest)
+        staged_keys = [k for k, _ in self.staged]
+        object_id = secrets.token_hex(16)
+        leaf = self.v._leaf
+
+        def unit(t: WriteTxn) -> Receipt:
+            if t.get_vault(vault) is None:
+                raise NotFound(f"vault {vault!r} was destroyed during the deposit")
+            if header.request_id is not None:
+                prev = t.get_request(vault, actor_s, header.request_id)
+                if prev is not None:
+                    raise _Duplicate(prev)
+            d, s = self._apply_part(t, part, None)
+            head = json.loads(t.get_object(vault, name) or b'{"next":1,"latest":0}')
+            version = int(head["next"])
+            rec = {
+                "object_id": object_id,
+                "size": self.size,
+                "sha256": digest.hex(),
+                "content_type": header.content_type,
+                "metadata": metadata,
+                "depositor": actor_s,
+                "deposited_at_ns": now,
+                "retain_until": header.retain_until,
+                "legal_hold": False,
+                "request_id": header.request_id,
+            }
+            t.put_version(vault, name, version, _dumps(rec), manifest)
+            t.put_object(vault, name, _dumps({"next": version + 1, "latest": version}))
+            for k in staged_keys:
+                t.delete_pending(k)
+            stat = _stat_from(vault, name, version, rec)
+            receipt = Receipt(stat, header.request_id, self.dedup_bytes + d, self.stored_bytes + s)
+            if header.request_id is not None:
+                t.put_request(
+                    vault,
+                    actor_s,
+                    header.request_id,
+                    _dumps(
+                        {
+                            "vault": vault,
+                            "name": name,
+                            "version": version,
+                            "stat": rec,
+                            "request_id": header.request_id,
+                            "dedup_bytes": receipt.deduplicated_bytes,
+                            "stored_bytes": receipt.stored_bytes,
+                        }
+                    ),
+                )
+            if leaf:
+                t.journal(leaf("deposit", actor=actor, vault=vault, name=name, version=version, sha256=digest, size=self.size))
+            return receipt
+
+        size = sum(len(s) for _, s, _ in part if s is not None)
+        for attempt in range(3):
+            try:
+                c = self.v.store.submit(unit, size).result()
+                break
+            except _Duplicate as dup:
+                self.rollback()
+                return Vaults._receipt_from_request(dup.raw)
+            except _Missing as m:
+                self._reseal(m.ids)
+        else:
+            raise Aborted("chunks of this deposit kept vanishing while it ran; retry the deposit")
+        self.staged = []
+        return replace(c.value, evidence=c.evidence)
+
+    def _reseal(self, ids: set[bytes]) -> None:
+        raise Aborted(f"{len(ids)} chunk(s) this deposit shares were destroyed while it ran; retry the deposit")
+
+    def rollback(self) -> None:
+        staged, self.staged = self.staged, []
+        for key, f in staged:
+            try:
+                f.result()
+            except Exception:
+                continue  # that part was not applied
+            try:
+                self.v.store.write(lambda t, key=key: self._rollback_by_key(t, key))
+            except Exception:
+                pass  # left pending: rolled back at the next start
+
+    @staticmethod
+    def _rollback_by_key(t: WriteTxn, key: bytes) -> None:
+        with_rec = None
+        for k, rec in t.iter_pending():
+            if k == key:
+                with_rec = rec
+                break
+        if with_rec is not None:
+            Vaults._rollback_part(t, key, with_rec)
+
+
+class _Duplicate(Exception):
+    def __init__(self, raw: bytes) -> None:
+        super().__init__("duplicate request")
+        self.raw = raw
+
+
+def open_vaults(
+    data_dir: Path,
+    *,
+    policy: Policy,
+    key_provider: KeyProvider,
+    map_size: int = 1 << 34,
+    max_map_size: int | None = None,
+    max_object_size: int = DEFAULT_MAX_OBJECT_SIZE,
+    leaf_factory: Callable[..., bytes] | None = None,
+    journal: Any = None,
+    after_commit: Callable[[list[Committed[Any]]], None] | None = None,
+) -> Vaults:
+    """Open (creating) the store under ``data_dir/store`` and return the use cases over it."""
+    store = open_store(
+        Path(data_dir) / "store",
+        map_size=map_size,
+        max_map_size=max_map_size,
+        journal=journal,
+        after_commit=after_commit,
+    )
+    try:
+        return Vaults(store, policy=policy, key_provider=key_provider, max_object_size=max_object_size, leaf_factory=leaf_factory)
+    except BaseException:
+        store.close()
+        raise
