@@ -262,20 +262,24 @@ class MerkleTree:
                 if raw is None:
                     problems.append(f"journal leaf {index} is missing")
                     return problems
+                # Each stored hash is checked against its own stored children, so a change is reported
+                # where it is, not again at every ancestor.
                 h = leaf_hash(bytes(raw))
                 stored = t.get(node_key(0, index), db=self.nodes)
                 if stored is None or bytes(stored) != h:
                     problems.append(f"journal leaf {index}: stored leaf does not match its stored leaf hash")
+                h = bytes(stored) if stored is not None else h
                 level, i = 0, index
                 while i & 1:
-                    h = node_hash(border[level], h)
+                    computed = node_hash(border[level], h)
                     level += 1
                     i >>= 1
                     stored = t.get(node_key(level, i), db=self.nodes)
-                    if stored is None or bytes(stored) != h:
+                    if stored is None or bytes(stored) != computed:
                         problems.append(
                             f"journal node (level {level}, index {i}) does not match the hash of its children"
                         )
+                    h = bytes(stored) if stored is not None else computed
                 if level == len(border):
                     border.append(h)
                 else:
