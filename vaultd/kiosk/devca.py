@@ -113,10 +113,15 @@ class DevCA:
         citizen: str,
         slot: int,
         *,
+        display_name: str | None = None,
         not_before: dt.datetime | None = None,
         not_after: dt.datetime | None = None,
     ) -> x509.Certificate:
-        """A card certificate for ``slot``: 9A authenticates (digitalSignature), 9C signs (nonRepudiation)."""
+        """A card certificate for ``slot``: 9A authenticates (digitalSignature), 9C signs (nonRepudiation).
+
+        The subject names the citizen twice: serialNumber is the citizen's id (what the server maps
+        to a vault), the common name the name a person reads.
+        """
         if slot not in (SLOT_AUTH, SLOT_SIGN):
             raise ValueError("slot must be 0x9A or 0x9C")
         now = _now()
@@ -126,7 +131,8 @@ class DevCA:
             [
                 x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Citizens"),
-                x509.NameAttribute(NameOID.COMMON_NAME, citizen),
+                x509.NameAttribute(NameOID.SERIAL_NUMBER, citizen),
+                x509.NameAttribute(NameOID.COMMON_NAME, display_name or citizen),
             ]
         )
         auth = slot == SLOT_AUTH
@@ -162,15 +168,17 @@ class DevCA:
         citizen: str,
         *,
         pin: str = "123456",
+        display_name: str | None = None,
         expired: bool = False,
         revoked: bool = False,
     ) -> CardCredentials:
+        """Keys and certificates for slots 9A and 9C of the citizen with id ``citizen``."""
         keys = {slot: ec.generate_private_key(ec.SECP256R1()) for slot in (SLOT_AUTH, SLOT_SIGN)}
-        kw: dict[str, dt.datetime] = {}
+        kw: dict[str, dt.datetime | None] = {}
         if expired:
             now = _now()
             kw = {"not_before": now - dt.timedelta(days=400), "not_after": now - dt.timedelta(days=30)}
-        certs = {slot: self.issue(k.public_key(), citizen, slot, **kw) for slot, k in keys.items()}
+        certs = {slot: self.issue(k.public_key(), citizen, slot, display_name=display_name, **kw) for slot, k in keys.items()}
         if revoked:
             for c in certs.values():
                 self.revoke(c)

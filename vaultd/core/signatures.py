@@ -1,0 +1,380 @@
+"""Verification of citizens' card signatures: detached CMS (CAdES baseline B) and certificate chains.
+
+Server side, no transport: given a CMS and the SHA-256 of the stored version it claims to sign,
+``verify_cms`` checks, in this order, that
+1. the CMS is a well-formed detached SignedData with one signer, SHA-256 and ECDSA P-256;
+2. its signed attributes carry content-type id-data, the message digest of the stored version,
+   a signing time and a signing-certificate-v2 that names the signer's certificate;
+3. the signature over the DER of the signed attributes verifies (through the Rust core's batch
+   ECDSA P-256 verification when it is installed, pyca/cryptography otherwise);
+4. the signer's certificate chains to the configured citizen-card CA, every certificate is within
+   its validity dates at the validation time, the signer's key usage allows non-repudiation, and no
+   certificate of the chain is on its issuer's revocation list (which must be current).
+The outcome is a ``SignatureValidation``: ``valid`` with the signer and the chain, or not, with the
+reason. A CMS that is not even parseable raises InvalidArgument. ``check_certificate`` is the chain
+check alone, also used for logins (key usage digitalSignature).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asn1crypto.tsp  # noqa: F401  (registers signing-certificate-v2 with the CMS attribute types)
+from asn1crypto import cms
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from vaultd.errors import InvalidArgument
+
+__all__ = [
+    "CitizenTrust",
+    "CertificateRejected",
+    "SignatureValidation",
+    "check_certificate",
+    "verify_cms",
+    "verify_ecdsa_p256_batch",
+    "citizen_of",
+    "USAGE_SIGN",
+    "USAGE_AUTH",
+]
+
+USAGE_SIGN = "non_repudiation"
+USAGE_AUTH = "digital_signature"
+MAX_CMS = 64 * 1024
+MAX_CERTS = 8
+MAX_CHAIN = 4
+
+
+class CertificateRejected(Exception):
+    """A certificate failed a check of its chain; the message says which."""
+
+
+@dataclass(frozen=True)
+class CitizenTrust:
+    """The citizen-card CA certificates, their current revocation lists, and the rule for CRLs."""
+
+    anchors: tuple[x509.Certificate, ...]
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
+    require_crl: bool = True
+
+    @classmethod
+    def from_files(cls, ca_pem: Path, crl_paths: Sequence[Path] = (), *, require_crl: bool = True) -> CitizenTrust:
+        anchors = tuple(x509.load_pem_x509_certificates(Path(ca_pem).read_bytes()))
+        crls = []
+        for p in crl_paths:
+            raw = Path(p).read_bytes()
+            crls.append(
+                x509.load_pem_x509_crl(raw) if raw.lstrip().startswith(b"-----") else x509.load_der_x509_crl(raw)
+            )
+        return cls(anchors, tuple(crls), require_crl)
+
+
+@dataclass(frozen=True)
+class SignatureValidation:
+    """The outcome of a signature check, kept with the evidence."""
+
+    valid: bool
+    reason: str
+    validated_at: dt.datetime
+    signer: str | None = None  # the citizen (see citizen_of)
+    signer_subject: str | None = None
+    signing_time: dt.datetime | None = None
+    chain: tuple[bytes, ...] = field(default=(), repr=False)  # DER, signer first, anchor last
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "valid": self.valid,
+            "reason": self.reason,
+            "validated_at": self.validated_at.isoformat(),
+            "signer": self.signer,
+            "signer_subject": self.signer_subject,
+            "signing_time": self.signing_time.isoformat() if self.signing_time else None,
+            "chain_sha256": [hashlib.sha256(c).hexdigest() for c in self.chain],
+        }
+
+
+def citizen_of(cert: x509.Certificate) -> str:
+    """The citizen a card certificate names: its subject serialNumber, else its common name."""
+    for oid in (NameOID.SERIAL_NUMBER, NameOID.COMMON_NAME):
+        attrs = cert.subject.get_attributes_for_oid(oid)
+        if len(attrs) == 1:
+            value = attrs[0].value
+            return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    raise CertificateRejected("the certificate subject names no citizen")
+
+
+# -- ECDSA ------------------------------------------------------------------------------------------
+def _sec1(key: ec.EllipticCurvePublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+
+
+def verify_ecdsa_p256_batch(
+    public_keys: Sequence[ec.EllipticCurvePublicKey], messages: Sequence[bytes], signatures: Sequence[bytes]
+) -> list[bool]:
+    """ECDSA P-256 with SHA-256 over each message, DER signatures; one call for the whole batch.
+
+    Uses the Rust core (``vaultd.crypto.ecdsa_p256_verify_batch``, parallel, GIL released) when it
+    is installed, pyca/cryptography otherwise.
+    """
+    if not len(public_keys) == len(messages) == len(signatures):
+        raise InvalidArgument("batch lists of different lengths")
+    try:
+        from vaultd import crypto
+    except ImportError:
+        crypto = None  # type: ignore[assignment]
+    batch = getattr(crypto, "ecdsa_p256_verify_batch", None)
+    if batch is not None:
+        return list(batch([_sec1(k) for k in public_keys], list(messages), list(signatures), der=True))
+    out = []
+    for key, msg, sig in zip(public_keys, messages, signatures):
+        try:
+            key.verify(sig, msg, ec.ECDSA(hashes.SHA256()))
+            out.append(True)
+        except InvalidSignature:
+            out.append(False)
+    return out
+
+
+# -- certificate chains -----------------------------------------------------------------------------
+def _utc(d: dt.datetime) -> dt.datetime:
+    return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+
+
+def _ext(cert: x509.Certificate, cls: type) -> object | None:
+    try:
+        return cert.extensions.get_extension_for_class(cls).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _check_dates(cert: x509.Certificate, at: dt.datetime, what: str) -> None:
+    if at < cert.not_valid_before_utc:
+        raise CertificateRejected(f"the {what} certificate is not valid yet (from {cert.not_valid_before_utc:%Y-%m-%d})")
+    if at > cert.not_valid_after_utc:
+        raise CertificateRejected(f"the {what} certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+
+
+def _check_revocation(cert: x509.Certificate, issuer: x509.Certificate, trust: CitizenTrust, at: dt.datetime) -> None:
+    crls = [c for c in trust.crls if c.issuer == issuer.subject and c.is_signature_valid(issuer.public_key())]  # type: ignore[arg-type]
+    if not crls:
+        if trust.require_crl:
+            raise CertificateRejected("no valid revocation list of the card CA is configured")
+        return
+    current = [c for c in crls if c.next_update_utc is None or c.next_update_utc >= at]
+    if not current:
+        raise CertificateRejected("the card CA's revocation list is out of date")
+    for crl in current:
+        if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+            raise CertificateRejected(f"the certificate {cert.serial_number:x} is revoked")
+
+
+def check_certificate(
+    cert: x509.Certificate,
+    trust: CitizenTrust,
+    *,
+    usage: str,
+    at: dt.datetime | None = None,
+    intermediates: Sequence[x509.Certificate] = (),
+) -> list[x509.Certificate]:
+    """Checks a card certificate; returns its chain (the card's first, the anchor last).
+
+    Raises CertificateRejected with the reason.
+    """
+    at = _utc(at or dt.datetime.now(dt.timezone.utc))
+    pk = cert.public_key()
+    if not isinstance(pk, ec.EllipticCurvePublicKey) or pk.curve.name != "secp256r1":
+        raise CertificateRejected("the card key is not ECDSA P-256")
+    bc = _ext(cert, x509.BasicConstraints)
+    if isinstance(bc, x509.BasicConstraints) and bc.ca:
+        raise CertificateRejected("a CA certificate cannot sign as a citizen")
+    ku = _ext(cert, x509.KeyUsage)
+    if not isinstance(ku, x509.KeyUsage):
+        raise CertificateRejected("the certificate has no key usage")
+    if usage == USAGE_SIGN and not ku.content_commitment:
+        raise CertificateRejected("the certificate is not for signatures (no nonRepudiation key usage)")
+    if usage == USAGE_AUTH and not ku.digital_signature:
+        raise CertificateRejected("the certificate is not for authentication (no digitalSignature key usage)")
+    _check_dates(cert, at, "card")
+    chain = [cert]
+    current = cert
+    for _ in range(MAX_CHAIN):
+        anchor = next((a for a in trust.anchors if _issued_by(current, a)), None)
+        if anchor is not None:
+            _check_dates(anchor, at, "card CA")
+            _check_revocation(current, anchor, trust, at)
+            chain.append(anchor)
+            return chain
+        inter = next((i for i in intermediates if i not in chain and _issued_by(current, i)), None)
+        if inter is None:
+            raise CertificateRejected("the certificate was not issued by the citizen-card CA")
+        ibc = _ext(inter, x509.BasicConstraints)
+        iku = _ext(inter, x509.KeyUsage)
+        if not (isinstance(ibc, x509.BasicConstraints) and ibc.ca) or (
+            isinstance(iku, x509.KeyUsage) and not iku.key_cert_sign
+        ):
+            raise CertificateRejected("an intermediate certificate is not a CA")
+        _check_dates(inter, at, "intermediate CA")
+        _check_revocation(current, inter, trust, at)
+        chain.append(inter)
+        current = inter
+    raise CertificateRejected("the certificate chain is too long")
+
+
+# -- CMS --------------------------------------------------------------------------------------------
+def _parse(cms_der: bytes) -> tuple[cms.SignedData, cms.SignerInfo]:
+    if len(cms_der) > MAX_CMS:
+        raise InvalidArgument(f"the signature is larger than {MAX_CMS} bytes")
+    try:
+        info = cms.ContentInfo.load(bytes(cms_der), strict=True)
+        if info["content_type"].native != "signed_data":
+            raise InvalidArgument("the CMS is not a SignedData")
+        sd = info["content"]
+        signers = sd["signer_infos"]
+        if len(signers) != 1:
+            raise InvalidArgument("the CMS must have exactly one signer")
+        # Parse everything now, so that malformed input fails here and nowhere later.
+        sd.native  # noqa: B018
+    except InvalidArgument:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidArgument(f"the signature is not a well-formed CMS: {exc}") from exc
+    return sd, signers[0]
+
+
+def verify_cms(
+    cms_der: bytes,
+    expected_sha256: bytes,
+    trust: CitizenTrust,
+    *,
+    at: dt.datetime | None = None,
+) -> SignatureValidation:
+    """Verifies a detached CAdES-B signature over the stored version whose SHA-256 is given."""
+    return verify_cms_batch([(cms_der, expected_sha256)], trust, at=at)[0]
+
+
+def verify_cms_batch(
+    items: Sequence[tuple[bytes, bytes]], trust: CitizenTrust, *, at: dt.datetime | None = None
+) -> list[SignatureValidation]:
+    """``verify_cms`` for many signatures, with one batched ECDSA verification for all of them."""
+    at = _utc(at or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
+    results: list[SignatureValidation | None] = [None] * len(items)
+    pending: list[tuple[int, ec.EllipticCurvePublicKey, bytes, bytes, dict[str, object]]] = []
+    for i, (cms_der, expected) in enumerate(items):
+        try:
+            pending.append((i, *_prepare(cms_der, expected, trust, at)))
+        except _Invalid as exc:
+            results[i] = SignatureValidation(False, str(exc), at, **exc.details)  # type: ignore[arg-type]
+    oks = verify_ecdsa_p256_batch([p[1] for p in pending], [p[2] for p in pending], [p[3] for p in pending])
+    for (i, _k, _m, _s, details), ok in zip(pending, oks):
+        if ok:
+            results[i] = SignatureValidation(True, "valid", at, **details)  # type: ignore[arg-type]
+        else:
+            results[i] = SignatureValidation(False, "the signature does not verify", at, **details)  # type: ignore[arg-type]
+    return [r for r in results if r is not None]
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: str, **details: object) -> None:
+        super().__init__(reason)
+        self.details = details
+
+
+def _prepare(
+    cms_der: bytes, expected: bytes, trust: CitizenTrust, at: dt.datetime
+) -> tuple[ec.EllipticCurvePublicKey, bytes, bytes, dict[str, object]]:
+    if len(expected) != 32:
+        raise InvalidArgument("the stored digest is not a SHA-256")
+    sd, si = _parse(cms_der)
+    if sd["encap_content_info"]["content"].native is not None:
+        raise _Invalid("the CMS is not detached")
+    if sd["encap_content_info"]["content_type"].native != "data":
+        raise _Invalid("the CMS does not sign data")
+    if si["digest_algorithm"]["algorithm"].native != "sha256":
+        raise _Invalid("the CMS digest is not SHA-256")
+    if si["signature_algorithm"].signature_algo != "ecdsa" or si["signature_algorithm"].hash_algo != "sha256":
+        raise _Invalid("the CMS signature is not ECDSA with SHA-256")
+    attrs = si["signed_attrs"]
+    if not attrs:
+        raise _Invalid("the CMS has no signed attributes")
+    by_type: dict[str, object] = {}
+    for attr in attrs:
+        name = attr["type"].native
+        if name in by_type:
+            raise _Invalid(f"the signed attribute {name} appears twice")
+        values = attr["values"]
+        if len(values) != 1:
+            raise _Invalid(f"the signed attribute {name} must have one value")
+        by_type[name] = values[0]
+    for required in ("content_type", "message_digest", "signing_time", "signing_certificate_v2"):
+        if required not in by_type:
+            raise _Invalid(f"the signed attribute {required} is missing (not CAdES baseline B)")
+    if by_type["content_type"].native != "data":  # type: ignore[attr-defined]
+        raise _Invalid("the signed content type is not data")
+    signing_time = by_type["signing_time"].native  # type: ignore[attr-defined]
+
+    # The signer's certificate: the one the SignerIdentifier names.
+    sid = si["sid"]
+    if sid.name != "issuer_and_serial_number":
+        raise _Invalid("the signer must be named by issuer and serial number")
+    certs = [c.chosen for c in (sd["certificates"] or []) if c.name == "certificate"]
+    if len(certs) > MAX_CERTS:
+        raise _Invalid("the CMS carries too many certificates")
+    signer_asn1 = next(
+        (
+            c
+            for c in certs
+            if c.serial_number == sid.chosen["serial_number"].native and c.issuer == sid.chosen["issuer"]
+        ),
+        None,
+    )
+    if signer_asn1 is None:
+        raise _Invalid("the CMS does not carry the signer's certificate")
+    signer_der = signer_asn1.dump()
+    signer = x509.load_der_x509_certificate(signer_der)
+    others = [x509.load_der_x509_certificate(c.dump()) for c in certs if c is not signer_asn1]
+    details: dict[str, object] = {"signing_time": signing_time, "signer_subject": signer.subject.rfc4514_string()}
+
+    ess = by_type["signing_certificate_v2"]["certs"]  # type: ignore[index]
+    if len(ess) < 1:
+        raise _Invalid("the signing-certificate-v2 attribute is empty", **details)
+    first = ess[0]
+    if first["hash_algorithm"]["algorithm"].native != "sha256":
+        raise _Invalid("the signing-certificate-v2 hash is not SHA-256", **details)
+    if not hmac.compare_digest(first["cert_hash"].native, hashlib.sha256(signer_der).digest()):
+        raise _Invalid("the signing-certificate-v2 attribute names another certificate", **details)
+
+    digest = by_type["message_digest"].native  # type: ignore[attr-defined]
+    if not isinstance(digest, bytes) or not hmac.compare_digest(digest, expected):
+        raise _Invalid("the signature is over a different document (message digest mismatch)", **details)
+
+    try:
+        chain = check_certificate(signer, trust, usage=USAGE_SIGN, at=at, intermediates=others)
+        details["signer"] = citizen_of(signer)
+    except CertificateRejected as exc:
+        raise _Invalid(str(exc), **details) from exc
+    details["chain"] = tuple(c.public_bytes(serialization.Encoding.DER) for c in chain)
+
+    # The signature covers the DER of the signed attributes with the SET OF tag.
+    signed = attrs.dump()
+    signed = b"\x31" + signed[1:]
+    pub = signer.public_key()
+    assert isinstance(pub, ec.EllipticCurvePublicKey)
+    return pub, signed, si["signature"].native, details
