@@ -1,0 +1,238 @@
+"""Every verb end to end: a real daemon over mutual TLS on loopback, a real LMDB."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import RunningServer, new_vault_id
+from vaultd.client import VaultClient
+from vaultd.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+
+
+def stored_chunk_bytes(srv: RunningServer, vault: str) -> int:
+    """Bytes of sealed chunks the store holds for ``vault``, read from LMDB itself."""
+    total = 0
+    with srv.daemon.vaults.store.read() as r:
+        for chunk_id, _refs in r.iter_chunks(vault):
+            sealed = r.get_chunk(vault, chunk_id)
+            assert sealed is not None
+            total += len(sealed)
+    return total
+
+
+@pytest.fixture
+def permits(client_for: Callable[..., VaultClient]) -> VaultClient:
+    return client_for("permits")
+
+
+def test_create_deposit_read_stat(permits: VaultClient) -> None:
+    vault = new_vault_id()
+    info = permits.create_vault(vault)
+    assert info.vault == vault and info.key_version >= 1
+    with pytest.raises(AlreadyExists):
+        permits.create_vault(vault)
+    data = os.urandom(2_500_000)
+    r = permits.deposit(vault, "permits/2024/A-001.pdf", data, content_type="application/pdf",
+                        metadata={"case": "A-001"}, expected_sha256=hashlib.sha256(data).digest())
+    assert r.stat.version == 1 and r.stat.size == len(data)
+    assert r.stat.sha256 == hashlib.sha256(data).digest()
+    assert r.stat.depositor == "service:permits"
+    assert r.stored_bytes >= len(data) and r.deduplicated_bytes == 0
+    s = permits.stat(vault, "permits/2024/A-001.pdf")
+    assert (s.object_id, s.content_type, s.metadata) == (r.stat.object_id, "application/pdf", {"case": "A-001"})
+    assert abs(s.deposited_at_ns / 1e9 - time.time()) < 60
+    assert permits.read_bytes(vault, "permits/2024/A-001.pdf") == data
+    # offset and length, across the 1 MiB message boundary
+    assert permits.read_bytes(vault, "permits/2024/A-001.pdf", offset=1_000_000, length=100_000) == \
+        data[1_000_000:1_100_000]
+    assert permits.read_bytes(vault, "permits/2024/A-001.pdf", offset=2_400_000) == data[2_400_000:]
+
+
+def test_read_to_file_and_deposit_from_file(permits: VaultClient, tmp_path: Path) -> None:
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    src = tmp_path / "in.bin"
+    src.write_bytes(os.urandom(3 << 20))
+    seen: list[tuple[int, int | None]] = []
+    permits.deposit(vault, "doc", src, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (3 << 20, 3 << 20) and len(seen) == 3
+    out = tmp_path / "out.bin"
+    st = permits.read_to(vault, "doc", out)
+    assert out.read_bytes() == src.read_bytes() and st.size == 3 << 20
+
+
+def test_empty_object(permits: VaultClient) -> None:
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    r = permits.deposit(vault, "empty", b"")
+    assert r.stat.size == 0 and r.stat.sha256 == hashlib.sha256(b"").digest()
+    assert permits.read_bytes(vault, "empty") == b""
+
+
+def test_versions(permits: VaultClient) -> None:
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    bodies = [os.urandom(1000 + i) for i in range(3)]
+    for b in bodies:
+        permits.deposit(vault, "contract", b)
+    assert permits.stat(vault, "contract").version == 3
+    for v, b in enumerate(bodies, start=1):
+        assert permits.read_bytes(vault, "contract", version=v) == b
+        assert permits.stat(vault, "contract", version=v).size == len(b)
+    assert [s.version for s in permits.list(vault, versions=True)] == [1, 2, 3]
+    assert [s.version for s in permits.list(vault)] == [3]
+    d = permits.destroy(vault, "contract", version=2)
+    assert (d.version, d.actor) == (2, "service:permits")
+    with pytest.raises(NotFound):
+        permits.read_bytes(vault, "contract", version=2)
+    assert permits.read_bytes(vault, "contract", version=1) == bodies[0]
+    assert [s.version for s in permits.list(vault, versions=True)] == [1, 3]
+
+
+def test_list_pages_prefix_and_count(permits: VaultClient) -> None:
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    names = [f"a/{i:03d}" for i in range(25)] + [f"b/{i}" for i in range(5)]
+    for n in names:
+        permits.deposit(vault, n, n.encode())
+    page, token = permits.list_page(vault, "a/", page_size=10)
+    assert [s.name for s in page] == names[:10] and token
+    assert [s.name for s in permits.list(vault, "a/", page_size=7)] == names[:25]
+    assert [s.name for s in permits.list(vault)] == sorted(names)
+    assert permits.count(vault) == 30
+    assert permits.count(vault, "b/") == 5
+    assert permits.count(vault, "c/") == 0
+
+
+def test_check_and_destroy(permits: VaultClient) -> None:
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    data = os.urandom(1 << 20)
+    permits.deposit(vault, "x", data)
+    permits.deposit(vault, "y", os.urandom(10))
+    rep = permits.check(vault)
+    assert rep.ok and rep.objects == 2 and rep.bytes == len(data) + 10 and rep.chunks >= 2
+    rep = permits.check(vault, "x")
+    assert rep.ok and rep.objects == 1 and rep.bytes == len(data)
+    permits.destroy(vault, "x")
+    with pytest.raises(NotFound):
+        permits.stat(vault, "x")
+    with pytest.raises(NotFound):
+        permits.destroy(vault, "x")
+    assert permits.count(vault) == 1
+
+
+def test_dedup_within_a_vault_not_across(vault_server: RunningServer, permits: VaultClient) -> None:
+    a, b = new_vault_id(), new_vault_id()
+    permits.create_vault(a)
+    permits.create_vault(b)
+    data = os.urandom(4 << 20)
+    r1 = permits.deposit(a, "one", data)
+    stored_after_first = stored_chunk_bytes(vault_server, a)
+    assert len(data) <= stored_after_first <= len(data) * 1.01
+    r2 = permits.deposit(a, "two", data)  # same bytes, another name
+    assert r2.stored_bytes == 0 and r2.deduplicated_bytes == len(data)
+    assert stored_chunk_bytes(vault_server, a) == stored_after_first
+    # a small edit in the middle stores only the chunks around it
+    edited = data[:2_000_000] + b"EDIT" + data[2_000_000:]
+    permits.deposit(a, "three", edited)
+    growth = stored_chunk_bytes(vault_server, a) - stored_after_first
+    assert 0 < growth < 1.2 * (1 << 20), growth
+    # identical bytes in another vault share nothing
+    r3 = permits.deposit(b, "one", data)
+    assert r3.deduplicated_bytes == 0 and r3.stored_bytes >= len(data)
+    assert stored_chunk_bytes(vault_server, b) >= len(data)
+    assert r1.stat.object_id != r3.stat.object_id
+    # destroying the last reference removes the chunks
+    permits.destroy(b, "one")
+    assert stored_chunk_bytes(vault_server, b) == 0
+
+
+def test_retention_and_legal_hold(permits: VaultClient) -> None:
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    future = int(time.time()) + 3600
+    r = permits.deposit(vault, "kept", b"legal", retain_until=future)
+    assert r.stat.retain_until == future
+    with pytest.raises(FailedPrecondition):
+        permits.destroy(vault, "kept")
+    assert permits.set_retention(vault, "kept", future + 10).retain_until == future + 10
+    with pytest.raises((FailedPrecondition, InvalidArgument)):
+        permits.set_retention(vault, "kept", future - 10)  # never shortened
+    permits.deposit(vault, "held", b"evidence")
+    assert permits.set_legal_hold(vault, "held", True).legal_hold is True
+    with pytest.raises(FailedPrecondition):
+        permits.destroy(vault, "held")
+    assert permits.read_bytes(vault, "held") == b"evidence"
+    assert permits.set_legal_hold(vault, "held", False).legal_hold is False
+    permits.destroy(vault, "held")
+    # a retention date in the past does not block
+    permits.deposit(vault, "expired", b"x")
+    permits.set_retention(vault, "expired", int(time.time()) - 5)
+    permits.destroy(vault, "expired")
+
+
+def test_idempotent_retry(vault_server: RunningServer, permits: VaultClient) -> None:
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    data = os.urandom(300_000)
+    r1 = permits.deposit(vault, "form", data, request_id="req-42")
+    stored = stored_chunk_bytes(vault_server, vault)
+    r2 = permits.deposit(vault, "form", data, request_id="req-42")
+    assert r2.stat == r1.stat and r2.request_id == "req-42"
+    assert stored_chunk_bytes(vault_server, vault) == stored
+    assert [s.version for s in permits.list(vault, versions=True)] == [1]
+    r3 = permits.deposit(vault, "form", data, request_id="req-43")
+    assert r3.stat.version == 2
+
+
+def test_rotation_keeps_reads_working(client_for: Callable[..., VaultClient]) -> None:
+    permits, admin = client_for("permits"), client_for("op-admin")
+    vault = new_vault_id()
+    before = permits.create_vault(vault).key_version
+    data = os.urandom(200_000)
+    permits.deposit(vault, "doc", data)
+    v = admin.rotate_keys()
+    assert v > before
+    assert permits.read_bytes(vault, "doc") == data
+    permits.deposit(vault, "doc2", data)
+    assert permits.check(vault).ok
+    assert admin.rotate_keys() == v + 1
+    assert permits.read_bytes(vault, "doc2") == data
+
+
+def test_unknown_vault_and_object(permits: VaultClient) -> None:
+    vault = new_vault_id()  # allowed by the policy, never created
+    with pytest.raises(NotFound):
+        permits.deposit(vault, "x", b"data")
+    with pytest.raises(NotFound):
+        permits.stat(vault, "x")
+    with pytest.raises(NotFound):
+        permits.read_bytes(vault, "x")
+    permits.create_vault(vault)
+    with pytest.raises(NotFound):
+        permits.stat(vault, "missing")
+    with pytest.raises(NotFound):
+        permits.read_bytes(vault, "missing")
+    permits.deposit(vault, "x", b"data")
+    with pytest.raises(NotFound):
+        permits.stat(vault, "x", version=7)
+
+
+def test_destroy_vault_shreds_it(client_for: Callable[..., VaultClient]) -> None:
+    permits = client_for("permits")
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    permits.deposit(vault, "x", b"secret")
+    with pytest.raises(PermissionDenied):  # a whole vault is the operators' to destroy
+        permits.destroy_vault(vault)
+    assert permits.read_bytes(vault, "x") == b"secret"
+    client_for("op-admin").destroy_vault(vault)
+    with pytest.raises(NotFound):
+        permits.read_bytes(vault, "x")
