@@ -1,0 +1,122 @@
+"""The JournalService servicer: protobuf in, one call to the journal, protobuf out.
+
+Authorization uses the server's policy (``authorize(identity, verb, vault)``, i.e. ``Policy.check``):
+"journal" on a vault to read its entries or a delivery proof, "admin" to read the whole journal.
+Checkpoints, proofs and the public key reveal only hashes and sizes and are open to any authenticated
+caller. Proofs are checked by the journal against its signed root before they are sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from vaultd.errors import InvalidArgument
+from vaultd.journal.checkpoint import SIG_ED25519
+from vaultd.journal.journal import Journal, SignedHead
+from vaultd.journal.leaf import Leaf
+from vaultd.journal.receipt import encode_consistency_proof
+from vaultd.transport.auth import identity_of
+from vaultd.transport.servicer import unary
+from vaultd.types import Identity
+from vaultd.v1 import journal_pb2 as pb
+from vaultd.v1 import journal_pb2_grpc as pb_grpc
+
+__all__ = ["JournalServicer", "add_to_server", "MAX_JOURNAL_PAGE"]
+
+DEFAULT_JOURNAL_PAGE = 100
+MAX_JOURNAL_PAGE = 1000
+Authorize = Callable[[Identity, str, "str | None"], None]
+
+
+def _checkpoint_pb(head: SignedHead) -> pb.Checkpoint:
+    cp = head.checkpoint
+    return pb.Checkpoint(note=head.note, origin=cp.origin, tree_size=cp.size, root_hash=cp.root)
+
+
+def _entry_pb(index: int, raw: bytes, leaf: Leaf) -> pb.JournalEntry:
+    return pb.JournalEntry(
+        index=index, leaf=raw, operation=leaf.operation, vault=leaf.vault, name=leaf.name, version=leaf.version,
+        sha256=leaf.sha256 or b"", actor=f"{leaf.actor_kind}:{leaf.actor_name}", kiosk=leaf.kiosk,
+        time_ns=leaf.time_ns, outcome=leaf.outcome,
+    )
+
+
+class JournalServicer(pb_grpc.JournalServiceServicer):
+    def __init__(self, journal: Journal, authorize: Authorize) -> None:
+        self._journal = journal
+        self._authorize = authorize
+
+    @unary
+    def GetCheckpoint(self, request: pb.GetCheckpointRequest, ctx: Any) -> pb.Checkpoint:
+        identity_of(ctx)
+        return _checkpoint_pb(self._journal.head())
+
+    @unary
+    def GetInclusionProof(self, request: pb.GetInclusionProofRequest, ctx: Any) -> pb.InclusionProof:
+        identity_of(ctx)
+        if request.tree_size == 0:
+            head = self._journal.head()
+            receipt = self._journal.receipt("event", request.index, head)
+            size = head.checkpoint.size
+            proof = self._journal.inclusion(request.index, size)
+            leaf = self._journal.tree.leaf(request.index)
+            return pb.InclusionProof(index=request.index, tree_size=size, leaf=leaf, hashes=proof,
+                                     checkpoint=_checkpoint_pb(head), receipt=receipt)
+        proof = self._journal.inclusion(request.index, request.tree_size)
+        leaf = self._journal.tree.leaf(request.index)
+        return pb.InclusionProof(index=request.index, tree_size=request.tree_size, leaf=leaf, hashes=proof)
+
+    @unary
+    def GetConsistencyProof(self, request: pb.GetConsistencyProofRequest, ctx: Any) -> pb.ConsistencyProof:
+        identity_of(ctx)
+        new = request.new_size or self._journal.head().checkpoint.size
+        old = request.old_size
+        if old == 0 or old > new:
+            raise InvalidArgument(f"no consistency proof from size {old} to size {new}")
+        hashes = self._journal.consistency(old, new)
+        return pb.ConsistencyProof(old_size=old, new_size=new, hashes=hashes,
+                                   proof_file=encode_consistency_proof(old, new, hashes))
+
+    @unary
+    def ReadJournal(self, request: pb.ReadJournalRequest, ctx: Any) -> pb.ReadJournalResponse:
+        actor = identity_of(ctx)
+        vault = request.vault or None
+        if vault is None:
+            self._authorize(actor, "admin", None)
+        else:
+            self._authorize(actor, "journal", vault)
+        page = request.page_size or DEFAULT_JOURNAL_PAGE
+        if page > MAX_JOURNAL_PAGE:
+            raise InvalidArgument(f"page_size at most {MAX_JOURNAL_PAGE}")
+        entries, nxt = self._journal.read(request.start_index, vault=vault, limit=page)
+        return pb.ReadJournalResponse(
+            entries=[_entry_pb(i, leaf.encode(), leaf) for i, leaf in entries],
+            next_index=nxt, tree_size=self._journal.tree.size(),
+        )
+
+    @unary
+    def GetPublicKey(self, request: pb.GetPublicKeyRequest, ctx: Any) -> pb.PublicKey:
+        identity_of(ctx)
+        v = self._journal.verifier
+        return pb.PublicKey(name=v.name, verifier_key=v.vkey(), pem=v.public_key_pem(),
+                            algorithm="ed25519" if v.sig_type == SIG_ED25519 else "ecdsa-p256-sha256",
+                            key_id=v.key_id)
+
+    @unary
+    def GetDeliveryProof(self, request: pb.GetDeliveryProofRequest, ctx: Any) -> pb.DeliveryProof:
+        actor = identity_of(ctx)
+        self._authorize(actor, "journal", request.vault)
+        index = self._journal.first_read_index(request.vault, request.name, request.version)
+        if index is None:
+            return pb.DeliveryProof(read=False)
+        receipt = self._journal.receipt("delivery", index)
+        leaf = Leaf.decode(self._journal.tree.leaf(index))
+        return pb.DeliveryProof(read=True, receipt=receipt, index=index, read_at_ns=leaf.time_ns,
+                                reader=f"{leaf.actor_kind}:{leaf.actor_name}")
+
+
+def add_to_server(server: Any, journal: Journal, authorize: Authorize) -> JournalServicer:
+    servicer = JournalServicer(journal, authorize)
+    pb_grpc.add_JournalServiceServicer_to_server(servicer, server)
+    return servicer
