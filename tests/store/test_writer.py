@@ -1,0 +1,167 @@
+"""The single writer: group commit, isolation of failing units, durability, a full map, map growth."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from vaultd.errors import ResourceExhausted
+from vaultd.store import open_store
+from vaultd.store.interface import Committed
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_concurrent_units_share_batches(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "s", map_size=64 << 20)
+    try:
+        n = 400
+        futs = []
+        barrier = threading.Barrier(8)
+
+        def worker(k: int) -> None:
+            barrier.wait()
+            for i in range(n // 8):
+                futs.append(s.submit(lambda t, k=k, i=i: t.put_vault(f"v{k}-{i}", b"x")))
+
+        ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for f in futs:
+            f.result()
+        st = s.stats()
+        assert st.units == n
+        assert st.batches < n  # group commit: fewer commits (fsyncs) than units
+        with s.read() as r:
+            assert len(list(r.iter_vaults())) == n
+    finally:
+        s.close()
+
+
+def test_failing_unit_does_not_spoil_its_batch(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "s", map_size=8 << 20)
+    try:
+        gate = threading.Event()
+        blocker = s.submit(lambda t: gate.wait(5))  # holds the writer so the next three batch together
+        good1 = s.submit(lambda t: t.put_vault("a", b"1"))
+        bad = s.submit(lambda t: (t.put_vault("b", b"2"), 1 / 0))
+        good2 = s.submit(lambda t: t.put_vault("c", b"3"))
+        gate.set()
+        blocker.result()
+        good1.result()
+        good2.result()
+        with pytest.raises(ZeroDivisionError):
+            bad.result()
+        with s.read() as r:
+            assert [v for v, _ in r.iter_vaults()] == ["a", "c"]
+    finally:
+        s.close()
+
+
+def test_journal_hook_runs_in_the_same_transaction(tmp_path: Path) -> None:
+    appended: list[bytes] = []
+    batches: list[list[Committed[object]]] = []
+
+    class J:
+        def append(self, txn: object, leaf: bytes) -> int:
+            appended.append(leaf)
+            return len(appended) - 1
+
+    def after(batch: list[Committed[object]]) -> None:
+        batches.append(batch)
+        for c in batch:
+            c.evidence = b"proof-of-" + c.leaves[0]
+
+    s = open_store(tmp_path / "s", map_size=8 << 20, journal=J(), after_commit=after)
+    try:
+        c = s.write(lambda t: (t.put_vault("a", b"1"), t.journal(b"leaf-a"))[0])
+        assert c.leaves == [b"leaf-a"] and c.leaf_indexes == [0] and c.evidence == b"proof-of-leaf-a"
+        with pytest.raises(ValueError):
+            s.write(lambda t: (t.journal(b"leaf-bad"), int("x")))
+        assert appended == [b"leaf-a"]  # a failed unit appends nothing
+        assert len(batches) == 1
+    finally:
+        s.close()
+
+
+def test_full_map_refuses_writes_but_reads_work(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "s", map_size=2 << 20)
+    try:
+        s.write(lambda t: t.put_vault("keep", b"ok"))
+
+        def fill(t) -> None:  # type: ignore[no-untyped-def]
+            for i in range(100):
+                t.add_chunk_ref("v", i.to_bytes(32, "big"), os.urandom(64 << 10))
+
+        with pytest.raises(ResourceExhausted, match="map is full.*reads still work"):
+            s.write(fill)
+        with s.read() as r:
+            assert r.get_vault("keep") == b"ok"
+            assert list(r.iter_chunks("v")) == []  # nothing half-written
+        s.write(lambda t: t.put_vault("small", b"still fits"))  # small writes still go through
+    finally:
+        s.close()
+
+
+def test_map_grows_when_allowed(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "s", map_size=2 << 20, max_map_size=32 << 20)
+    try:
+        stop = threading.Event()
+        reads = 0
+
+        def reader() -> None:  # reads run during growth; growth waits for them
+            nonlocal reads
+            while not stop.is_set():
+                with s.read() as r:
+                    r.get_vault("x")
+                reads += 1
+
+        th = threading.Thread(target=reader)
+        th.start()
+
+        def fill(t) -> None:  # type: ignore[no-untyped-def]
+            for i in range(100):
+                t.add_chunk_ref("v", i.to_bytes(32, "big"), os.urandom(64 << 10))
+
+        s.write(fill)
+        stop.set()
+        th.join()
+        assert s.stats().map_size > 2 << 20
+        assert reads > 0
+        with s.read() as r:
+            assert len(list(r.iter_chunks("v"))) == 100
+    finally:
+        s.close()
+
+
+def test_acknowledged_write_survives_a_crash(tmp_path: Path) -> None:
+    """A child process acknowledges a write then dies without closing; the data is there after."""
+    code = (
+        "import os,sys; from pathlib import Path; from vaultd.store import open_store\n"
+        "s = open_store(Path(sys.argv[1]), map_size=8 << 20)\n"
+        "s.write(lambda t: t.put_vault('durable', b'yes'))\n"
+        "print('acked', flush=True)\n"
+        "os._exit(0)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "acked", out.stderr
+    s = open_store(tmp_path / "s", map_size=8 << 20)
+    try:
+        with s.read() as r:
+            assert r.get_vault("durable") == b"yes"
+    finally:
+        s.close()
+
+
+def test_files_are_private(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "s", map_size=8 << 20)
+    s.close()
+    assert (tmp_path / "s" / "data.mdb").stat().st_mode & 0o077 == 0
