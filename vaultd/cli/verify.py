@@ -1,0 +1,103 @@
+"""Offline verification of journal evidence: ``vaultctl verify`` and ``vaultctl verify-consistency``.
+
+No server is needed: a receipt file, the document and the journal's public key (a signed-note
+verifier key ``name+id+key`` or a PEM public key, as ``GetPublicKey`` gives it) are enough.
+
+Exit status: 0 when every check holds; 11 (the vaultctl code for DATA_LOSS) when a check fails, with a
+line naming the failed check; 1 for a usage error (a file that cannot be read).
+
+Also runnable alone: ``python -m vaultd.cli.verify verify RECEIPT --document FILE --public-key KEY``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vaultd.journal.receipt import VerifyResult, verify_consistency, verify_receipt
+
+__all__ = ["register", "main", "EXIT_VERIFIED", "EXIT_FAILED", "EXIT_USAGE"]
+
+EXIT_VERIFIED = 0
+EXIT_USAGE = 1
+EXIT_FAILED = 11
+
+
+def _readable(path: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise argparse.ArgumentTypeError(f"{path}: not a readable file")
+    return p
+
+
+def _print(res: VerifyResult, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({
+            "ok": res.ok, "failed": res.failed,
+            "checks": [{"check": n, "ok": ok, "detail": d} for n, ok, d in res.checks],
+            "entry": res.leaf.describe() if res.leaf else None,
+        }, indent=2))
+    else:
+        print(res.report())
+        if res.ok:
+            print("VERIFIED")
+        else:
+            print(f"NOT VERIFIED: check {res.failed!r} failed", file=sys.stderr)
+    return EXIT_VERIFIED if res.ok else EXIT_FAILED
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    res = verify_receipt(args.receipt, args.document, args.public_key)
+    return _print(res, args.json)
+
+
+def cmd_verify_consistency(args: argparse.Namespace) -> int:
+    res = verify_consistency(args.old, args.new, args.proof, args.public_key)
+    return _print(res, args.json)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``verify`` and ``verify-consistency`` to an argparse subparsers object. Both set
+    ``offline=True`` and ``run=fn(args) -> exit status``: they need no server connection."""
+    sp = subparsers.add_parser(
+        "verify", help="check a receipt offline: document SHA-256, inclusion proof, checkpoint signature",
+        description="Check a receipt (evidence file) with no server: the document's SHA-256 against the "
+                    "journal entry, the inclusion proof against the signed checkpoint, and the checkpoint's "
+                    "signature by the journal key. Exit 0 only when everything holds.")
+    sp.add_argument("receipt", type=_readable, help="the receipt file (JSON)")
+    sp.add_argument("--document", type=_readable, metavar="FILE",
+                    help="the document the receipt is about (required for a deposit receipt)")
+    sp.add_argument("--public-key", required=True, type=_readable, metavar="KEY",
+                    help="the journal's public key: verifier key (name+id+key) or PEM")
+    sp.add_argument("--json", action="store_true", help="machine-readable result")
+    sp.set_defaults(offline=True, run=cmd_verify)
+    sp = subparsers.add_parser(
+        "verify-consistency", help="check offline that checkpoint NEW extends checkpoint OLD",
+        description="Check with no server that the journal of checkpoint NEW extends the journal of "
+                    "checkpoint OLD (it was not rewritten), given a consistency proof.")
+    sp.add_argument("old", type=_readable, help="the earlier signed checkpoint")
+    sp.add_argument("new", type=_readable, help="the later signed checkpoint")
+    sp.add_argument("proof", type=_readable, help="consistency proof (JSON, or one base64 hash per line)")
+    sp.add_argument("--public-key", type=_readable, metavar="KEY",
+                    help="also check both checkpoints' signatures (recommended)")
+    sp.add_argument("--json", action="store_true", help="machine-readable result")
+    sp.set_defaults(offline=True, run=cmd_verify_consistency)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="vaultctl", description="Offline verification of vaultd evidence.")
+    register(p.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = p.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except OSError as e:
+        print(f"vaultctl: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
