@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -35,8 +36,6 @@ class Token:
 @pytest.fixture
 def softhsm_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Token]:
     """A fresh SoftHSM2 token in a temporary folder (SOFTHSM2_CONF points at a temporary config)."""
-    import pkcs11
-
     tokdir = tmp_path / "tokens"
     tokdir.mkdir()
     conf = tmp_path / "softhsm2.conf"
@@ -50,6 +49,18 @@ def softhsm_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[T
         capture_output=True,
     )
     module = softhsm_module()
-    # the library reads SOFTHSM2_CONF when initialised: re-initialise it for this token folder
-    pkcs11.lib(module).reinitialize()
+    # SoftHSM2 reads SOFTHSM2_CONF when initialised; python-pkcs11 keeps one instance per module
+    # and initialises it again on next use once finalised. Finalise before (to read this config)
+    # and after (so later tests read theirs).
+    _finalize(module)
     yield Token(module, "vaultd-test", "1234", conf)
+    gc.collect()
+    _finalize(module)
+
+
+def _finalize(module: str) -> None:
+    import pkcs11
+
+    lib = pkcs11._loaded.get(module)
+    if lib is not None and lib.initialized:
+        lib.finalize()
