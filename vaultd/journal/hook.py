@@ -1,0 +1,108 @@
+"""How the journal plugs into the store's single writer.
+
+The composition root creates a :class:`JournalHook` before the store exists, passes ``hook`` as the
+store's ``journal`` (its ``append(txn, leaf)`` runs in the writer's transaction) and
+``hook.after_commit`` as the writer's after-commit callback, and ``leaf_factory`` to the core; once the
+store's LMDB environment is open it binds the :class:`~vaultd.journal.journal.Journal` to the hook::
+
+    hook = JournalHook()
+    vaults = open_vaults(data_dir, ..., leaf_factory=leaf_factory, journal=hook,
+                         after_commit=hook.after_commit)
+    hook.bind(open_journal(vaults.store.env, data_dir / "journal", name=..., signer=...))
+
+After each group commit ``after_commit`` signs one checkpoint for the whole batch (refusing one that is
+not consistent with the last) and attaches to every unit that journaled a leaf its evidence: the
+receipt of its last leaf (a deposit or destroy receipt; "event" for the others).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from vaultd.errors import Unavailable
+from vaultd.journal.journal import Journal
+from vaultd.journal.leaf import Leaf
+from vaultd.journal.signer import Ed25519Signer, NoteSigner
+
+__all__ = ["JournalHook", "leaf_factory", "open_journal", "RECEIPT_KIND"]
+
+log = logging.getLogger("vaultd.journal")
+
+RECEIPT_KIND = {"deposit": "deposit", "destroy": "destroy", "read": "event"}
+
+
+def leaf_factory(
+    operation: str,
+    *,
+    actor: Any = None,
+    vault: str = "",
+    name: str = "",
+    version: int | None = 0,
+    sha256: bytes | None = None,
+    outcome: str = "ok",
+    time_ns: int | None = None,
+    **extra: Any,
+) -> bytes:
+    """The canonical leaf bytes for one operation (the core's ``leaf_factory``). Extra keyword
+    arguments (``size``, ``requester``, ``signature_sha256`` ...) go into the leaf's extra fields."""
+    fields = {k: (v if isinstance(v, (bytes, str)) else str(v)) for k, v in extra.items() if v is not None}
+    return Leaf.make(
+        operation, vault=vault, name=name, version=version or 0, sha256=sha256, actor=actor,
+        time_ns=time.time_ns() if time_ns is None else time_ns, outcome=outcome, extra=fields,
+    ).encode()
+
+
+class JournalHook:
+    """The two hook points of the store writer, bound to a Journal once the store is open."""
+
+    def __init__(self) -> None:
+        self._journal: Journal | None = None
+        self._bound = threading.Event()
+
+    def bind(self, journal: Journal) -> None:
+        self._journal = journal
+        self._bound.set()
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            raise Unavailable("the journal is not open yet")
+        return self._journal
+
+    def append(self, txn: Any, leaf: bytes) -> int:
+        """In the writer's transaction: no journal, no change (the unit fails and nothing is kept)."""
+        return self.journal.append(getattr(txn, "raw", txn), leaf)
+
+    def after_commit(self, batch: list[Any]) -> None:
+        journal = self._journal
+        if journal is None or not any(c.leaf_indexes for c in batch):
+            return
+        head = journal.sign_head()
+        for c in batch:
+            if c.leaf_indexes:
+                op = Leaf.decode(c.leaves[-1]).operation
+                try:
+                    c.evidence = journal.receipt(RECEIPT_KIND.get(op, "event"), c.leaf_indexes[-1], head)
+                except Exception:  # the change is durable; its evidence can be fetched again later
+                    log.exception("journal evidence for leaf %d failed", c.leaf_indexes[-1])
+
+
+def open_journal(
+    env: Any,
+    state_dir: Path | str,
+    *,
+    name: str,
+    signer: NoteSigner | None = None,
+    fsync: bool = True,
+) -> Journal:
+    """Open the journal in ``env``; without a ``signer``, an Ed25519 key file ``state_dir/journal.key``
+    (mode 0600) is loaded, or made on first run."""
+    state = Path(state_dir)
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if signer is None:
+        signer = Ed25519Signer.load_or_create(state / "journal.key", name)
+    return Journal(env, signer, origin=name, state_dir=state, fsync=fsync)
