@@ -1,0 +1,806 @@
+//! The pyo3 layer: argument conversion, GIL release, output buffers, exceptions. No cryptography here.
+//!
+//! Inputs are borrowed through the buffer protocol (`bytes`, `bytearray`, `memoryview`, ... of unsigned
+//! bytes, C-contiguous) without a copy. Outputs are `bytes` objects allocated once at their final size and
+//! filled in place. Work above `GIL_THRESHOLD` bytes runs with the GIL released, once per call, on the
+//! core's thread pool; the released closures touch no Python object. A caller must not resize or write a
+//! `bytearray` it passed while the call runs.
+
+use crate::error::Error;
+use crate::ingest as fused;
+use crate::{chunk, digest, merkle, seal, sign};
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+use pyo3::{ffi, import_exception};
+use std::sync::{Arc, RwLock};
+
+import_exception!(vaultd.errors, IntegrityError);
+import_exception!(vaultd.errors, InvalidArgument);
+import_exception!(vaultd.errors, ResourceExhausted);
+
+impl From<Error> for PyErr {
+    fn from(e: Error) -> PyErr {
+        match e {
+            Error::InvalidArgument(_) => InvalidArgument::new_err(e.to_string()),
+            Error::Integrity { .. } => IntegrityError::new_err(e.to_string()),
+            Error::Exhausted(_) => ResourceExhausted::new_err(e.to_string()),
+        }
+    }
+}
+
+/// Below this many bytes of work a call keeps the GIL: releasing and re-taking it costs more.
+const GIL_THRESHOLD: usize = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------------
+// Thread pool
+
+static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
+
+fn build_pool(n: usize) -> PyResult<Arc<rayon::ThreadPool>> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("vaultcore-{i}"))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| PyValueError::new_err(format!("cannot start the thread pool: {e}")))
+}
+
+fn pool() -> PyResult<Arc<rayon::ThreadPool>> {
+    if let Some(p) = POOL.read().unwrap().as_ref() {
+        return Ok(p.clone());
+    }
+    let mut w = POOL.write().unwrap();
+    if let Some(p) = w.as_ref() {
+        return Ok(p.clone());
+    }
+    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let p = build_pool(n)?;
+    *w = Some(p.clone());
+    Ok(p)
+}
+
+/// Runs `f` on the pool, with the GIL released when `work` (bytes) is large enough.
+fn run<T: Send, F: FnOnce() -> T + Send>(py: Python<'_>, work: usize, f: F) -> PyResult<T> {
+    let p = pool()?;
+    if work >= GIL_THRESHOLD {
+        Ok(py.detach(|| p.install(f)))
+    } else {
+        Ok(p.install(f))
+    }
+}
+
+/// Sets how many threads batch calls use (1 = no parallelism). Takes effect for the next call.
+#[pyfunction]
+fn set_num_threads(n: usize) -> PyResult<()> {
+    if n == 0 || n > 1024 {
+        return Err(InvalidArgument::new_err("the number of threads must be in 1..=1024"));
+    }
+    let p = build_pool(n)?;
+    *POOL.write().unwrap() = Some(p);
+    Ok(())
+}
+
+/// How many threads batch calls use.
+#[pyfunction]
+fn num_threads() -> PyResult<usize> {
+    Ok(pool()?.current_num_threads())
+}
+
+/// The CPU features the core detected at run time and uses.
+#[pyfunction]
+fn cpu_features() -> Vec<&'static str> {
+    let mut v = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => { $( if std::is_x86_feature_detected!($f) { v.push($f); } )* };
+        }
+        probe!("aes", "pclmulqdq", "avx", "avx2", "vaes", "vpclmulqdq", "sha", "sse4.1", "avx512f");
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Buffers
+
+/// A borrowed, read-only view of a Python buffer. Lives as long as the PyBuffer (which holds the export).
+fn view(b: &PyBuffer<u8>) -> PyResult<&[u8]> {
+    if !b.is_c_contiguous() {
+        return Err(InvalidArgument::new_err("buffers must be C-contiguous"));
+    }
+    // SAFETY: the buffer export is held by `b` for the lifetime of the returned slice.
+    Ok(unsafe { std::slice::from_raw_parts(b.buf_ptr() as *const u8, b.len_bytes()) })
+}
+
+fn views(bs: &[PyBuffer<u8>]) -> PyResult<Vec<&[u8]>> {
+    bs.iter().map(view).collect()
+}
+
+/// A pointer that may cross into the pool's threads: each points into a distinct, fresh `bytes` object.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut u8, usize);
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// SAFETY: the object behind the pointer is alive, not yet shared, and each OutPtr is used by one thread.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self) -> &mut [u8] {
+        std::slice::from_raw_parts_mut(self.0, self.1)
+    }
+}
+
+/// A new, not yet shared `bytes` of `len` bytes (contents unset) and a pointer to fill it.
+fn new_bytes(py: Python<'_>, len: usize) -> PyResult<(Bound<'_, PyBytes>, OutPtr)> {
+    // SAFETY: PyBytes_FromStringAndSize(NULL, n) returns a new bytes object whose buffer the caller fills
+    // before anyone else sees it.
+    unsafe {
+        let ptr = ffi::PyBytes_FromStringAndSize(std::ptr::null(), len as ffi::Py_ssize_t);
+        let obj = Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyBytes>();
+        let data = ffi::PyBytes_AsString(obj.as_ptr()) as *mut u8;
+        Ok((obj, OutPtr(data, len)))
+    }
+}
+
+fn bytes_list<'py, T: AsRef<[u8]>>(py: Python<'py>, items: &[T]) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, items.iter().map(|i| PyBytes::new(py, i.as_ref())))
+}
+
+fn same_len(n: usize, others: &[usize], what: &str) -> PyResult<()> {
+    if others.iter().any(|&m| m != n) {
+        return Err(InvalidArgument::new_err(format!("{what} must all have the same length")));
+    }
+    Ok(())
+}
+
+fn key32(b: &[u8], what: &str) -> PyResult<[u8; 32]> {
+    Ok(fused::key32(b, what)?)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Chunking and digests
+
+#[pyfunction]
+#[pyo3(signature = (data, min_size = chunk::DEFAULT_MIN, avg_size = chunk::DEFAULT_AVG, max_size = chunk::DEFAULT_MAX))]
+fn chunk_boundaries(py: Python<'_>, data: PyBuffer<u8>, min_size: usize, avg_size: usize, max_size: usize) -> PyResult<Vec<usize>> {
+    let d = view(&data)?;
+    Ok(run(py, d.len(), || chunk::boundaries(d, min_size, avg_size, max_size))??)
+}
+
+fn check_len(length: usize) -> PyResult<()> {
+    if length == 0 || length > 1 << 20 {
+        return Err(InvalidArgument::new_err("digest length must be in 1..=1048576"));
+    }
+    Ok(())
+}
+
+#[pyfunction]
+#[pyo3(name = "blake3", signature = (data, length = 32))]
+fn blake3_hash<'py>(py: Python<'py>, data: PyBuffer<u8>, length: usize) -> PyResult<Bound<'py, PyBytes>> {
+    check_len(length)?;
+    let d = view(&data)?;
+    let h = run(py, d.len(), || digest::blake3(d, length))?;
+    Ok(PyBytes::new(py, &h))
+}
+
+#[pyfunction]
+#[pyo3(signature = (key, data, length = 32))]
+fn blake3_keyed<'py>(py: Python<'py>, key: PyBuffer<u8>, data: PyBuffer<u8>, length: usize) -> PyResult<Bound<'py, PyBytes>> {
+    check_len(length)?;
+    let k = zeroize::Zeroizing::new(key32(view(&key)?, "a BLAKE3 key")?);
+    let d = view(&data)?;
+    let h = run(py, d.len(), || digest::blake3_keyed(&k, d, length))?;
+    Ok(PyBytes::new(py, &h))
+}
+
+#[pyfunction]
+#[pyo3(signature = (context, material, length = 32))]
+fn blake3_derive_key<'py>(py: Python<'py>, context: &str, material: PyBuffer<u8>, length: usize) -> PyResult<Bound<'py, PyBytes>> {
+    check_len(length)?;
+    let d = view(&material)?;
+    let mut h = zeroize::Zeroizing::new(run(py, d.len(), || digest::blake3_derive_key(context, d, length))?);
+    let out = PyBytes::new(py, &h);
+    use zeroize::Zeroize;
+    h.zeroize();
+    Ok(out)
+}
+
+#[pyfunction]
+fn sha256<'py>(py: Python<'py>, data: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
+    let d = view(&data)?;
+    let h = run(py, d.len(), || digest::sha256(d))?;
+    Ok(PyBytes::new(py, &h))
+}
+
+/// Streaming SHA-256 of a whole document.
+#[pyclass(module = "vaultd._vaultcore")]
+struct Sha256Hasher {
+    inner: std::sync::Mutex<digest::Sha256Hasher>,
+}
+
+#[pymethods]
+impl Sha256Hasher {
+    #[new]
+    #[pyo3(signature = (data = None))]
+    fn new(py: Python<'_>, data: Option<PyBuffer<u8>>) -> PyResult<Self> {
+        let h = Sha256Hasher { inner: std::sync::Mutex::new(digest::Sha256Hasher::new()) };
+        if let Some(d) = data {
+            h.update(py, d)?;
+        }
+        Ok(h)
+    }
+
+    fn update(&self, py: Python<'_>, data: PyBuffer<u8>) -> PyResult<()> {
+        let d = view(&data)?;
+        let mut g = self.inner.lock().unwrap();
+        let h = &mut *g;
+        if d.len() >= GIL_THRESHOLD {
+            py.detach(|| h.update(d));
+        } else {
+            h.update(d);
+        }
+        Ok(())
+    }
+
+    fn digest<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.lock().unwrap().digest())
+    }
+
+    fn hexdigest(&self) -> String {
+        self.inner.lock().unwrap().digest().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn copy(&self) -> Self {
+        Sha256Hasher { inner: std::sync::Mutex::new(self.inner.lock().unwrap().clone()) }
+    }
+}
+
+/// Streaming BLAKE3 (plain, or keyed with a 32-byte key) of a whole document.
+#[pyclass(module = "vaultd._vaultcore")]
+struct Blake3Hasher {
+    inner: std::sync::Mutex<digest::Blake3Hasher>,
+}
+
+#[pymethods]
+impl Blake3Hasher {
+    #[new]
+    #[pyo3(signature = (data = None, *, key = None))]
+    fn new(py: Python<'_>, data: Option<PyBuffer<u8>>, key: Option<PyBuffer<u8>>) -> PyResult<Self> {
+        let k = match key {
+            Some(k) => Some(zeroize::Zeroizing::new(key32(view(&k)?, "a BLAKE3 key")?)),
+            None => None,
+        };
+        let h = Blake3Hasher { inner: std::sync::Mutex::new(digest::Blake3Hasher::new(k.as_deref())) };
+        if let Some(d) = data {
+            h.update(py, d)?;
+        }
+        Ok(h)
+    }
+
+    fn update(&self, py: Python<'_>, data: PyBuffer<u8>) -> PyResult<()> {
+        let d = view(&data)?;
+        let mut g = self.inner.lock().unwrap();
+        let h = &mut *g;
+        run(py, d.len(), || h.update(d))
+    }
+
+    #[pyo3(signature = (length = 32))]
+    fn digest<'py>(&self, py: Python<'py>, length: usize) -> PyResult<Bound<'py, PyBytes>> {
+        check_len(length)?;
+        Ok(PyBytes::new(py, &self.inner.lock().unwrap().digest(length)))
+    }
+
+    #[pyo3(signature = (length = 32))]
+    fn hexdigest(&self, length: usize) -> PyResult<String> {
+        check_len(length)?;
+        Ok(self.inner.lock().unwrap().digest(length).iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    fn copy(&self) -> Self {
+        Blake3Hasher { inner: std::sync::Mutex::new(self.inner.lock().unwrap().clone()) }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// AEAD
+
+#[pyfunction]
+fn aead_seal<'py>(py: Python<'py>, key: PyBuffer<u8>, nonce: PyBuffer<u8>, plaintext: PyBuffer<u8>, aad: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
+    let k = seal::AeadKey::new(view(&key)?)?;
+    let (n, p, a) = (view(&nonce)?, view(&plaintext)?, view(&aad)?);
+    if n.len() != seal::NONCE_LEN {
+        return Err(Error::invalid(format!("an AES-GCM nonce is 12 bytes, got {}", n.len())).into());
+    }
+    let (obj, out) = new_bytes(py, p.len() + seal::TAG_LEN)?;
+    run(py, p.len(), || k.seal_into(n, a, p, unsafe { out.slice() }))??;
+    Ok(obj)
+}
+
+#[pyfunction]
+fn aead_open<'py>(py: Python<'py>, key: PyBuffer<u8>, nonce: PyBuffer<u8>, ciphertext: PyBuffer<u8>, aad: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
+    let k = seal::AeadKey::new(view(&key)?)?;
+    let (n, c, a) = (view(&nonce)?, view(&ciphertext)?, view(&aad)?);
+    if n.len() != seal::NONCE_LEN {
+        return Err(Error::invalid(format!("an AES-GCM nonce is 12 bytes, got {}", n.len())).into());
+    }
+    if c.len() < seal::TAG_LEN {
+        return Err(Error::Integrity { index: None, what: "sealed data shorter than the tag" }.into());
+    }
+    let (obj, out) = new_bytes(py, c.len() - seal::TAG_LEN)?;
+    run(py, c.len(), || k.open_into(n, a, c, unsafe { out.slice() }))??;
+    Ok(obj)
+}
+
+/// Keys of a batch, one schedule per distinct consecutive key (a batch under one key builds one).
+fn batch_keys(keys: &[&[u8]]) -> PyResult<Vec<Arc<seal::AeadKey>>> {
+    let mut out: Vec<Arc<seal::AeadKey>> = Vec::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 && keys[i - 1] == *k {
+            let prev = out[i - 1].clone();
+            out.push(prev);
+        } else {
+            out.push(Arc::new(seal::AeadKey::new(k).map_err(|e| e.at(i))?));
+        }
+    }
+    Ok(out)
+}
+
+#[pyfunction]
+fn aead_seal_batch<'py>(
+    py: Python<'py>,
+    keys: Vec<PyBuffer<u8>>,
+    nonces: Vec<PyBuffer<u8>>,
+    plaintexts: Vec<PyBuffer<u8>>,
+    aads: Vec<PyBuffer<u8>>,
+) -> PyResult<Bound<'py, PyList>> {
+    same_len(keys.len(), &[nonces.len(), plaintexts.len(), aads.len()], "keys, nonces, plaintexts and aads")?;
+    let (kv, nv, pv, av) = (views(&keys)?, views(&nonces)?, views(&plaintexts)?, views(&aads)?);
+    let ks = batch_keys(&kv)?;
+    let mut objs = Vec::with_capacity(pv.len());
+    let mut outs = Vec::with_capacity(pv.len());
+    for (i, p) in pv.iter().enumerate() {
+        if nv[i].len() != seal::NONCE_LEN {
+            return Err(Error::invalid("an AES-GCM nonce is 12 bytes").at(i).into());
+        }
+        let (o, ptr) = new_bytes(py, p.len() + seal::TAG_LEN)?;
+        objs.push(o);
+        outs.push(ptr);
+    }
+    let total: usize = pv.iter().map(|p| p.len()).sum();
+    run(py, total, || {
+        use rayon::prelude::*;
+        (0..pv.len()).into_par_iter().try_for_each(|i| ks[i].seal_into(nv[i], av[i], pv[i], unsafe { outs[i].slice() }).map_err(|e| e.at(i)))
+    })??;
+    PyList::new(py, objs)
+}
+
+/// Opens items `0..n` in parallel; on failure, the error of the lowest failing index.
+fn open_all(n: usize, f: impl Fn(usize) -> Result<(), Error> + Sync) -> Result<(), Error> {
+    use rayon::prelude::*;
+    let errs: Vec<Error> = (0..n).into_par_iter().filter_map(|i| f(i).err().map(|e| e.at(i))).collect();
+    match errs.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[pyfunction]
+fn aead_open_batch<'py>(
+    py: Python<'py>,
+    keys: Vec<PyBuffer<u8>>,
+    nonces: Vec<PyBuffer<u8>>,
+    ciphertexts: Vec<PyBuffer<u8>>,
+    aads: Vec<PyBuffer<u8>>,
+) -> PyResult<Bound<'py, PyList>> {
+    same_len(keys.len(), &[nonces.len(), ciphertexts.len(), aads.len()], "keys, nonces, ciphertexts and aads")?;
+    let (kv, nv, cv, av) = (views(&keys)?, views(&nonces)?, views(&ciphertexts)?, views(&aads)?);
+    let ks = batch_keys(&kv)?;
+    let mut objs = Vec::with_capacity(cv.len());
+    let mut outs = Vec::with_capacity(cv.len());
+    for (i, c) in cv.iter().enumerate() {
+        if nv[i].len() != seal::NONCE_LEN {
+            return Err(Error::invalid("an AES-GCM nonce is 12 bytes").at(i).into());
+        }
+        if c.len() < seal::TAG_LEN {
+            return Err(Error::Integrity { index: Some(i), what: "sealed data shorter than the tag" }.into());
+        }
+        let (o, ptr) = new_bytes(py, c.len() - seal::TAG_LEN)?;
+        objs.push(o);
+        outs.push(ptr);
+    }
+    let total: usize = cv.iter().map(|c| c.len()).sum();
+    run(py, total, || open_all(cv.len(), |i| ks[i].open_into(nv[i], av[i], cv[i], unsafe { outs[i].slice() })))??;
+    PyList::new(py, objs)
+}
+
+/// An AES-256-GCM key that picks its own nonces (see `seal::NonceSealer`); the key is zeroized on drop.
+#[pyclass(module = "vaultd._vaultcore", frozen)]
+struct SealingKey {
+    inner: seal::NonceSealer,
+}
+
+#[pymethods]
+impl SealingKey {
+    #[new]
+    fn new(key: PyBuffer<u8>) -> PyResult<Self> {
+        Ok(SealingKey { inner: seal::NonceSealer::new(view(&key)?)? })
+    }
+
+    /// `nonce (12) || ciphertext || tag (16)` under a fresh random nonce.
+    #[pyo3(signature = (plaintext, aad = None))]
+    fn seal<'py>(&self, py: Python<'py>, plaintext: PyBuffer<u8>, aad: Option<PyBuffer<u8>>) -> PyResult<Bound<'py, PyBytes>> {
+        let p = view(&plaintext)?;
+        let a = match &aad {
+            Some(a) => view(a)?,
+            None => &[],
+        };
+        self.inner.reserve(1)?;
+        let (obj, out) = new_bytes(py, seal::NONCE_LEN + p.len() + seal::TAG_LEN)?;
+        let key = self.inner.key();
+        run(py, p.len(), || {
+            let o = unsafe { out.slice() };
+            let (nonce, rest) = o.split_at_mut(seal::NONCE_LEN);
+            seal::random_bytes(nonce);
+            key.seal_into(nonce, a, p, rest)
+        })??;
+        Ok(obj)
+    }
+
+    /// Opens the output of `seal`; raises IntegrityError if anything was changed.
+    #[pyo3(signature = (sealed, aad = None))]
+    fn open<'py>(&self, py: Python<'py>, sealed: PyBuffer<u8>, aad: Option<PyBuffer<u8>>) -> PyResult<Bound<'py, PyBytes>> {
+        let s = view(&sealed)?;
+        let a = match &aad {
+            Some(a) => view(a)?,
+            None => &[],
+        };
+        if s.len() < seal::NONCE_LEN + seal::TAG_LEN {
+            return Err(Error::Integrity { index: None, what: "sealed data shorter than nonce and tag" }.into());
+        }
+        let (obj, out) = new_bytes(py, s.len() - seal::NONCE_LEN - seal::TAG_LEN)?;
+        let key = self.inner.key();
+        run(py, s.len(), || key.open_into(&s[..seal::NONCE_LEN], a, &s[seal::NONCE_LEN..], unsafe { out.slice() }))??;
+        Ok(obj)
+    }
+
+    /// Messages sealed by this object so far.
+    #[getter]
+    fn used(&self) -> u64 {
+        self.inner.used()
+    }
+
+    /// The most messages this object seals before it refuses (2**32).
+    #[classattr]
+    fn limit() -> u64 {
+        seal::RANDOM_NONCE_LIMIT
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Ingest
+
+/// One chunk of an ingested buffer. `nonce` and `sealed` are None when the chunk id was known.
+#[pyclass(module = "vaultd._vaultcore", frozen, get_all)]
+struct Chunk {
+    offset: usize,
+    length: usize,
+    chunk_id: Py<PyBytes>,
+    nonce: Option<Py<PyBytes>>,
+    sealed: Option<Py<PyBytes>>,
+}
+
+#[pymethods]
+impl Chunk {
+    fn __repr__(&self) -> String {
+        format!("Chunk(offset={}, length={}, sealed={})", self.offset, self.length, self.sealed.is_some())
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (data, dedup_key, data_key, aad_prefix, *, min_size = chunk::DEFAULT_MIN, avg_size = chunk::DEFAULT_AVG,
+                    max_size = chunk::DEFAULT_MAX, last = true, known = None, hasher = None))]
+#[allow(clippy::too_many_arguments)]
+fn ingest<'py>(
+    py: Python<'py>,
+    data: PyBuffer<u8>,
+    dedup_key: PyBuffer<u8>,
+    data_key: PyBuffer<u8>,
+    aad_prefix: PyBuffer<u8>,
+    min_size: usize,
+    avg_size: usize,
+    max_size: usize,
+    last: bool,
+    known: Option<Bound<'py, PyAny>>,
+    hasher: Option<PyRef<'py, Sha256Hasher>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let d = view(&data)?;
+    let dk = zeroize::Zeroizing::new(key32(view(&dedup_key)?, "dedup_key")?);
+    let key = seal::AeadKey::new(view(&data_key)?)?;
+    let prefix = view(&aad_prefix)?;
+    chunk::check_sizes(min_size, avg_size, max_size)?;
+
+    // Phase 1, GIL released: cut points and ids (and the document digest over the consumed bytes).
+    let mut guard = hasher.as_ref().map(|h| h.inner.lock().unwrap());
+    let hs = guard.as_deref_mut();
+    let chunks = run(py, d.len(), || -> Result<Vec<fused::ChunkRef>, Error> {
+        let chunks = fused::cut_and_identify(d, &dk, (min_size, avg_size, max_size), last)?;
+        if let Some(h) = hs {
+            let consumed = chunks.last().map_or(0, |c| c.offset + c.length);
+            h.update(&d[..if last { d.len() } else { consumed }]);
+        }
+        Ok(chunks)
+    })??;
+    drop(guard);
+
+    // Phase 2, with the GIL: which ids does the caller have already; allocate the outputs of the rest.
+    let mut ids = Vec::with_capacity(chunks.len());
+    let mut todo = Vec::new();
+    let mut slots: Vec<(Option<Bound<'py, PyBytes>>, Option<Bound<'py, PyBytes>>)> = Vec::with_capacity(chunks.len());
+    let mut ptrs = Vec::new();
+    for c in &chunks {
+        let id = PyBytes::new(py, &c.id);
+        let have = match &known {
+            Some(k) => k.contains(&id)?,
+            None => false,
+        };
+        if have {
+            slots.push((None, None));
+        } else {
+            let (n, np) = new_bytes(py, seal::NONCE_LEN)?;
+            let (s, sp) = new_bytes(py, c.length + seal::TAG_LEN)?;
+            todo.push(*c);
+            ptrs.push((np, sp));
+            slots.push((Some(n), Some(s)));
+        }
+        ids.push(id);
+    }
+
+    // Phase 3, GIL released: seal in parallel, in place.
+    let work: usize = todo.iter().map(|c| c.length).sum();
+    run(py, work, || {
+        let mut jobs: Vec<fused::SealJob> = todo
+            .iter()
+            .zip(&ptrs)
+            .map(|(c, (np, sp))| fused::SealJob { chunk: *c, nonce: unsafe { np.slice() }, out: unsafe { sp.slice() } })
+            .collect();
+        fused::seal_chunks(d, &key, prefix, &mut jobs)
+    })??;
+
+    let items: Vec<Bound<'py, Chunk>> = chunks
+        .iter()
+        .zip(ids)
+        .zip(slots)
+        .map(|((c, id), (n, s))| {
+            Bound::new(
+                py,
+                Chunk { offset: c.offset, length: c.length, chunk_id: id.unbind(), nonce: n.map(|b| b.unbind()), sealed: s.map(|b| b.unbind()) },
+            )
+        })
+        .collect::<PyResult<_>>()?;
+    PyList::new(py, items)
+}
+
+#[pyfunction]
+fn open_chunks<'py>(
+    py: Python<'py>,
+    data_key: PyBuffer<u8>,
+    dedup_key: PyBuffer<u8>,
+    aad_prefix: PyBuffer<u8>,
+    chunk_ids: Vec<PyBuffer<u8>>,
+    nonces: Vec<PyBuffer<u8>>,
+    sealed: Vec<PyBuffer<u8>>,
+) -> PyResult<Bound<'py, PyList>> {
+    same_len(chunk_ids.len(), &[nonces.len(), sealed.len()], "chunk_ids, nonces and sealed")?;
+    let key = seal::AeadKey::new(view(&data_key)?)?;
+    let dk = zeroize::Zeroizing::new(key32(view(&dedup_key)?, "dedup_key")?);
+    let prefix = view(&aad_prefix)?;
+    let (iv, nv, sv) = (views(&chunk_ids)?, views(&nonces)?, views(&sealed)?);
+    let mut objs = Vec::with_capacity(sv.len());
+    let mut outs = Vec::with_capacity(sv.len());
+    for (i, s) in sv.iter().enumerate() {
+        if nv[i].len() != seal::NONCE_LEN {
+            return Err(Error::invalid("an AES-GCM nonce is 12 bytes").at(i).into());
+        }
+        if s.len() < seal::TAG_LEN {
+            return Err(Error::Integrity { index: Some(i), what: "sealed data shorter than the tag" }.into());
+        }
+        let (o, p) = new_bytes(py, s.len() - seal::TAG_LEN)?;
+        objs.push(o);
+        outs.push(p);
+    }
+    let total: usize = sv.iter().map(|s| s.len()).sum();
+    run(py, total, || open_all(sv.len(), |i| fused::open_chunk(&key, &dk, prefix, iv[i], nv[i], sv[i], unsafe { outs[i].slice() })))??;
+    PyList::new(py, objs)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Signatures
+
+#[pyfunction]
+fn ed25519_public_key<'py>(py: Python<'py>, private_key: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(PyBytes::new(py, &sign::ed25519_public_key(view(&private_key)?)?))
+}
+
+#[pyfunction]
+fn ed25519_sign_batch<'py>(py: Python<'py>, private_key: PyBuffer<u8>, messages: Vec<PyBuffer<u8>>) -> PyResult<Bound<'py, PyList>> {
+    let k = view(&private_key)?;
+    let m = views(&messages)?;
+    let work = m.len() * 4096 + m.iter().map(|x| x.len()).sum::<usize>();
+    let sigs = run(py, work, || sign::ed25519_sign_batch(k, &m))??;
+    bytes_list(py, &sigs)
+}
+
+#[pyfunction]
+fn ed25519_verify_batch(py: Python<'_>, public_keys: Vec<PyBuffer<u8>>, messages: Vec<PyBuffer<u8>>, signatures: Vec<PyBuffer<u8>>) -> PyResult<Vec<bool>> {
+    let (p, m, s) = (views(&public_keys)?, views(&messages)?, views(&signatures)?);
+    let work = m.len() * 4096 + m.iter().map(|x| x.len()).sum::<usize>();
+    Ok(run(py, work, || sign::ed25519_verify_batch(&p, &m, &s))??)
+}
+
+#[pyfunction]
+fn ecdsa_p256_verify_batch(
+    py: Python<'_>,
+    public_keys_sec1: Vec<PyBuffer<u8>>,
+    messages: Vec<PyBuffer<u8>>,
+    signatures: Vec<PyBuffer<u8>>,
+    der: bool,
+) -> PyResult<Vec<bool>> {
+    let (p, m, s) = (views(&public_keys_sec1)?, views(&messages)?, views(&signatures)?);
+    let work = m.len() * 8192 + m.iter().map(|x| x.len()).sum::<usize>();
+    Ok(run(py, work, || sign::ecdsa_p256_verify_batch(&p, &m, &s, der))??)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Merkle
+
+fn hash32(b: &[u8], what: &str) -> PyResult<merkle::Hash> {
+    b.try_into().map_err(|_| InvalidArgument::new_err(format!("{what} is a 32-byte hash, got {} bytes", b.len())))
+}
+
+fn leaf_list(leaves: &[PyBuffer<u8>]) -> PyResult<Vec<merkle::Hash>> {
+    leaves.iter().enumerate().map(|(i, l)| hash32(view(l)?, &format!("leaf hash {i}"))).collect()
+}
+
+#[pyfunction]
+fn merkle_leaf_hash<'py>(py: Python<'py>, data: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(PyBytes::new(py, &merkle::leaf_hash(view(&data)?)))
+}
+
+#[pyfunction]
+fn merkle_node_hash<'py>(py: Python<'py>, left: PyBuffer<u8>, right: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(PyBytes::new(py, &merkle::node_hash(view(&left)?, view(&right)?)))
+}
+
+#[pyfunction]
+fn merkle_root<'py>(py: Python<'py>, leaf_hashes: Vec<PyBuffer<u8>>) -> PyResult<Bound<'py, PyBytes>> {
+    let l = leaf_list(&leaf_hashes)?;
+    let r = run(py, l.len() * 64, || merkle::root(&l))?;
+    Ok(PyBytes::new(py, &r))
+}
+
+#[pyfunction]
+fn merkle_inclusion_proof<'py>(py: Python<'py>, leaf_hashes: Vec<PyBuffer<u8>>, index: u64) -> PyResult<Bound<'py, PyList>> {
+    let l = leaf_list(&leaf_hashes)?;
+    let t = merkle::Tree::from_leaves(&l);
+    let p = t.inclusion_proof(index, t.size()).ok_or_else(|| InvalidArgument::new_err("index must be below the tree size"))?;
+    bytes_list(py, &p)
+}
+
+#[pyfunction]
+fn merkle_consistency_proof<'py>(py: Python<'py>, leaf_hashes: Vec<PyBuffer<u8>>, size1: u64) -> PyResult<Bound<'py, PyList>> {
+    let l = leaf_list(&leaf_hashes)?;
+    let t = merkle::Tree::from_leaves(&l);
+    let p = t.consistency_proof(size1, t.size()).ok_or_else(|| InvalidArgument::new_err("size1 must be in 1..=tree size"))?;
+    bytes_list(py, &p)
+}
+
+#[pyfunction]
+fn merkle_verify_inclusion(leaf_hash: PyBuffer<u8>, index: u64, tree_size: u64, proof: Vec<PyBuffer<u8>>, root: PyBuffer<u8>) -> PyResult<bool> {
+    Ok(merkle::verify_inclusion(view(&leaf_hash)?, index, tree_size, &views(&proof)?, view(&root)?))
+}
+
+#[pyfunction]
+fn merkle_verify_consistency(size1: u64, size2: u64, root1: PyBuffer<u8>, root2: PyBuffer<u8>, proof: Vec<PyBuffer<u8>>) -> PyResult<bool> {
+    Ok(merkle::verify_consistency(size1, size2, view(&root1)?, view(&root2)?, &views(&proof)?))
+}
+
+/// An in-memory RFC 6962 tree keeping every complete-subtree hash: O(1) appends, O(log n) proofs.
+#[pyclass(module = "vaultd._vaultcore")]
+struct MerkleTree {
+    inner: merkle::Tree,
+}
+
+#[pymethods]
+impl MerkleTree {
+    #[new]
+    #[pyo3(signature = (leaf_hashes = None))]
+    fn new(leaf_hashes: Option<Vec<PyBuffer<u8>>>) -> PyResult<Self> {
+        let l = leaf_list(&leaf_hashes.unwrap_or_default())?;
+        Ok(MerkleTree { inner: merkle::Tree::from_leaves(&l) })
+    }
+
+    /// Appends one leaf hash; returns its index.
+    fn append(&mut self, leaf_hash: PyBuffer<u8>) -> PyResult<u64> {
+        Ok(self.inner.append(hash32(view(&leaf_hash)?, "a leaf hash")?))
+    }
+
+    fn extend(&mut self, leaf_hashes: Vec<PyBuffer<u8>>) -> PyResult<()> {
+        for l in leaf_list(&leaf_hashes)? {
+            self.inner.append(l);
+        }
+        Ok(())
+    }
+
+    #[getter]
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.size() as usize
+    }
+
+    #[pyo3(signature = (size = None))]
+    fn root<'py>(&self, py: Python<'py>, size: Option<u64>) -> PyResult<Bound<'py, PyBytes>> {
+        let r = self.inner.root(size.unwrap_or(self.inner.size())).ok_or_else(|| InvalidArgument::new_err("size exceeds the tree"))?;
+        Ok(PyBytes::new(py, &r))
+    }
+
+    #[pyo3(signature = (index, size = None))]
+    fn inclusion_proof<'py>(&self, py: Python<'py>, index: u64, size: Option<u64>) -> PyResult<Bound<'py, PyList>> {
+        let p = self
+            .inner
+            .inclusion_proof(index, size.unwrap_or(self.inner.size()))
+            .ok_or_else(|| InvalidArgument::new_err("need index < size <= tree size"))?;
+        bytes_list(py, &p)
+    }
+
+    #[pyo3(signature = (size1, size2 = None))]
+    fn consistency_proof<'py>(&self, py: Python<'py>, size1: u64, size2: Option<u64>) -> PyResult<Bound<'py, PyList>> {
+        let p = self
+            .inner
+            .consistency_proof(size1, size2.unwrap_or(self.inner.size()))
+            .ok_or_else(|| InvalidArgument::new_err("need 0 < size1 <= size2 <= tree size"))?;
+        bytes_list(py, &p)
+    }
+}
+
+/// Registers everything in the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("DEFAULT_MIN_SIZE", chunk::DEFAULT_MIN)?;
+    m.add("DEFAULT_AVG_SIZE", chunk::DEFAULT_AVG)?;
+    m.add("DEFAULT_MAX_SIZE", chunk::DEFAULT_MAX)?;
+    m.add_class::<Sha256Hasher>()?;
+    m.add_class::<Blake3Hasher>()?;
+    m.add_class::<SealingKey>()?;
+    m.add_class::<Chunk>()?;
+    m.add_class::<MerkleTree>()?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
+    m.add_function(wrap_pyfunction!(chunk_boundaries, m)?)?;
+    m.add_function(wrap_pyfunction!(blake3_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(blake3_keyed, m)?)?;
+    m.add_function(wrap_pyfunction!(blake3_derive_key, m)?)?;
+    m.add_function(wrap_pyfunction!(sha256, m)?)?;
+    m.add_function(wrap_pyfunction!(aead_seal, m)?)?;
+    m.add_function(wrap_pyfunction!(aead_open, m)?)?;
+    m.add_function(wrap_pyfunction!(aead_seal_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(aead_open_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest, m)?)?;
+    m.add_function(wrap_pyfunction!(open_chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(ed25519_public_key, m)?)?;
+    m.add_function(wrap_pyfunction!(ed25519_sign_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(ed25519_verify_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(ecdsa_p256_verify_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_leaf_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_node_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_inclusion_proof, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_consistency_proof, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_verify_inclusion, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_verify_consistency, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Signatures: Ed25519 (RFC 8032; `ed25519-dalek`, batch verification) and ECDSA P-256 with SHA-256
+//! (`p256`), DER or IEEE P1363 (r || s) encoded.
+
+use crate::error::{Error, Result};
+use ed25519_dalek::{Signature as EdSignature, Signer, SigningKey, VerifyingKey};
+use p256::ecdsa::signature::Verifier as _;
+use rayon::prelude::*;
+
+/// Items per Ed25519 batch equation: large enough to amortise the multiscalar multiplication, small
+/// enough that a bad signature costs only a small batch re-checked one by one, and that a long list
+/// splits over the cores.
+pub const ED25519_BATCH: usize = 64;
+
+/// Ed25519 private key (32-byte seed) to public key.
+pub fn ed25519_public_key(private_key: &[u8]) -> Result<[u8; 32]> {
+    Ok(signing_key(private_key)?.verifying_key().to_bytes())
+}
+
+fn signing_key(private_key: &[u8]) -> Result<SigningKey> {
+    let seed: &[u8; 32] = private_key
+        .try_into()
+        .map_err(|_| Error::invalid(format!("an Ed25519 private key is a 32-byte seed, got {} bytes", private_key.len())))?;
+    // SigningKey zeroizes itself on drop.
+    Ok(SigningKey::from_bytes(seed))
+}
+
+/// Signs every message with one private key (in parallel).
+pub fn ed25519_sign_batch(private_key: &[u8], messages: &[&[u8]]) -> Result<Vec<[u8; 64]>> {
+    let key = signing_key(private_key)?;
+    Ok(messages.par_iter().map(|m| key.sign(m).to_bytes()).collect())
+}
+
+/// One Ed25519 signature, checked alone (RFC 8032 cofactorless equation, canonical S required).
+pub fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    match parse_ed(public_key, signature) {
+        Some((vk, sig)) => vk.verify_strict(message, &sig).is_ok(),
+        None => false,
+    }
+}
+
+fn parse_ed(public_key: &[u8], signature: &[u8]) -> Option<(VerifyingKey, EdSignature)> {
+    let pk: &[u8; 32] = public_key.try_into().ok()?;
+    let vk = VerifyingKey::from_bytes(pk).ok()?;
+    let sig = EdSignature::from_slice(signature).ok()?;
+    Some((vk, sig))
+}
+
+/// Verifies many signatures: one batch equation per `ED25519_BATCH` items (batches in parallel); when a
+/// batch fails, each of its items is checked alone, so the answer is per item.
+pub fn ed25519_verify_batch(public_keys: &[&[u8]], messages: &[&[u8]], signatures: &[&[u8]]) -> Result<Vec<bool>> {
+    let n = messages.len();
+    if public_keys.len() != n || signatures.len() != n {
+        return Err(Error::invalid("public_keys, messages and signatures must have the same length"));
+    }
+    let idx: Vec<usize> = (0..n).collect();
+    let parts: Vec<Vec<bool>> = idx.par_chunks(ED25519_BATCH).map(|ix| verify_group(ix, public_keys, messages, signatures)).collect();
+    Ok(parts.into_iter().flatten().collect())
+}
+
+fn verify_group(ix: &[usize], pks: &[&[u8]], msgs: &[&[u8]], sigs: &[&[u8]]) -> Vec<bool> {
+    let parsed: Vec<Option<(VerifyingKey, EdSignature)>> = ix.iter().map(|&i| parse_ed(pks[i], sigs[i])).collect();
+    // Keys of small order are refused by verify_strict; keep them out of the batch equation as well.
+    let batchable = parsed.iter().all(|p| matches!(p, Some((vk, _)) if !vk.is_weak()));
+    if batchable && ix.len() > 1 {
+        let m: Vec<&[u8]> = ix.iter().map(|&i| msgs[i]).collect();
+        let s: Vec<EdSignature> = parsed.iter().map(|p| p.unwrap().1).collect();
+        let k: Vec<VerifyingKey> = parsed.iter().map(|p| p.unwrap().0).collect();
+        if ed25519_dalek::verify_batch(&m, &s, &k).is_ok() {
+            return vec![true; ix.len()];
+        }
+    }
+    ix.iter()
+        .zip(parsed)
+        .map(|(&i, p)| match p {
+            Some((vk, sig)) => vk.verify_strict(msgs[i], &sig).is_ok(),
+            None => false,
+        })
+        .collect()
+}
+
+/// One ECDSA P-256 / SHA-256 signature; `public_key` is SEC1 (compressed or uncompressed); `der` selects
+/// ASN.1 DER (strict) or P1363 (64 bytes r || s).
+pub fn ecdsa_p256_verify(public_key: &[u8], message: &[u8], signature: &[u8], der: bool) -> bool {
+    let Ok(vk) = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key) else { return false };
+    let sig = if der { p256::ecdsa::Signature::from_der(signature) } else { p256::ecdsa::Signature::from_slice(signature) };
+    match sig {
+        Ok(sig) => vk.verify(message, &sig).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Verifies many ECDSA P-256 / SHA-256 signatures in parallel, one answer per item.
+pub fn ecdsa_p256_verify_batch(public_keys: &[&[u8]], messages: &[&[u8]], signatures: &[&[u8]], der: bool) -> Result<Vec<bool>> {
+    let n = messages.len();
+    if public_keys.len() != n || signatures.len() != n {
+        return Err(Error::invalid("public_keys, messages and signatures must have the same length"));
+    }
+    Ok((0..n).into_par_iter().map(|i| ecdsa_p256_verify(public_keys[i], messages[i], signatures[i], der)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc8032_test_1() {
+        let sk = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap();
+        let pk = ed25519_public_key(&sk).unwrap();
+        assert_eq!(hex::encode(pk), "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        let sig = ed25519_sign_batch(&sk, &[b""]).unwrap()[0];
+        assert_eq!(
+            hex::encode(sig),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        );
+        assert!(ed25519_verify(&pk, b"", &sig));
+    }
+
+    #[test]
+    fn batch_gives_per_item_answers() {
+        let sk = [5u8; 32];
+        let pk = ed25519_public_key(&sk).unwrap();
+        let msgs: Vec<Vec<u8>> = (0..150u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let mrefs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+        let mut sigs = ed25519_sign_batch(&sk, &mrefs).unwrap();
+        sigs[70][5] ^= 1;
+        let srefs: Vec<&[u8]> = sigs.iter().map(|s| s.as_slice()).collect();
+        let pks: Vec<&[u8]> = vec![&pk[..]; msgs.len()];
+        let ok = ed25519_verify_batch(&pks, &mrefs, &srefs).unwrap();
+        assert_eq!(ok.iter().filter(|b| !**b).count(), 1);
+        assert!(!ok[70]);
+        assert!(ed25519_verify_batch(&pks[..2], &mrefs, &srefs).is_err());
+    }
+
+    #[test]
+    fn ecdsa_roundtrip_and_reject() {
+        use p256::ecdsa::{signature::Signer as _, Signature, SigningKey};
+        let sk = SigningKey::from_slice(&[3u8; 32]).unwrap();
+        let pk = sk.verifying_key().to_encoded_point(false);
+        let sig: Signature = sk.sign(b"msg");
+        assert!(ecdsa_p256_verify(pk.as_bytes(), b"msg", sig.to_der().as_bytes(), true));
+        assert!(ecdsa_p256_verify(pk.as_bytes(), b"msg", &sig.to_bytes(), false));
+        assert!(!ecdsa_p256_verify(pk.as_bytes(), b"msh", &sig.to_bytes(), false));
+        assert!(!ecdsa_p256_verify(pk.as_bytes(), b"msg", &sig.to_bytes(), true));
+        assert!(!ecdsa_p256_verify(b"junk", b"msg", &sig.to_bytes(), false));
+    }
+}
