@@ -84,17 +84,29 @@ class Daemon:
         policy = Policy.from_file(cfg.policy)
         self.metrics = Metrics()
         keys = _open_key_provider(cfg)
+        from vaultd.journal.hook import JournalHook, leaf_factory, open_journal
+        from vaultd.transport.journal import journal_service
+
+        hook = JournalHook()  # the journal writes in the store writer's transactions
         self.vaults = _call_with_known(
             open_vaults, cfg.data_dir, policy=policy, key_provider=keys, map_size=cfg.map_size,
             max_object_size=cfg.max_object_size, metrics=self.metrics,
+            leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit,
         )
         try:
+            pin = os.environ.get(cfg.pkcs11_pin_env) if cfg.key_provider == "pkcs11" else None
+            self.journal = open_journal(
+                self.vaults.store.env, cfg.data_dir / "journal",
+                pkcs11=(cfg.pkcs11_module, cfg.pkcs11_token, pin) if pin else None,
+            )
+            hook.bind(self.journal)
             self.server = VaultServer(
                 self.vaults,
                 listen=cfg.listen,
                 tls=TLSConfig(cfg.tls_cert, cfg.tls_key, cfg.client_ca, cfg.require_client_cert),
                 limits=ServerLimits(workers=cfg.workers, max_concurrent_streams=cfg.max_concurrent_streams),
                 metrics=self.metrics,
+                extra_services=[journal_service(self.journal, policy.check)],
             )
             if cfg.metrics_listen:
                 self._metrics_server = start_metrics_server(self.metrics, cfg.metrics_listen)

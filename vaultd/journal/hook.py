@@ -8,7 +8,7 @@ store's LMDB environment is open it binds the :class:`~vaultd.journal.journal.Jo
     hook = JournalHook()
     vaults = open_vaults(data_dir, ..., leaf_factory=leaf_factory, journal=hook,
                          after_commit=hook.after_commit)
-    hook.bind(open_journal(vaults.store.env, data_dir / "journal", name=..., signer=...))
+    hook.bind(open_journal(vaults.store.env, data_dir / "journal"))
 
 After each group commit ``after_commit`` signs one checkpoint for the whole batch (refusing one that is
 not consistent with the last) and attaches to every unit that journaled a leaf its evidence: the
@@ -18,15 +18,16 @@ receipt of its last leaf (a deposit or destroy receipt; "event" for the others).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from vaultd.errors import Unavailable
+from vaultd.errors import FailedPrecondition, Unavailable
 from vaultd.journal.journal import Journal
 from vaultd.journal.leaf import Leaf
-from vaultd.journal.signer import Ed25519Signer, NoteSigner
+from vaultd.journal.signer import Ed25519Signer, NoteSigner, Pkcs11EcdsaSigner
 
 __all__ = ["JournalHook", "leaf_factory", "open_journal", "RECEIPT_KIND"]
 
@@ -95,14 +96,31 @@ def open_journal(
     env: Any,
     state_dir: Path | str,
     *,
-    name: str,
+    name: str | None = None,
     signer: NoteSigner | None = None,
+    pkcs11: tuple[str, str, str] | None = None,
     fsync: bool = True,
 ) -> Journal:
-    """Open the journal in ``env``; without a ``signer``, an Ed25519 key file ``state_dir/journal.key``
-    (mode 0600) is loaded, or made on first run."""
+    """Open the journal in ``env``. Its name (the checkpoint origin and signing key name) is kept in
+    ``state_dir/origin``: ``name`` on first run, else ``vaultd/<host name>``. The signing key is
+    ``signer`` if given; else, with ``pkcs11 = (module, token label, PIN)``, an ECDSA P-256 key on that
+    token (made there on first run); else an Ed25519 key file ``state_dir/journal.key`` (mode 0600,
+    made on first run)."""
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    origin_file = state / "origin"
+    if origin_file.exists():
+        stored = origin_file.read_text().strip()
+        if name is not None and name != stored:
+            raise FailedPrecondition(f"this journal is named {stored!r}, not {name!r}")
+        name = stored
+    else:
+        name = name or f"vaultd/{socket.gethostname() or 'localhost'}"
+        origin_file.write_text(name + "\n")
     if signer is None:
-        signer = Ed25519Signer.load_or_create(state / "journal.key", name)
+        if pkcs11 is not None:
+            module, token, pin = pkcs11
+            signer = Pkcs11EcdsaSigner(name, module=module, token_label=token, pin=pin)
+        else:
+            signer = Ed25519Signer.load_or_create(state / "journal.key", name)
     return Journal(env, signer, origin=name, state_dir=state, fsync=fsync)

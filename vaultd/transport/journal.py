@@ -22,7 +22,9 @@ from vaultd.types import Identity
 from vaultd.v1 import journal_pb2 as pb
 from vaultd.v1 import journal_pb2_grpc as pb_grpc
 
-__all__ = ["JournalServicer", "add_to_server", "MAX_JOURNAL_PAGE"]
+__all__ = ["JournalServicer", "add_to_server", "journal_service", "SERVICE_NAME", "MAX_JOURNAL_PAGE"]
+
+SERVICE_NAME = "vaultd.v1.JournalService"
 
 DEFAULT_JOURNAL_PAGE = 100
 MAX_JOURNAL_PAGE = 1000
@@ -120,3 +122,8 @@ def add_to_server(server: Any, journal: Journal, authorize: Authorize) -> Journa
     servicer = JournalServicer(journal, authorize)
     pb_grpc.add_JournalServiceServicer_to_server(servicer, server)
     return servicer
+
+
+def journal_service(journal: Journal, authorize: Authorize) -> tuple[str, Callable[[Any], None]]:
+    """The (name, add) pair ``VaultServer(extra_services=...)`` takes."""
+    return SERVICE_NAME, lambda server: add_to_server(server, journal, authorize)
