@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import OPERATOR, PERMITS, random_bytes
+
+from vaultd.core.policy import Policy
+from vaultd.core.vaults import Vaults, open_vaults
+from vaultd.errors import NotFound, PermissionDenied
+from vaultd.keys import FileKeyProvider
+from vaultd.types import DepositHeader
+
+V = "citizen-bob"
+
+
+def test_rotation_rewraps_without_reencrypting(vaults: Vaults) -> None:
+    data = random_bytes(2 << 20, 41)
+    vaults.deposit(PERMITS, DepositHeader(V, "d"), [data[: 1 << 20], data[1 << 20 :]])
+    with vaults.store.read() as r:
+        chunks_before = {c: r.get_chunk(V, c) for c, _ in r.iter_chunks(V)}
+        wrapped_before = r.get_vault(V)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                assert b"".join(vaults.read(PERMITS, V, "d")[1]) == data
+            except BaseException as e:  # pragma: no cover - reported below
+                errors.append(e)
+                return
+
+    th = threading.Thread(target=reader)
+    th.start()
+    assert vaults.rotate_keys(OPERATOR) == 2
+    stop.set()
+    th.join()
+    assert not errors
+    with vaults.store.read() as r:
+        assert {c: r.get_chunk(V, c) for c, _ in r.iter_chunks(V)} == chunks_before  # no re-encryption
+        assert r.get_vault(V) != wrapped_before
+    vaults._cache.clear()  # force unwrapping under the new KEK
+    assert b"".join(vaults.read(PERMITS, V, "d")[1]) == data
+    with pytest.raises(PermissionDenied):
+        vaults.rotate_keys(PERMITS)
+
+
+def test_rotation_survives_restart(tmp_path: Path, policy: Policy) -> None:
+    v = open_vaults(tmp_path, policy=policy, key_provider=FileKeyProvider(tmp_path), map_size=1 << 26)
+    v.create_vault(PERMITS, V)
+    v.deposit(PERMITS, DepositHeader(V, "d"), [b"persistent"])
+    v.rotate_keys(OPERATOR)
+    v.close()
+    v = open_vaults(tmp_path, policy=policy, key_provider=FileKeyProvider(tmp_path), map_size=1 << 26)
+    try:
+        assert v.ready()
+        assert b"".join(v.read(PERMITS, V, "d")[1]) == b"persistent"
+    finally:
+        v.close()
+
+
+def test_destroy_vault_shreds_keys_and_content(vaults: Vaults) -> None:
+    vaults.deposit(PERMITS, DepositHeader(V, "d"), [random_bytes(300_000, 42)])
+    with pytest.raises(PermissionDenied):
+        vaults.destroy_vault(PERMITS, V)
+    vaults.destroy_vault(OPERATOR, V)
+    with vaults.store.read() as r:
+        assert r.get_vault(V) is None
+        assert list(r.iter_chunks(V)) == [] and list(r.iter_objects(V)) == []
+    with pytest.raises(NotFound):
+        vaults.read(PERMITS, V, "d")
+    with pytest.raises(NotFound):
+        vaults.destroy_vault(OPERATOR, V)
+
+
+def test_crash_mid_deposit_is_rolled_back_on_open(tmp_path: Path, policy: Policy) -> None:
+    """A staged part left pending (as a crash would leave it) is rolled back when the store opens."""
+    v = open_vaults(tmp_path, policy=policy, key_provider=FileKeyProvider(tmp_path), map_size=1 << 28)
+    v.create_vault(PERMITS, V)
+    from vaultd.core.vaults import _Deposit
+
+    d = _Deposit(v, V, v._vault_keys(V))
+    data = random_bytes(40 << 20, 43)
+    for i in range(0, len(data), 1 << 20):
+        d.feed(data[i : i + (1 << 20)])
+    for _, f in d.staged:
+        f.result()
+    with v.store.read() as r:
+        assert list(r.iter_pending()) and list(r.iter_chunks(V))
+    v.close()  # the deposit never committed nor rolled back
+    v = open_vaults(tmp_path, policy=policy, key_provider=FileKeyProvider(tmp_path), map_size=1 << 28)
+    try:
+        with v.store.read() as r:
+            assert list(r.iter_pending()) == [] and list(r.iter_chunks(V)) == []
+    finally:
+        v.close()
