@@ -188,6 +188,7 @@ class VaultClient:
                     yield pb.DepositRequest(data=part)
                     if progress is not None:
                         progress(done, size)
+            yield pb.DepositRequest(end=pb.DepositEnd(size=done))
 
         try:
             resp = self._stub.Deposit(messages(), timeout=timeout or self._timeout, metadata=self._metadata)

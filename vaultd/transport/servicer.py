@@ -2,8 +2,9 @@
 
 Authentication happened in the interceptor (``identity_of``); authorization, validation and every
 rule of the vault are the core's. What stays here is what only the transport can know: that the
-first Deposit message is a header and the others data of at most 1 MiB, that the client is still
-there and within its deadline, and how large a response may be.
+first Deposit message is a header, the next ones data of at most 1 MiB and the last one the end
+marker with the byte count, that the client is still there and within its deadline, and how large
+a response may be.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
 
         def pieces() -> Iterator[bytes]:
             total = 0
+            ended = False
             while True:
                 try:
                     msg = next(messages)
@@ -151,7 +153,18 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
                 except grpc.RpcError:
                     raise Cancelled("the deposit stream broke before its end; nothing was kept") from None
                 _still_there(ctx, "deposit")
-                if msg.WhichOneof("payload") != "data":
+                kind = msg.WhichOneof("payload")
+                if ended:
+                    raise InvalidArgument("a Deposit stream continued after its end message")
+                if kind == "end":
+                    if msg.end.size != total:
+                        raise InvalidArgument(
+                            f"the deposit's end message counts {msg.end.size} bytes but {total} "
+                            "arrived; nothing was kept"
+                        )
+                    ended = True
+                    continue
+                if kind != "data":
                     raise InvalidArgument("only the first Deposit message may carry a header")
                 piece = msg.data
                 if len(piece) > MAX_PIECE:
@@ -165,6 +178,13 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
                         "nothing was kept"
                     )
                 yield piece
+            # A stream that stops without its end message is truncated, whatever the reason (the
+            # client half-closed early, or gRPC refused a message and ended the stream).
+            if not ended:
+                raise InvalidArgument(
+                    f"the deposit stream stopped after {total} bytes without its end message "
+                    "(truncated); nothing was kept"
+                )
             if expected_size is not None and total != expected_size:
                 raise InvalidArgument(
                     f"the deposit stream ended after {total} of the {expected_size} bytes its header "

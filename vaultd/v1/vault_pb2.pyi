@@ -50,12 +50,20 @@ class DepositHeader(_message.Message):
     def __init__(self, vault: _Optional[str] = ..., name: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., expected_sha256: _Optional[bytes] = ..., request_id: _Optional[str] = ..., retain_until: _Optional[int] = ..., expected_size: _Optional[int] = ...) -> None: ...
 
 class DepositRequest(_message.Message):
-    __slots__ = ("header", "data")
+    __slots__ = ("header", "data", "end")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
     header: DepositHeader
     data: bytes
-    def __init__(self, header: _Optional[_Union[DepositHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    end: DepositEnd
+    def __init__(self, header: _Optional[_Union[DepositHeader, _Mapping]] = ..., data: _Optional[bytes] = ..., end: _Optional[_Union[DepositEnd, _Mapping]] = ...) -> None: ...
+
+class DepositEnd(_message.Message):
+    __slots__ = ("size",)
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    def __init__(self, size: _Optional[int] = ...) -> None: ...
 
 class ObjectStat(_message.Message):
     __slots__ = ("vault", "name", "version", "object_id", "size", "sha256", "hash_algorithm", "content_type", "metadata", "depositor", "deposited_at_ns", "retain_until", "legal_hold")

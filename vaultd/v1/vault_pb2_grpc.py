@@ -108,7 +108,7 @@ class VaultServiceServicer:
 
     def Deposit(self, request_iterator, context):
         """Deposits one object version. The first message carries a header, the following ones data
-        pieces of at most 1 MiB. The receipt is returned only once the deposit is durable. If the
+        pieces of at most 1 MiB, the last one the byte count (DepositEnd). The receipt is returned only once the deposit is durable. If the
         stream breaks, the deadline passes, the size or the SHA-256 differs from what the header
         announced, nothing is stored. A retry with the same request id returns the first receipt.
         """

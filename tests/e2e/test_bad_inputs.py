@@ -1,0 +1,253 @@
+"""Bad inputs end to end: broken, cancelled, truncated and oversized streams, wrong hashes,
+deadlines, malformed requests, a full map. Each one answers the right status and stores nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from conftest import RunningServer, new_vault_id
+from vaultd.client import VaultClient
+from vaultd.errors import (
+    Cancelled, DeadlineExceeded, InvalidArgument, NotFound, ResourceExhausted, VaultError,
+)
+from vaultd.v1 import vault_pb2 as pb
+from vaultd.v1 import vault_pb2_grpc as pb_grpc
+
+MiB = 1 << 20
+
+
+def stored_chunk_bytes(srv: RunningServer, vault: str) -> int:
+    with srv.daemon.vaults.store.read() as r:
+        return sum(len(r.get_chunk(vault, cid) or b"") for cid, _ in r.iter_chunks(vault))
+
+
+def pending(srv: RunningServer) -> int:
+    with srv.daemon.vaults.store.read() as r:
+        return sum(1 for _ in r.iter_pending())
+
+
+def assert_nothing_stored(srv: RunningServer, c: VaultClient, vault: str, name: str) -> None:
+    deadline = time.monotonic() + 5  # the server may still be unwinding the cancelled call
+    while True:
+        try:
+            c.stat(vault, name)
+            found = True
+        except NotFound:
+            found = False
+        if not found and stored_chunk_bytes(srv, vault) == 0 and pending(srv) == 0:
+            break
+        assert time.monotonic() < deadline, (
+            f"a failed deposit left data behind: object {found}, "
+            f"chunk bytes {stored_chunk_bytes(srv, vault)}, pending {pending(srv)}")
+        time.sleep(0.05)
+    assert c.count(vault) == 0
+
+
+@pytest.fixture
+def setup(vault_server: RunningServer) -> tuple[RunningServer, VaultClient, str]:
+    c = vault_server.client("permits")
+    vault = new_vault_id()
+    c.create_vault(vault)
+    return vault_server, c, vault
+
+
+@pytest.fixture
+def raw(vault_server: RunningServer) -> Iterator[pb_grpc.VaultServiceStub]:
+    """A bare stub that may send what the client library never would (large messages)."""
+    pki = vault_server.pki
+    svc = pki.service("permits")
+    creds = grpc.ssl_channel_credentials(pki.ca.cert.read_bytes(), svc.key.read_bytes(), svc.cert.read_bytes())
+    ch = grpc.secure_channel(vault_server.address, creds, [("grpc.max_send_message_length", 8 * MiB)])
+    yield pb_grpc.VaultServiceStub(ch)
+    ch.close()
+
+
+def header(vault: str, name: str, **kw: Any) -> pb.DepositRequest:
+    return pb.DepositRequest(header=pb.DepositHeader(vault=vault, name=name, **kw))
+
+
+def data(b: bytes) -> pb.DepositRequest:
+    return pb.DepositRequest(data=b)
+
+
+def end(size: int) -> pb.DepositRequest:
+    return pb.DepositRequest(end=pb.DepositEnd(size=size))
+
+
+def code_of(stub_call: Callable[[], Any]) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as e:
+        stub_call()
+    return e.value.code()  # type: ignore[no-any-return]
+
+
+def test_client_breaks_the_stream_midway(setup: Any) -> None:
+    srv, c, vault = setup
+
+    def pieces() -> Iterator[bytes]:
+        yield os.urandom(MiB)
+        yield os.urandom(MiB)
+        raise RuntimeError("the source file went away")
+
+    with pytest.raises(VaultError):
+        c.deposit(vault, "broken", pieces())
+    assert_nothing_stored(srv, c, vault, "broken")
+
+
+def test_cancelled_stream_stores_nothing(setup: Any, raw: pb_grpc.VaultServiceStub) -> None:
+    srv, c, vault = setup
+    sent = []
+
+    def messages() -> Iterator[pb.DepositRequest]:
+        yield header(vault, "cancelled")
+        for _ in range(20):  # a large deposit: 20 MiB, more than one staged part
+            sent.append(1)
+            yield data(os.urandom(MiB))
+        time.sleep(30)  # never finishes: cancelled below
+
+    fut = raw.Deposit.future(messages(), timeout=60)
+    deadline = time.monotonic() + 10
+    while len(sent) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    fut.cancel()
+    assert fut.cancelled() or fut.exception().code() == grpc.StatusCode.CANCELLED
+    assert_nothing_stored(srv, c, vault, "cancelled")
+
+
+def test_truncated_stream_stores_nothing(setup: Any, raw: pb_grpc.VaultServiceStub) -> None:
+    srv, c, vault = setup
+    body = os.urandom(MiB + 10)
+    # fewer bytes than the header announced
+    code = code_of(lambda: raw.Deposit(iter([header(vault, "short", expected_size=len(body) + 500),
+                                             data(body[:MiB]), data(body[MiB:]), end(len(body))]),
+                                       timeout=10))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    # more bytes than announced
+    code = code_of(lambda: raw.Deposit(iter([header(vault, "long", expected_size=100),
+                                             data(body[:MiB]), end(MiB)]), timeout=10))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    # a stream that stops without its end message (no size announced): truncated
+    code = code_of(lambda: raw.Deposit(iter([header(vault, "cut"), data(body[:MiB])]), timeout=10))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    # an end message that counts other bytes than arrived
+    code = code_of(lambda: raw.Deposit(iter([header(vault, "miscounted"), data(body[:MiB]), end(MiB + 1)]),
+                                       timeout=10))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    for name in ("short", "long", "cut", "miscounted"):
+        assert_nothing_stored(srv, c, vault, name)
+    # the same stream, complete, is stored
+    r = raw.Deposit(iter([header(vault, "whole"), data(body[:MiB]), data(body[MiB:]), end(len(body))]),
+                    timeout=10)
+    assert r.stat.size == len(body) and c.read_bytes(vault, "whole") == body
+
+
+def test_oversized_messages(setup: Any, raw: pb_grpc.VaultServiceStub) -> None:
+    srv, c, vault = setup
+    # one byte over the 1 MiB data bound: refused by the servicer
+    code = code_of(lambda: raw.Deposit(iter([header(vault, "big"), data(os.urandom(MiB + 1))]), timeout=10))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    # far over it: refused by gRPC's receive bound before any handler sees it (gRPC then ends the
+    # request stream as if the client had half-closed: the missing end message keeps it out)
+    for _ in range(5):
+        code = code_of(lambda: raw.Deposit(iter([header(vault, "big"), data(os.urandom(3 * MiB)), end(3 * MiB)]),
+                                           timeout=10))
+        assert code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INVALID_ARGUMENT)
+    assert_nothing_stored(srv, c, vault, "big")
+    # the client library cuts large pieces itself
+    r = c.deposit(vault, "fine", iter([os.urandom(3 * MiB + 7)]))
+    assert r.stat.size == 3 * MiB + 7
+
+
+def test_malformed_streams(setup: Any, raw: pb_grpc.VaultServiceStub) -> None:
+    srv, c, vault = setup
+    assert code_of(lambda: raw.Deposit(iter([data(b"no header")]), timeout=10)) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: raw.Deposit(iter([]), timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: raw.Deposit(iter([header(vault, "two"), data(b"x"), header(vault, "two")]),
+                                       timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: raw.Deposit(iter([header(vault, "after"), data(b"x"), end(1), data(b"y")]),
+                                       timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert_nothing_stored(srv, c, vault, "two")
+    assert_nothing_stored(srv, c, vault, "after")
+
+
+def test_wrong_hash_stores_nothing(setup: Any) -> None:
+    srv, c, vault = setup
+    body = os.urandom(2 * MiB)
+    # the sender's promise is broken: INVALID_ARGUMENT (DATA_LOSS is kept for stored data)
+    with pytest.raises(InvalidArgument) as e:
+        c.deposit(vault, "doc", body, expected_sha256=hashlib.sha256(b"something else").digest())
+    assert "SHA-256" in str(e.value) and "nothing was stored" in str(e.value)
+    assert_nothing_stored(srv, c, vault, "doc")
+    with pytest.raises(InvalidArgument):
+        c.deposit(vault, "doc", body, expected_sha256=b"\x00" * 5)
+
+
+def test_deadline_stops_a_slow_deposit(setup: Any) -> None:
+    srv, c, vault = setup
+
+    def slow() -> Iterator[bytes]:
+        for _ in range(50):
+            yield os.urandom(64 << 10)
+            time.sleep(0.1)
+
+    t0 = time.monotonic()
+    with pytest.raises((DeadlineExceeded, Cancelled)):
+        c.deposit(vault, "slow", slow(), timeout=1.0)
+    assert time.monotonic() - t0 < 4
+    assert_nothing_stored(srv, c, vault, "slow")
+
+
+@pytest.mark.parametrize("vault,name,meta", [
+    # vault ids the policy's citizen-* pattern matches, so that validation (not policy) refuses
+    ("citizen-Bad_Vault", "x", {}),
+    ("citizen-a/b", "x", {}),
+    ("citizen-" + "v" * 121, "x", {}),
+    (None, "", {}),
+    (None, "a\x00b", {}),
+    (None, "x" * 1025, {}),
+    (None, "x", {f"k{i}": "v" for i in range(65)}),
+    (None, "x", {"k": "v" * 1025}),
+])
+def test_out_of_bounds_requests(setup: Any, vault: str | None, name: str, meta: dict[str, str]) -> None:
+    srv, c, good = setup
+    with pytest.raises(InvalidArgument):
+        c.deposit(vault or good, name, b"x", metadata=meta)
+    assert c.count(good) == 0
+
+
+def test_object_larger_than_the_bound(server_factory: Callable[..., RunningServer]) -> None:
+    srv = server_factory(max_object_size=2 * MiB)
+    c = srv.client("permits")
+    c.create_vault("permits")
+    with pytest.raises(ResourceExhausted):
+        c.deposit("permits", "huge", os.urandom(3 * MiB))
+    assert_nothing_stored(srv, c, "permits", "huge")
+    assert c.deposit("permits", "ok", os.urandom(MiB)).stat.size == MiB
+
+
+def test_full_map_answers_resource_exhausted_and_reads_keep_working(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    srv = server_factory(map_size=12 * MiB)
+    c = srv.client("permits")
+    c.create_vault("permits")
+    kept: dict[str, bytes] = {}
+    with pytest.raises(ResourceExhausted) as e:
+        for i in range(20):
+            body = os.urandom(MiB)
+            c.deposit("permits", f"doc-{i}", body)
+            kept[f"doc-{i}"] = body
+    assert kept, "the map should hold at least one deposit"
+    assert "full" in str(e.value).lower() or "map" in str(e.value).lower()
+    for name, body in kept.items():
+        assert c.read_bytes("permits", name) == body
+    assert c.count("permits") == len(kept)
+    assert c.check("permits").ok
