@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import OPERATOR, PERMITS, TAX
+from core_support import OPERATOR, PERMITS, TAX
 
 from vaultd.core.vaults import Vaults
 from vaultd.errors import PermissionDenied

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import OPERATOR, PERMITS, pieces, random_bytes
+from core_support import OPERATOR, PERMITS, pieces, random_bytes
 
 from vaultd.core.vaults import Vaults
 from vaultd.errors import IntegrityError

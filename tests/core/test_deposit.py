@@ -4,7 +4,7 @@ import hashlib
 from collections.abc import Iterator
 
 import pytest
-from conftest import PERMITS, pieces, random_bytes, stored_chunk_bytes
+from core_support import PERMITS, pieces, random_bytes, stored_chunk_bytes
 
 from vaultd.core.vaults import Vaults, _Deposit
 from vaultd.errors import InvalidArgument, NotFound, ResourceExhausted

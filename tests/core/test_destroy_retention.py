@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import PERMITS, random_bytes, stored_chunk_bytes
+from core_support import PERMITS, random_bytes, stored_chunk_bytes
 
 from vaultd.core.vaults import Vaults
 from vaultd.errors import FailedPrecondition, NotFound

@@ -4,7 +4,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import OPERATOR, PERMITS, random_bytes
+from core_support import OPERATOR, PERMITS, random_bytes
 
 from vaultd.core.policy import Policy
 from vaultd.core.vaults import Vaults, open_vaults

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PERMITS, pieces, random_bytes
+from core_support import PERMITS, pieces, random_bytes
 
 from vaultd.core.vaults import Vaults
 from vaultd.errors import InvalidArgument, NotFound

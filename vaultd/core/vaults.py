@@ -175,7 +175,11 @@ class Vaults:
         with self.store.read() as r:
             pending = list(r.iter_pending())
         for key, rec in pending:
-            self.store.write(lambda t, key=key, rec=rec: self._rollback_part(t, key, rec))
+
+            def unit(t: WriteTxn, key: bytes = key, rec: bytes = rec) -> None:
+                self._rollback_part(t, key, rec)
+
+            self.store.write(unit)
 
     @staticmethod
     def _rollback_part(t: WriteTxn, key: bytes, rec: bytes) -> None:
@@ -355,12 +359,12 @@ class Vaults:
 
         def flush() -> Iterator[bytes]:
             with self.store.read() as r:
-                sealed = [(cid, r.get_chunk(vault, cid)) for cid, _, _ in batch]
-            for (cid, lo, hi), (_, s) in zip(batch, sealed, strict=True):
-                if s is None:
-                    raise NotFound(f"object {name!r} version {version} was destroyed while being read")
-                plain = C.open_chunk(keys.data_key, keys.dedup_key, prefix, cid, s)
-                yield plain[lo:hi] if (lo, hi) != (0, len(plain)) else plain
+                sealed = [r.get_chunk(vault, cid) for cid, _, _ in batch]
+            if any(s is None for s in sealed):
+                raise NotFound(f"object {name!r} version {version} was destroyed while being read")
+            plains = C.open_many(keys, prefix, [cid for cid, _, _ in batch], sealed)  # type: ignore[arg-type]
+            for (_, lo, hi), plain in zip(batch, plains, strict=True):
+                yield plain if (lo, hi) == (0, len(plain)) else plain[lo:hi]
 
         for cid, n in entries:
             lo, hi = pos, pos + n
@@ -424,9 +428,9 @@ class Vaults:
                     if len(out) == page_size:
                         more = True
                     else:
-                        raw = r.get_version(vault, nm, h["latest"])
-                        if raw is not None:
-                            out.append(_stat_from(vault, nm, h["latest"], json.loads(raw)))
+                        latest = r.get_version(vault, nm, h["latest"])
+                        if latest is not None:
+                            out.append(_stat_from(vault, nm, h["latest"], json.loads(latest)))
                 if more:
                     break
         token = ""
@@ -559,9 +563,9 @@ class Vaults:
                     ok = False
                     continue
                 try:
-                    plain = C.open_chunk(keys.data_key, keys.dedup_key, prefix, cid, sealed)
+                    plain = C.open_many(keys, prefix, [cid], [sealed])[0]
                 except IntegrityError as e:
-                    problems.append(Problem(vault, nm, v, str(e)))
+                    problems.append(Problem(vault, nm, v, f"chunk {cid.hex()[:16]}: {e}"))
                     ok = False
                     continue
                 opened.add(cid)
@@ -649,7 +653,6 @@ class _Deposit:
         self.deposit_key = b"dep/" + secrets.token_bytes(16)
 
     def feed(self, piece: bytes) -> None:
-        self.hasher.update(piece)
         self.size += len(piece)
         self.buf += piece
         if len(self.buf) >= BUFFER:
@@ -659,32 +662,19 @@ class _Deposit:
         self._process(final=True)
 
     def _process(self, final: bool) -> None:
-        data = memoryview(self.buf)
-        ends = C.boundaries(data)
-        if not final and ends:
-            ends = ends[:-1]  # the chunk ending at the buffer's end is not a content-defined cut
-        start = 0
-        new_ids: list[tuple[bytes, int, int]] = []
-        ids: list[tuple[bytes, int, int]] = []
-        for e in ends:
-            cid = C.chunk_id(self.keys.dedup_key, data[start:e])
-            ids.append((cid, start, e))
-            start = e
         with self.v.store.read() as r:
-            for cid, s, e in ids:
-                if cid not in self.seen and r.chunk_refs(self.vault, cid) == 0:
-                    new_ids.append((cid, s, e))
-        newset = {c for c, _, _ in new_ids}
-        for cid, s, e in ids:
-            sealed = None
-            if cid in newset and cid not in self.seen:
-                sealed = C.seal(self.keys.data_key, self.prefix, cid, data[s:e])
+            known = _Known(self.seen, r, self.vault)
+            chunks = C.ingest(self.buf, self.keys, self.prefix, last=final, known=known, hasher=self.hasher)
+        consumed = 0
+        for ch in chunks:
+            cid = bytes(ch.chunk_id)
+            sealed = None if ch.sealed is None else C.stored_form(ch.nonce, ch.sealed)
             self.seen.add(cid)
-            self.part.append((cid, sealed, e - s))
-            self.manifest += _ENTRY.pack(cid, e - s)
-            self.part_bytes += e - s
-        data.release()
-        del self.buf[:start]
+            self.part.append((cid, sealed, ch.length))
+            self.manifest += _ENTRY.pack(cid, ch.length)
+            self.part_bytes += ch.length
+            consumed = ch.offset + ch.length
+        del self.buf[:consumed]
         if self.part_bytes >= PART and not final:
             self._stage()
 
@@ -814,8 +804,11 @@ class _Deposit:
                 f.result()
             except Exception:
                 continue  # that part was not applied
+            def unit(t: WriteTxn, key: bytes = key) -> None:
+                self._rollback_by_key(t, key)
+
             try:
-                self.v.store.write(lambda t, key=key: self._rollback_by_key(t, key))
+                self.v.store.write(unit)
             except Exception:
                 pass  # left pending: rolled back at the next start
 
@@ -828,6 +821,19 @@ class _Deposit:
                 break
         if with_rec is not None:
             Vaults._rollback_part(t, key, with_rec)
+
+
+class _Known:
+    """The ids a deposit need not seal: those it handles already and those the vault holds."""
+
+    def __init__(self, seen: set[bytes], r: ReadTxn, vault: str) -> None:
+        self._seen = seen
+        self._r = r
+        self._vault = vault
+
+    def __contains__(self, cid: object) -> bool:
+        b = cid if isinstance(cid, bytes) else bytes(cid)  # type: ignore[call-overload]
+        return b in self._seen or self._r.chunk_refs(self._vault, b) > 0
 
 
 class _Duplicate(Exception):

@@ -54,7 +54,7 @@ class Pkcs11KeyProvider(KeyProvider):
     def _load(self) -> None:
         pat = re.compile(re.escape(self._prefix) + r"-(\d+)")
         for obj in self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: KeyType.AES}):
-            m = pat.fullmatch(obj.label or "")
+            m = pat.fullmatch(getattr(obj, "label", None) or "")
             if m:
                 self._keys[int(m.group(1))] = obj
 

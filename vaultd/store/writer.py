@@ -142,7 +142,7 @@ class Writer:
     def _commit(self, batch: list[_Item]) -> None:
         t0 = time.perf_counter()
         ok: list[tuple[_Item, Committed[Any]]] = []
-        failed: list[tuple[_Item, BaseException]] = []
+        failed: list[tuple[_Item, Exception]] = []
         map_full: list[_Item] = []
         txn = self._env.begin(write=True)
         try:
@@ -184,8 +184,8 @@ class Writer:
                     log.exception("after_commit hook failed")
         for it, c in ok:
             it.future.set_result(c)
-        for it, e in failed:
-            it.future.set_exception(e)
+        for it, exc in failed:
+            it.future.set_exception(exc)
         if map_full:
             grown = False
             if self._grow is not None:
