@@ -117,3 +117,59 @@ def insert_card(pcscd: str, ca: devca.DevCA, tmp_path: Path) -> Iterator[Callabl
     yield make
     for p in plugged:
         p.remove()
+
+
+# -- a vaultd with KioskService -------------------------------------------------------------------
+class KioskServer:
+    """vaultd over mTLS on 127.0.0.1 (real LMDB, journal) with KioskService and card-login tokens."""
+
+    def __init__(self, data: Path, trust: object) -> None:
+        import os
+
+        from vaultd.core.policy import Policy
+        from vaultd.core.sessions import Sessions
+        from vaultd.core.vaults import open_vaults
+        from vaultd.journal.hook import JournalHook, leaf_factory, open_journal
+        from vaultd.keys.file import FileKeyProvider
+        from vaultd.pki import ensure_dev_pki, ensure_dev_policy, issue_cert
+        from vaultd.transport.journal import journal_service
+        from vaultd.transport.kiosk import kiosk_service
+        from vaultd.transport.server import ServerLimits, TLSConfig, VaultServer
+
+        self.data = data
+        self.pki = ensure_dev_pki(data)
+        for cn in ("svc-kiosk-townhall", "svc-kiosk-library"):
+            issue_cert(self.pki.ca, cn, self.pki.client(cn))
+        self.policy = Policy.from_file(ensure_dev_policy(data))
+        hook = JournalHook()
+        self.vaults = open_vaults(
+            data, policy=self.policy, key_provider=FileKeyProvider(data / "keyring.json"), map_size=1 << 28,
+            leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit,
+        )
+        self.journal = open_journal(self.vaults.store.env, data / "journal")
+        hook.bind(self.journal)
+        self.sessions = Sessions(trust, os.urandom(32))  # type: ignore[arg-type]
+        self.server = VaultServer(
+            self.vaults, listen="127.0.0.1:0",
+            tls=TLSConfig(self.pki.server.cert, self.pki.server.key, self.pki.ca.cert),
+            limits=ServerLimits(workers=32), tokens=self.sessions,
+            extra_services=[journal_service(self.journal, self.policy.check),
+                            kiosk_service(self.vaults, self.sessions, trust)],  # type: ignore[arg-type]
+        )
+        self.server.start()
+        self.address = self.server.address
+
+    def kiosk(self, name: str = "townhall"):  # type: ignore[no-untyped-def]
+        from vaultd.transport.kiosk import KioskClient
+
+        ck = self.pki.client(f"svc-kiosk-{name}")
+        return KioskClient(self.address, ca=self.pki.ca.cert, cert=ck.cert, key=ck.key, server_name="localhost")
+
+    def service(self, name: str = "permits"):  # type: ignore[no-untyped-def]
+        from vaultd.client import VaultClient
+
+        return VaultClient.for_dev(self.address, self.data, name, server_name="localhost")
+
+    def stop(self) -> None:
+        self.server.stop(1.0)
+        self.vaults.close()

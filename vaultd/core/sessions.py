@@ -234,3 +234,21 @@ class Sessions:
         with self._lock:
             self._ended = {i: e for i, e in self._ended.items() if e > now}
             self._ended[str(claims["i"])] = float(claims["e"])  # type: ignore[arg-type]
+
+
+def journal_login(vaults: object, kiosk: str, citizen: str | None, outcome: str, reason: str = "") -> None:
+    """Journals a login or a refused login (operation "login", outcome "ok" or "denied")."""
+    from vaultd.core.signatures import journal_event
+    from vaultd.journal.hook import leaf_factory
+
+    actor = Identity("citizen", citizen or "", kiosk=kiosk)
+    vault = ""
+    if citizen:
+        from vaultd.core.policy import citizen_vault_id
+
+        try:
+            vault = citizen_vault_id(citizen)
+        except InvalidArgument:
+            vault = ""
+    leaf = leaf_factory("login", actor=actor, vault=vault, outcome=outcome, reason=reason[:512] or None)
+    journal_event(vaults, leaf)

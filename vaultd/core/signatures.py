@@ -378,3 +378,81 @@ def _prepare(
     pub = signer.public_key()
     assert isinstance(pub, ec.EllipticCurvePublicKey)
     return pub, signed, si["signature"].native, details
+
+
+# -- evidence ---------------------------------------------------------------------------------------
+MAX_EVIDENCE_CMS = 4096  # the CMS travels inside a journal leaf (an extra field holds 4096 bytes)
+
+
+@dataclass(frozen=True)
+class SignatureEvidence:
+    """What the server keeps of a submitted signature, and what the kiosk is told."""
+
+    validation: SignatureValidation
+    vault: str
+    name: str
+    version: int
+    sha256: bytes
+    journal_index: int | None = None
+    receipt: bytes | None = None  # the journal's receipt of the leaf (inclusion proof, checkpoint)
+
+
+def journal_event(vaults: object, leaf: bytes) -> tuple[int | None, bytes | None]:
+    """Appends one journal leaf in its own unit of work; returns (leaf index, receipt).
+
+    Does nothing when the store has no journal wired (``vaults`` opened without a leaf factory).
+    """
+    store = getattr(vaults, "store", None)
+    if store is None or getattr(vaults, "_leaf", None) is None:
+        return None, None
+
+    def unit(t: object) -> None:
+        t.journal(leaf)  # type: ignore[attr-defined]
+
+    committed = store.write(unit)
+    index = committed.leaf_indexes[-1] if committed.leaf_indexes else None
+    return index, committed.evidence
+
+
+def submit_signature(
+    vaults: object,
+    actor: object,
+    vault: str,
+    name: str,
+    version: int | None,
+    cms_der: bytes,
+    trust: CitizenTrust,
+    *,
+    at: dt.datetime | None = None,
+) -> SignatureEvidence:
+    """A citizen's signature of a stored version: authorize ("sign"), verify, keep the evidence.
+
+    The stored version's SHA-256 is the one the CMS must sign. The evidence is a journal leaf
+    (operation "sign", the version, its digest, the citizen and kiosk, outcome "ok" or "failed")
+    whose extra fields hold the CMS itself, the validation result and its time, and the SHA-256 of
+    every certificate of the chain; the leaf's receipt proves when it was recorded. A signature that
+    does not validate is journaled too (outcome "failed") and reported, never kept as valid.
+    """
+    if len(cms_der) > MAX_EVIDENCE_CMS:
+        raise InvalidArgument(f"the signature is larger than {MAX_EVIDENCE_CMS} bytes")
+    vaults.policy.check(actor, "sign", vault)  # type: ignore[attr-defined]
+    stat = vaults.stat(actor, vault, name, version)  # type: ignore[attr-defined]
+    result = verify_cms(cms_der, stat.sha256, trust, at=at)
+    from vaultd.journal.hook import leaf_factory
+
+    extra: dict[str, object] = {
+        "cms": bytes(cms_der),
+        "result": result.reason[:512],
+        "validated_at": result.validated_at.isoformat(),
+        "chain_sha256": ",".join(hashlib.sha256(c).hexdigest() for c in result.chain),
+    }
+    if result.signer:
+        extra["signer"] = result.signer
+    if result.signing_time:
+        extra["signing_time"] = result.signing_time.isoformat()
+    leaf = leaf_factory(
+        "sign", actor=actor, vault=vault, name=name, version=stat.version, sha256=stat.sha256,
+        outcome="ok" if result.valid else "failed", **extra,
+    )
+    index, receipt = journal_event(vaults, leaf)
+    return SignatureEvidence(result, vault, name, stat.version, stat.sha256, index, receipt)
