@@ -87,6 +87,7 @@ def test_rollback_to_earlier_copy_is_refused(tmp_path: Path) -> None:
         for i in range(3, 7):
             j.append(txn, _leaf(i))
     j.sign_head()
+    j.close()  # the last checkpoint is in the state file
     env.close()
     old = lmdb.open(str(tmp_path / "old-copy"), max_dbs=16, map_size=1 << 26)
     signer = Ed25519Signer.load_or_create(tmp_path / "journal.key", NAME)

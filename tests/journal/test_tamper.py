@@ -85,6 +85,7 @@ def test_rolled_back_journal_fails_consistency_with_held_checkpoint(tmp_path: Pa
             j.append(txn, Leaf.make("read", vault="v", name="o1", version=1, actor_kind="service",
                                     actor_name="permits", time_ns=100 + i))
     held = j.sign_head().note  # an auditor holds this checkpoint of size 10
+    j.close()
     env.close()
     # The operator restores the older copy and discards the checkpoint file: the daemon cannot know ...
     (tmp_path / "state" / "checkpoint").unlink()

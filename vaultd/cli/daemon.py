@@ -129,6 +129,8 @@ class Daemon:
         finally:
             if self.vaults is not None:
                 self.vaults.close()
+            if getattr(self, "journal", None) is not None:
+                self.journal.close()  # writes the last signed checkpoint
             if self._metrics_server is not None:
                 self._metrics_server.close()
         log.info("vaultd stopped")

@@ -20,6 +20,7 @@ their vault) is indexed as the first read of that object version, once.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import threading
@@ -41,6 +42,7 @@ __all__ = ["Journal", "SignedHead", "DB_FIRST_READ"]
 
 DB_FIRST_READ = b"journal.first_read"
 _U64 = struct.Struct(">Q")
+log = logging.getLogger("vaultd.journal")
 CHECKPOINT_FILE = "checkpoint"
 
 
@@ -63,6 +65,7 @@ class Journal:
         origin: str | None = None,
         state_dir: Path | str | None = None,
         fsync: bool = True,
+        background: bool = True,
     ) -> None:
         self.env = env
         self.tree = MerkleTree(env)
@@ -72,7 +75,19 @@ class Journal:
         self.origin = origin or signer.name
         self._state = Path(state_dir) if state_dir is not None else None
         self._fsync = fsync
+        # The latest signed note is written to the state file by a background thread (latest wins), so
+        # the writer does not wait for a second fsync per group commit. After a crash the file may hold
+        # an older checkpoint, which the durable tree still extends: the rollback check stays sound.
+        self._pending: bytes | None = None
+        self._cond = threading.Condition()
+        self._closed = False
+        self._persister: threading.Thread | None = None
+        if background and state_dir is not None:
+            self._persister = threading.Thread(target=self._persist_loop, name="vaultd-journal-checkpoint",
+                                               daemon=True)
+            self._persister.start()
         self._lock = threading.Lock()
+        self._file_lock = threading.Lock()
         self._head: SignedHead | None = None
         self._load_head()
 
@@ -103,19 +118,62 @@ class Journal:
             )
         self._head = SignedHead(cp, note)
 
+    def _persist_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                note, self._pending = self._pending, None
+                closed = self._closed
+            if note is not None:
+                try:
+                    self._persist(note)
+                except OSError:
+                    log.exception("writing the journal checkpoint file failed")
+            if closed and note is None:
+                return
+
+    def flush(self) -> None:
+        """Wait until the latest signed checkpoint is in the state file."""
+        if self._persister is None:
+            return
+        with self._cond:
+            while self._pending is not None:
+                self._cond.wait(0.01)
+        with self._file_lock:  # the note the loop took may still be being written
+            pass
+
+    def close(self) -> None:
+        """Write the last checkpoint and stop the background writer."""
+        if self._persister is not None:
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+            self._persister.join()
+            self._persister = None
+
+    def _publish(self, note: bytes) -> None:
+        if self._persister is None:
+            self._persist(note)
+            return
+        with self._cond:
+            self._pending = note
+            self._cond.notify_all()
+
     def _persist(self, note: bytes) -> None:
         if self._state is None:
             return
-        self._state.mkdir(parents=True, exist_ok=True)
-        tmp = self._state / (CHECKPOINT_FILE + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, note)
-            if self._fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self._state / CHECKPOINT_FILE)
+        with self._file_lock:
+            self._state.mkdir(parents=True, exist_ok=True)
+            tmp = self._state / (CHECKPOINT_FILE + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, note)
+                if self._fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self._state / CHECKPOINT_FILE)
 
     # -- writing (inside the writer's transaction) -------------------------------------------------
     def append(self, txn: lmdb.Transaction, leaf: Leaf | bytes) -> int:
@@ -158,8 +216,8 @@ class Journal:
                             ) from None
             cp = Checkpoint(self.origin, size, root)
             note = sign_note(cp.body(), self.signer)
-            self._persist(note)
             self._head = SignedHead(cp, note)
+            self._publish(note)
             return self._head
 
     def head(self) -> SignedHead:

@@ -1,0 +1,248 @@
+"""Journal benchmarks: appends per second, proofs per second, proof generation cost at 10^3, 10^5 and
+10^7 leaves, and the journal's share of small-deposit latency through the core.
+
+    .venv/bin/python benchmarks/journal/bench_journal.py [--max-leaves 10000000] [--quick]
+
+Writes benchmarks/results/journal.json and benchmarks/results/journal.md. Trees of 10^5 and more
+leaves are built with the bulk path (MerkleTree.bulk_load: MDB_APPEND, same records as append).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from vaultd.journal import proofs  # noqa: E402
+from vaultd.journal.journal import Journal  # noqa: E402
+from vaultd.journal.leaf import Leaf  # noqa: E402
+from vaultd.journal.receipt import verify_receipt  # noqa: E402
+from vaultd.journal.signer import Ed25519Signer  # noqa: E402
+from vaultd.journal.tree import MerkleTree  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def _leaf(i: int) -> bytes:
+    return Leaf.make("deposit", vault="citizen-0001", name=f"doc-{i}", version=1,
+                     sha256=hashlib.sha256(i.to_bytes(8, "big")).digest(), actor_kind="service",
+                     actor_name="permits", time_ns=1_700_000_000_000_000_000 + i).encode()
+
+
+class CountingTree(MerkleTree):
+    reads = 0
+
+    def _node(self, txn: Any, level: int, index: int) -> bytes:
+        self.reads += 1
+        return super()._node(txn, level, index)
+
+
+def bench_appends(tmp: Path, batch: int, batches: int) -> dict[str, Any]:
+    """Group-commit appends: ``batch`` leaves per durable write transaction, one signed checkpoint
+    after each commit (consistency-checked against the previous one), receipts for every leaf."""
+    env = lmdb.open(str(tmp / f"append-{batch}"), max_dbs=8, map_size=1 << 30, sync=True)
+    j = Journal(env, Ed25519Signer.load_or_create(tmp / f"k-{batch}.pem", "bench/journal"),
+                state_dir=tmp / f"state-{batch}")
+    leaves = [_leaf(i) for i in range(batch * batches)]
+    t0 = time.perf_counter()
+    t_sign = t_receipt = 0.0
+    k = 0
+    for _ in range(batches):
+        with env.begin(write=True) as txn:
+            idx = [j.append(txn, leaves[k + i]) for i in range(batch)]
+        k += batch
+        s = time.perf_counter()
+        head = j.sign_head()
+        t_sign += time.perf_counter() - s
+        s = time.perf_counter()
+        for i in idx:
+            j.receipt("deposit", i, head)
+        t_receipt += time.perf_counter() - s
+    total = time.perf_counter() - t0
+    env.close()
+    n = batch * batches
+    return {"name": f"append+sign+receipt[batch={batch}]", "leaves": n, "seconds": total,
+            "appends_per_s": n / total, "sign_ms_per_commit": 1000 * t_sign / batches,
+            "receipt_us_per_leaf": 1e6 * t_receipt / n}
+
+
+def bench_size(tmp: Path, n: int, samples: int) -> dict[str, Any]:
+    path = tmp / f"tree-{n}"
+    path.mkdir()
+    env = lmdb.open(str(path), max_dbs=8, map_size=max(1 << 30, n * 400), sync=False, writemap=True)
+    tree = CountingTree(env)
+    t0 = time.perf_counter()
+    tree.bulk_load((_leaf(i) for i in range(n)), batch=200_000)
+    env.sync(True)
+    build = time.perf_counter() - t0
+    root = tree.root(n)
+    import random
+
+    rnd = random.Random(n)
+    idx = [rnd.randrange(n) for _ in range(samples)]
+    tree.reads = 0
+    t0 = time.perf_counter()
+    ps = [tree.inclusion_proof(i, n) for i in idx]
+    incl_s = time.perf_counter() - t0
+    incl_reads = tree.reads / samples
+    t0 = time.perf_counter()
+    for i, p in zip(idx, ps):
+        proofs.verify_inclusion(i, n, proofs.leaf_hash(tree.leaf(i)), p, root)
+    verify_s = time.perf_counter() - t0
+    olds = [rnd.randrange(1, n) for _ in range(samples)]
+    tree.reads = 0
+    t0 = time.perf_counter()
+    cs = [tree.consistency_proof(m, n) for m in olds]
+    cons_s = time.perf_counter() - t0
+    cons_reads = tree.reads / samples
+    for m, p in zip(olds[:50], cs[:50]):
+        proofs.verify_consistency(m, n, p, tree.root(m), root)
+    size_bytes = sum(f.stat().st_size for f in path.iterdir())
+    env.close()
+    shutil.rmtree(path)
+    return {
+        "name": f"proofs[{n}]", "leaves": n, "build_seconds": build, "db_bytes": size_bytes,
+        "inclusion_us": 1e6 * incl_s / samples, "inclusion_per_s": samples / incl_s,
+        "inclusion_reads": incl_reads, "inclusion_hashes": statistics.mean(len(p) for p in ps),
+        "verify_us": 1e6 * verify_s / samples,
+        "consistency_us": 1e6 * cons_s / samples, "consistency_per_s": samples / cons_s,
+        "consistency_reads": cons_reads, "log2_n": n.bit_length(),
+    }
+
+
+def bench_core_deposits(tmp: Path, count: int, threads: int) -> list[dict[str, Any]]:
+    """Small (1 KiB) deposits through the real core and store, with and without the journal."""
+    from vaultd.core.policy import Policy
+    from vaultd.core.vaults import open_vaults
+    from vaultd.journal.hook import JournalHook, leaf_factory, open_journal
+    from vaultd.keys.file import FileKeyProvider
+    from vaultd.types import DepositHeader, Identity
+
+    svc = Identity("service", "permits")
+    policy = Policy.from_dict({"rule": [{"identity": "service:permits", "vaults": ["permits"],
+                                         "verbs": ["create", "deposit"]}]})
+    out = []
+    for journaled in (False, True):
+        d = tmp / f"core-{journaled}"
+        kw: dict[str, Any] = {}
+        hook = JournalHook()
+        if journaled:
+            kw = dict(leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit)
+        v = open_vaults(d, policy=policy, key_provider=FileKeyProvider(d / "keys"), map_size=1 << 30, **kw)
+        if journaled:
+            hook.bind(open_journal(v.store.env, d / "journal", name="bench/journal"))
+        v.create_vault(svc, "permits")
+        lat: list[float] = []
+        for i in range(count):  # sequential: latency
+            data = os.urandom(1024)
+            s = time.perf_counter()
+            r = v.deposit(svc, DepositHeader("permits", f"seq-{i}"), [data])
+            lat.append(time.perf_counter() - s)
+            assert (r.evidence is not None) == journaled
+        done = [0]
+
+        def worker(w: int) -> None:
+            for i in range(count // threads):
+                v.deposit(svc, DepositHeader("permits", f"par-{w}-{i}"), [os.urandom(1024)])
+                done[0] += 1
+
+        ts = [threading.Thread(target=worker, args=(w,)) for w in range(threads)]
+        s = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        par = time.perf_counter() - s
+        if journaled:
+            rec = r.evidence
+            assert rec is not None and verify_receipt(rec, data, hook.journal.verifier.vkey()).ok
+        v.close()
+        lat.sort()
+        out.append({"name": f"core.deposit[1KiB, journal={'on' if journaled else 'off'}]",
+                    "sequential_median_ms": 1000 * statistics.median(lat),
+                    "sequential_p90_ms": 1000 * lat[int(0.9 * len(lat))],
+                    "concurrent_threads": threads, "concurrent_deposits_per_s": done[0] / par})
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--max-leaves", type=int, default=10_000_000)
+    ap.add_argument("--samples", type=int, default=2000)
+    ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
+    a = ap.parse_args()
+    sizes = [n for n in (1_000, 100_000, 10_000_000) if n <= a.max_leaves]
+    if a.quick:
+        sizes = [1_000, 10_000]
+    tmp = Path(tempfile.mkdtemp(prefix="vaultd-bench-journal-"))
+    res: dict[str, Any] = {"machine": {"python": sys.version.split()[0], "platform": platform.platform(),
+                                       "cpus": os.cpu_count(), "lmdb": lmdb.version()},
+                           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        res["appends"] = [bench_appends(tmp, b, 20 if b > 1 else 200) for b in (1, 64, 512)]
+        try:
+            res["core_deposits"] = bench_core_deposits(tmp, 200 if a.quick else 600, 16)
+        except Exception as e:  # the core may be mid-change; the journal figures still stand
+            res["core_deposits"] = []
+            res["core_deposits_error"] = f"{type(e).__name__}: {e}"
+        res["proofs"] = []
+        for n in sizes:
+            print(f"building and measuring {n} leaves ...", flush=True)
+            res["proofs"].append(bench_size(tmp, n, a.samples))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "journal.json").write_text(json.dumps(res, indent=2) + "\n")
+    (RESULTS / "journal.md").write_text(render(res))
+    print(render(res))
+    return 0
+
+
+def render(res: dict[str, Any]) -> str:
+    m = res["machine"]
+    lines = [f"# Journal benchmark ({res['when']}; Python {m['python']}, {m['cpus']} CPUs, {m['platform']})", "",
+             "## Appends (durable group commits, one signed checkpoint per commit, a receipt per leaf)", "",
+             "| operation | leaves | appends/s | sign ms/commit | receipt µs/leaf |", "|---|---:|---:|---:|---:|"]
+    for r in res["appends"]:
+        lines.append(f"| {r['name']} | {r['leaves']} | {r['appends_per_s']:,.0f} | {r['sign_ms_per_commit']:.2f} "
+                     f"| {r['receipt_us_per_leaf']:.0f} |")
+    lines += ["", "## Small deposits through the core and store (1 KiB, journal off vs on)", "",
+              "| operation | sequential median ms | p90 ms | concurrent deposits/s |", "|---|---:|---:|---:|"]
+    if res.get("core_deposits_error"):
+        lines.append(f"| not measured: {res['core_deposits_error']} | | | |")
+    for r in res["core_deposits"]:
+        lines.append(f"| {r['name']} | {r['sequential_median_ms']:.2f} | {r['sequential_p90_ms']:.2f} "
+                     f"| {r['concurrent_deposits_per_s']:,.0f} ({r['concurrent_threads']} threads) |")
+    if len(res["core_deposits"]) == 2:
+        off, on = res["core_deposits"]
+        lines.append(f"\nJournal overhead: sequential median {100 * (on['sequential_median_ms'] / off['sequential_median_ms'] - 1):+.1f}%,"
+                 f" concurrent throughput {100 * (on['concurrent_deposits_per_s'] / off['concurrent_deposits_per_s'] - 1):+.1f}%.")
+    lines += ["", "## Proof generation from stored hashes", "",
+              "| leaves | log2 n | build s (bulk) | DB MiB | inclusion µs | inclusion/s | reads/proof | hashes/proof "
+              "| consistency µs | consistency/s | reads/proof | verify µs |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in res["proofs"]:
+        lines.append(f"| {r['leaves']:,} | {r['log2_n']} | {r['build_seconds']:.1f} | {r['db_bytes'] / 2**20:,.0f} "
+                     f"| {r['inclusion_us']:.1f} | {r['inclusion_per_s']:,.0f} | {r['inclusion_reads']:.1f} "
+                     f"| {r['inclusion_hashes']:.1f} | {r['consistency_us']:.1f} | {r['consistency_per_s']:,.0f} "
+                     f"| {r['consistency_reads']:.1f} | {r['verify_us']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
