@@ -161,9 +161,10 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// RFC 9162 section 2.1.3.2: does `proof` show that `leaf` is at `index` in the tree of `size` with `root`?
+/// RFC 9162 section 2.1.3.2: does `proof` show that `leaf` (32 bytes) is at `index` in the tree of `size`
+/// with `root`?
 pub fn verify_inclusion(leaf: &[u8], index: u64, size: u64, proof: &[&[u8]], root: &[u8]) -> bool {
-    if index >= size {
+    if index >= size || leaf.len() != 32 {
         return false;
     }
     let (mut fnode, mut snode) = (index, size - 1);
@@ -190,16 +191,16 @@ pub fn verify_inclusion(leaf: &[u8], index: u64, size: u64, proof: &[&[u8]], roo
 }
 
 /// RFC 9162 section 2.1.4.2: does `proof` show that the tree of `size2` with `root2` extends the tree of
-/// `size1` with `root1`? As the Go verifier: equal sizes need an empty proof and equal roots; size1 = 0
-/// (with size2 > 0) and size1 > size2 are refused.
+/// `size1` with `root1`? As the Go verifier: size1 = 0 and size1 > size2 are refused; equal sizes need an
+/// empty proof and equal roots.
 pub fn verify_consistency(size1: u64, size2: u64, root1: &[u8], root2: &[u8], proof: &[&[u8]]) -> bool {
-    if size2 < size1 {
+    if size1 == 0 || size2 < size1 {
         return false;
     }
     if size1 == size2 {
         return proof.is_empty() && ct_eq(root1, root2);
     }
-    if size1 == 0 || proof.is_empty() {
+    if proof.is_empty() {
         return false;
     }
     let mut path: Vec<&[u8]> = Vec::with_capacity(proof.len() + 1);

@@ -59,8 +59,12 @@ pub fn ed25519_verify_batch(public_keys: &[&[u8]], messages: &[&[u8]], signature
 
 fn verify_group(ix: &[usize], pks: &[&[u8]], msgs: &[&[u8]], sigs: &[&[u8]]) -> Vec<bool> {
     let parsed: Vec<Option<(VerifyingKey, EdSignature)>> = ix.iter().map(|&i| parse_ed(pks[i], sigs[i])).collect();
-    // Keys of small order are refused by verify_strict; keep them out of the batch equation as well.
-    let batchable = parsed.iter().all(|p| matches!(p, Some((vk, _)) if !vk.is_weak()));
+    // The batch equation only sees decoded points: keep out of it anything the single check refuses
+    // on its encoding (non-canonical A or R, small-order A or R), so a batch never accepts those.
+    let batchable = ix.iter().zip(&parsed).all(|(&i, p)| match p {
+        Some((vk, sig)) => !vk.is_weak() && canonical_point(pks[i]) && canonical_point(&sig.r_bytes()[..]),
+        None => false,
+    });
     if batchable && ix.len() > 1 {
         let m: Vec<&[u8]> = ix.iter().map(|&i| msgs[i]).collect();
         let s: Vec<EdSignature> = parsed.iter().map(|p| p.unwrap().1).collect();
@@ -76,6 +80,16 @@ fn verify_group(ix: &[usize], pks: &[&[u8]], msgs: &[&[u8]], sigs: &[&[u8]]) -> 
             None => false,
         })
         .collect()
+}
+
+/// The 32 bytes encode a point canonically (re-encoding gives the same bytes) that is not of small order.
+fn canonical_point(b: &[u8]) -> bool {
+    let Ok(arr) = <[u8; 32]>::try_from(b) else { return false };
+    let c = curve25519_dalek::edwards::CompressedEdwardsY(arr);
+    match c.decompress() {
+        Some(p) => !p.is_small_order() && p.compress().0 == arr,
+        None => false,
+    }
 }
 
 /// One ECDSA P-256 / SHA-256 signature; `public_key` is SEC1 (compressed or uncompressed); `der` selects
