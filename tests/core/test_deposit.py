@@ -73,7 +73,7 @@ def test_idempotent_retry(vaults: Vaults) -> None:
 
 
 def test_expected_sha256_mismatch_stores_nothing(vaults: Vaults) -> None:
-    data = random_bytes(36 << 20, 6)  # large enough to stage parts before the mismatch is known
+    data = random_bytes(20 << 20, 6)  # large enough to stage parts before the mismatch is known
     staged = []
     real_stage = _Deposit._stage
 

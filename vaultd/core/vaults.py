@@ -61,9 +61,9 @@ __all__ = ["Vaults", "open_vaults", "MAX_PIECE", "DEFAULT_MAX_OBJECT_SIZE"]
 
 MAX_PIECE = 1 << 20
 DEFAULT_MAX_OBJECT_SIZE = 4 << 30
-BUFFER = 8 << 20
-PART = 16 << 20  # staged part size for large deposits
-MAX_INFLIGHT_PARTS = 2
+BUFFER = 4 << 20  # one ingest call per buffer: large enough to spread chunks over the cores
+PART = 8 << 20  # staged part size for large deposits (one writer unit)
+MAX_INFLIGHT_PARTS = 1  # parts queued to the writer per deposit, beyond the one being built
 READ_BATCH = 8 << 20
 MAX_NAME = 1024
 MAX_META = 64
@@ -666,7 +666,9 @@ class _Deposit:
             known = _Known(self.seen, r, self.vault)
             chunks = C.ingest(self.buf, self.keys, self.prefix, last=final, known=known, hasher=self.hasher)
         consumed = 0
-        for ch in chunks:
+        chunks.reverse()
+        while chunks:
+            ch = chunks.pop()  # each sealed chunk is freed once copied into its stored form
             cid = bytes(ch.chunk_id)
             sealed = None if ch.sealed is None else C.stored_form(ch.nonce, ch.sealed)
             self.seen.add(cid)

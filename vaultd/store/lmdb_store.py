@@ -291,7 +291,7 @@ class LmdbStore:
         map_size: int = 1 << 34,
         max_map_size: int | None = None,
         max_batch_units: int = 512,
-        max_batch_bytes: int = 64 << 20,
+        max_batch_bytes: int = 32 << 20,
         journal: Journal | None = None,
         after_commit: Callable[[list[Committed[Any]]], None] | None = None,
         extra_dbs: int = 16,
