@@ -1,0 +1,114 @@
+"""vaultctl against a real daemon: every command, and the exit codes scripts rely on."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import RunningServer, new_vault_id
+from vaultd.cli import vaultctl
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ctl(srv: RunningServer, *args: str, who: str = "permits", stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run vaultctl's main in this process (fast), with its own stdin, stdout and stderr."""
+    argv = ["--server", srv.address, "--data-dir", str(srv.data_dir), "--as", who, *args]
+    out, err = io.BytesIO(), io.BytesIO()
+    saved = sys.stdin, sys.stdout, sys.stderr
+    wrappers = (io.TextIOWrapper(io.BytesIO(stdin or b"")), io.TextIOWrapper(out, write_through=True),
+                io.TextIOWrapper(err, write_through=True))
+    sys.stdin, sys.stdout, sys.stderr = wrappers
+    try:
+        try:
+            code = vaultctl.main(argv)
+        except SystemExit as e:
+            code = int(e.code or 0)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+        for w in wrappers:
+            w.detach()  # keep the buffers open
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def ok(p: subprocess.CompletedProcess[bytes]) -> str:
+    assert p.returncode == 0, p.stderr.decode()
+    return p.stdout.decode()
+
+
+def test_every_command(vault_server: RunningServer, tmp_path: Path) -> None:
+    vault = new_vault_id()
+    assert json.loads(ok(ctl(vault_server, "mkvault", vault)))["vault"] == vault
+    src = tmp_path / "permit.pdf"
+    src.write_bytes(os.urandom(1_500_000))
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    r = json.loads(ok(ctl(vault_server, "put", vault, "permits/A-1.pdf", str(src), "--content-type",
+                          "application/pdf", "--meta", "case=A-1", "--sha256", sha, "--request-id", "r1")))
+    assert (r["version"], r["sha256"], r["request_id"]) == (1, sha, "r1")
+    ok(ctl(vault_server, "put", vault, "permits/A-1.pdf", "-", stdin=b"second version"))
+    out = tmp_path / "copy.pdf"
+    ok(ctl(vault_server, "get", vault, "permits/A-1.pdf", "-o", str(out), "--version", "1"))
+    assert out.read_bytes() == src.read_bytes()
+    assert ctl(vault_server, "get", vault, "permits/A-1.pdf").stdout == b"second version"
+    listing = ok(ctl(vault_server, "ls", vault, "permits/", "--versions"))
+    assert listing.count("permits/A-1.pdf") == 2
+    assert [json.loads(x)["version"] for x in ok(ctl(vault_server, "ls", vault, "--json")).splitlines()] == [2]
+    assert ok(ctl(vault_server, "count", vault)).strip() == "1"
+    st = json.loads(ok(ctl(vault_server, "stat", vault, "permits/A-1.pdf", "--version", "1")))
+    assert st["metadata"] == {"case": "A-1"} and st["content_type"] == "application/pdf"
+    assert json.loads(ok(ctl(vault_server, "check", vault)))["ok"] is True
+    until = int(time.time()) + 3600
+    assert json.loads(ok(ctl(vault_server, "retain", vault, "permits/A-1.pdf", str(until))))["retain_until"] == until
+    assert ctl(vault_server, "rm", vault, "permits/A-1.pdf").returncode == 8  # FAILED_PRECONDITION
+    assert json.loads(ok(ctl(vault_server, "hold", vault, "permits/A-1.pdf", "--version", "1")))["legal_hold"]
+    assert ctl(vault_server, "rm", vault, "permits/A-1.pdf", "--version", "1").returncode == 8
+    ok(ctl(vault_server, "hold", vault, "permits/A-1.pdf", "--version", "1", "--release"))
+    assert json.loads(ok(ctl(vault_server, "rm", vault, "permits/A-1.pdf", "--version", "1")))["version"] == 1
+    v = json.loads(ok(ctl(vault_server, "keys", "rotate", who="op-admin")))["key_version"]
+    assert v >= 2
+
+
+@pytest.mark.parametrize("args,who,code", [
+    (["stat", "{vault}", "missing"], "permits", 4),             # NOT_FOUND
+    (["count", "taxation"], "permits", 5),                       # PERMISSION_DENIED
+    (["keys", "rotate"], "permits", 5),
+    (["put", "{vault}", "x\x01y", "{file}"], "permits", 7),      # INVALID_ARGUMENT
+    (["mkvault", "{vault}"], "permits", 9),                      # ALREADY_EXISTS
+    (["put", "{vault}", "x", "/nonexistent/file"], "permits", 1),  # usage
+    (["frobnicate"], "permits", 1),
+    (["get"], "permits", 1),
+])
+def test_exit_codes(vault_server: RunningServer, tmp_path: Path, args: list[str], who: str, code: int) -> None:
+    vault = new_vault_id()
+    ok(ctl(vault_server, "mkvault", vault))
+    f = tmp_path / "f"
+    f.write_bytes(b"x")
+    p = ctl(vault_server, *[a.format(vault=vault, file=f) for a in args], who=who)
+    assert p.returncode == code, p.stderr.decode()
+
+
+def test_unreachable_server_is_unavailable(vault_server: RunningServer) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "vaultd.cli.vaultctl", "--server", "127.0.0.1:1", "--data-dir",
+         str(vault_server.data_dir), "count", "citizen-x"],
+        cwd=ROOT, capture_output=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert p.returncode == 3, p.stderr.decode()
+
+
+def test_help_documents_exit_codes() -> None:
+    out = subprocess.run([sys.executable, "-m", "vaultd.cli.vaultctl", "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=30, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0
+    for word in ("NOT_FOUND", "PERMISSION_DENIED", "DATA_LOSS", "exit codes"):
+        assert word in out.stdout
