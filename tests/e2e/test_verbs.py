@@ -236,3 +236,17 @@ def test_destroy_vault_shreds_it(client_for: Callable[..., VaultClient]) -> None
     client_for("op-admin").destroy_vault(vault)
     with pytest.raises(NotFound):
         permits.read_bytes(vault, "x")
+
+
+def test_concurrent_deposits_and_reads(permits: VaultClient) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    bodies = {f"doc-{i:02d}": os.urandom(16 << 10) for i in range(48)}
+    with ThreadPoolExecutor(16) as pool:
+        receipts = list(pool.map(lambda kv: permits.deposit(vault, kv[0], kv[1]), bodies.items()))
+        assert sorted(r.stat.name for r in receipts) == sorted(bodies)
+        back = dict(zip(bodies, pool.map(lambda n: permits.read_bytes(vault, n), bodies)))
+    assert back == bodies
+    assert permits.count(vault) == len(bodies)
