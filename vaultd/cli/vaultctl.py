@@ -280,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", parser_class=_Parser)
     kr = ksub.add_parser("rotate", help="re-wrap every vault key under a new master key version")
     kr.set_defaults(fn=cmd_keys_rotate)
+    from vaultd.cli.verify import register as register_verify  # offline: verify, verify-consistency
+    register_verify(sub)
     return p
 
 
@@ -293,6 +295,8 @@ def exit_code_for(e: BaseException) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "offline", False):  # needs no server (vaultd/cli/verify.py)
+        return int(args.run(args))
     fn = getattr(args, "fn", None)
     if fn is None:
         parser.print_help(sys.stderr)

@@ -62,10 +62,10 @@ class Outcome:
 
 
 _TOKEN = re.compile(r"[a-z][a-z0-9_.-]{0,31}\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _EXTRA_KEY = re.compile(r"[a-z0-9_.-]{1,64}\Z")
 _MAX_EXTRA = 32
 _MAX_EXTRA_VALUE = 4096
-_LIMITS = {"vault": 128, "name": 1024, "actor_kind": 16, "actor_name": 256, "kiosk": 256}
 MAX_LEAF_SIZE = 1 + 33 + (2 + 128) + (2 + 1024) + 8 + 33 + 17 + 2 * (2 + 256) + 8 + 33 + 1 + _MAX_EXTRA * (
     65 + 2 + _MAX_EXTRA_VALUE
 )
@@ -82,7 +82,7 @@ def _check_text(what: str, value: str, limit: int) -> bytes:
     raw = value.encode("utf-8")
     if len(raw) > limit:
         raise LeafError(f"leaf {what}: {len(raw)} bytes, at most {limit}")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if _CONTROL.search(value):
         raise LeafError(f"leaf {what}: control characters are not allowed")
     return raw
 
@@ -270,7 +270,7 @@ class _Reader:
             value = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise LeafError(f"leaf {what}: not valid UTF-8") from None
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        if _CONTROL.search(value):
             raise LeafError(f"leaf {what}: control characters are not allowed")
         return value
 
