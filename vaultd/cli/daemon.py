@@ -100,13 +100,17 @@ class Daemon:
                 pkcs11=(cfg.pkcs11_module, cfg.pkcs11_token, pin) if pin else None,
             )
             hook.bind(self.journal)
+            from vaultd.cli.kiosk import kiosk_for_daemon
+
+            self.sessions, kiosk = kiosk_for_daemon(cfg, self.vaults)  # card logins, KioskService (if set up)
             self.server = VaultServer(
                 self.vaults,
                 listen=cfg.listen,
                 tls=TLSConfig(cfg.tls_cert, cfg.tls_key, cfg.client_ca, cfg.require_client_cert),
                 limits=ServerLimits(workers=cfg.workers, max_concurrent_streams=cfg.max_concurrent_streams),
                 metrics=self.metrics,
-                extra_services=[journal_service(self.journal, policy.check)],
+                tokens=self.sessions,
+                extra_services=[journal_service(self.journal, policy.check), *kiosk],
             )
             if cfg.metrics_listen:
                 self._metrics_server = start_metrics_server(self.metrics, cfg.metrics_listen)

@@ -305,3 +305,46 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def kiosk_for_daemon(cfg: Any, vaults: Any) -> tuple[Any, list[tuple[str, Callable[[Any], None]]]]:
+    """The server side of the kiosks for ``vaultd serve``: (token authenticator, extra services).
+
+    Without a citizen-card CA (and outside development mode) there are no kiosks: (None, []).
+
+    Reads the settings ``citizen_ca`` (PEM of the citizen-card CA), ``citizen_crls`` (its revocation
+    lists, read again when they change) and ``session_secret`` (a file of 32 random bytes, made mode
+    0600 on first run; default ``<data-dir>/session.key``). In development mode a development
+    citizen-card CA is made in ``<data-dir>/citizen-ca`` when none is configured.
+
+        sessions, kiosk = kiosk_for_daemon(cfg, vaults)
+        VaultServer(..., tokens=sessions, extra_services=[..., *kiosk])
+    """
+    import os
+
+    from vaultd.core.sessions import Sessions
+    from vaultd.core.signatures import CitizenTrustFiles
+    from vaultd.transport.kiosk import kiosk_service
+
+    data_dir = Path(cfg.data_dir)
+    ca = getattr(cfg, "citizen_ca", None)
+    crls = list(getattr(cfg, "citizen_crls", None) or [])
+    if ca is None:
+        dev_dir = data_dir / "citizen-ca"
+        if getattr(cfg, "dev", False) and not (dev_dir / "ca.pem").exists():
+            from vaultd.kiosk.devca import DevCA
+
+            DevCA.create().save(dev_dir)
+        ca = dev_dir / "ca.pem"
+        if not ca.exists():
+            return None, []
+        if not crls and (dev_dir / "crl.pem").exists():
+            crls = [dev_dir / "crl.pem"]
+    secret_path = Path(getattr(cfg, "session_secret", None) or data_dir / "session.key")
+    if not secret_path.exists():
+        fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
+    trust = CitizenTrustFiles(Path(ca), crls)
+    sessions = Sessions(trust, secret_path.read_bytes())  # type: ignore[arg-type]
+    return sessions, [kiosk_service(vaults, sessions, trust)]  # type: ignore[arg-type]

@@ -36,6 +36,7 @@ from vaultd.errors import InvalidArgument
 
 __all__ = [
     "CitizenTrust",
+    "CitizenTrustFiles",
     "CertificateRejected",
     "SignatureValidation",
     "check_certificate",
@@ -75,6 +76,47 @@ class CitizenTrust:
                 x509.load_pem_x509_crl(raw) if raw.lstrip().startswith(b"-----") else x509.load_der_x509_crl(raw)
             )
         return cls(anchors, tuple(crls), require_crl)
+
+
+class CitizenTrustFiles:
+    """A CitizenTrust read from files and read again when a file changes (a new CRL is published).
+
+    It offers the same attributes as CitizenTrust, so it goes wherever one does.
+    """
+
+    def __init__(self, ca_pem: Path, crl_paths: Sequence[Path] = (), *, require_crl: bool = True) -> None:
+        self._ca = Path(ca_pem)
+        self._crls = [Path(p) for p in crl_paths]
+        self._require = require_crl
+        self._stamp: tuple[float, ...] = ()
+        self._trust = self._load()
+
+    def _mtimes(self) -> tuple[float, ...]:
+        return tuple(p.stat().st_mtime_ns for p in [self._ca, *self._crls])
+
+    def _load(self) -> CitizenTrust:
+        self._stamp = self._mtimes()
+        return CitizenTrust.from_files(self._ca, self._crls, require_crl=self._require)
+
+    def current(self) -> CitizenTrust:
+        try:
+            if self._mtimes() != self._stamp:
+                self._trust = self._load()
+        except (OSError, ValueError):
+            pass  # keep the last good files; a stale CRL is refused by its own next-update date
+        return self._trust
+
+    @property
+    def anchors(self) -> tuple[x509.Certificate, ...]:
+        return self.current().anchors
+
+    @property
+    def crls(self) -> tuple[x509.CertificateRevocationList, ...]:
+        return self.current().crls
+
+    @property
+    def require_crl(self) -> bool:
+        return self._require
 
 
 @dataclass(frozen=True)
