@@ -90,6 +90,10 @@ class Journal:
         self._file_lock = threading.Lock()
         self._head: SignedHead | None = None
         self._load_head()
+        # Leaves committed after the last persisted checkpoint (a crash between commit and signing, or
+        # before the file was written) are signed now, once shown consistent with that checkpoint.
+        if self.tree.size() > (self._head.checkpoint.size if self._head else 0):
+            self.sign_head()
 
     # -- state ------------------------------------------------------------------------------------
     def _load_head(self) -> None:
