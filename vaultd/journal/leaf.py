@@ -166,16 +166,16 @@ class Leaf:
             raise LeafError(f"leaf extra: {len(self.extra)} entries, at most {_MAX_EXTRA}")
         out.append(len(self.extra))
         previous = ""
-        for key, value in self.extra:
-            if not isinstance(key, str) or not _EXTRA_KEY.match(key):
-                raise LeafError(f"leaf extra key {key!r}: 1..64 of [a-z0-9_.-]")
-            if previous and key <= previous:
+        for ekey, evalue in self.extra:
+            if not isinstance(ekey, str) or not _EXTRA_KEY.match(ekey):
+                raise LeafError(f"leaf extra key {ekey!r}: 1..64 of [a-z0-9_.-]")
+            if previous and ekey <= previous:
                 raise LeafError("leaf extra: keys must be unique and sorted")
-            previous = key
-            value = bytes(value)
-            if len(value) > _MAX_EXTRA_VALUE:
-                raise LeafError(f"leaf extra {key}: {len(value)} bytes, at most {_MAX_EXTRA_VALUE}")
-            out += bytes([len(key)]) + key.encode() + struct.pack(">H", len(value)) + value
+            previous = ekey
+            raw_value = bytes(evalue)
+            if len(raw_value) > _MAX_EXTRA_VALUE:
+                raise LeafError(f"leaf extra {ekey}: {len(raw_value)} bytes, at most {_MAX_EXTRA_VALUE}")
+            out += bytes([len(ekey)]) + ekey.encode() + struct.pack(">H", len(raw_value)) + raw_value
         return bytes(out)
 
     @staticmethod

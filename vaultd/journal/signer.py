@@ -120,6 +120,8 @@ class Pkcs11EcdsaSigner:
         except pkcs11.NoSuchToken:
             raise NotFound(f"PKCS#11 token {token_label!r} not found") from None
         self._session: Any = token.open(user_pin=pin, rw=True)
+        priv: Any
+        pub: Any
         try:
             priv = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, key_type=KeyType.EC, label=key_label)
             pub = self._session.get_key(object_class=ObjectClass.PUBLIC_KEY, key_type=KeyType.EC, label=key_label)

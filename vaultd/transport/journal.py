@@ -120,10 +120,13 @@ class JournalServicer(pb_grpc.JournalServiceServicer):
 
 def add_to_server(server: Any, journal: Journal, authorize: Authorize) -> JournalServicer:
     servicer = JournalServicer(journal, authorize)
-    pb_grpc.add_JournalServiceServicer_to_server(servicer, server)
+    pb_grpc.add_JournalServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     return servicer
 
 
 def journal_service(journal: Journal, authorize: Authorize) -> tuple[str, Callable[[Any], None]]:
     """The (name, add) pair ``VaultServer(extra_services=...)`` takes."""
-    return SERVICE_NAME, lambda server: add_to_server(server, journal, authorize)
+    def add(server: Any) -> None:
+        add_to_server(server, journal, authorize)
+
+    return SERVICE_NAME, add
