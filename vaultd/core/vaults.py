@@ -782,22 +782,17 @@ class _Deposit:
             return receipt
 
         size = sum(len(s) for _, s, _ in part if s is not None)
-        for attempt in range(3):
-            try:
-                c = self.v.store.submit(unit, size).result()
-                break
-            except _Duplicate as dup:
-                self.rollback()
-                return Vaults._receipt_from_request(dup.raw)
-            except _Missing as m:
-                self._reseal(m.ids)
-        else:
-            raise Aborted("chunks of this deposit kept vanishing while it ran; retry the deposit")
+        try:
+            c = self.v.store.submit(unit, size).result()
+        except _Duplicate as dup:  # the same request committed meanwhile: its receipt, ours undone
+            self.rollback()
+            return Vaults._receipt_from_request(dup.raw)
+        except _Missing as m:  # a chunk it shares was destroyed meanwhile; the plaintext is gone
+            raise Aborted(
+                f"{len(m.ids)} chunk(s) this deposit shares were destroyed while it ran; retry the deposit"
+            ) from None
         self.staged = []
         return replace(c.value, evidence=c.evidence)
-
-    def _reseal(self, ids: set[bytes]) -> None:
-        raise Aborted(f"{len(ids)} chunk(s) this deposit shares were destroyed while it ran; retry the deposit")
 
     def rollback(self) -> None:
         staged, self.staged = self.staged, []
