@@ -1,0 +1,121 @@
+"""The scheduled scrub over a real daemon's store: a clean pass, a pass that finds a flipped bit,
+its pace, its metrics and its journal leaf, and the background schedule."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from conftest import new_vault_id, start_server
+from vaultd.journal.hook import leaf_factory
+from vaultd.journal.leaf import Leaf
+from vaultd.scrub import Scrubber, journal_pass
+
+
+def last_leaf(journal) -> Leaf:  # type: ignore[no-untyped-def]
+    size = journal.head().checkpoint.size
+    (leaves, _) = journal.read(size - 1, limit=1)
+    (_, leaf), = leaves
+    assert isinstance(leaf, Leaf)
+    return leaf
+
+
+def test_scrub_passes_metrics_journal_and_damage(tmp_path: Path) -> None:
+    srv = start_server(tmp_path / "a")
+    try:
+        d = srv.daemon
+        c = srv.client("permits")
+        v1, v2 = new_vault_id(), new_vault_id()
+        c.create_vault(v1)
+        c.create_vault(v2)
+        sizes = {(v1, "a"): 300_000, (v1, "b"): 5_000, (v2, "c"): 1_200_000}
+        for (vault, name), n in sizes.items():
+            c.deposit(vault, name, os.urandom(n))
+        c.deposit(v1, "a", os.urandom(1000))  # a second version of v1/a
+
+        m = d.metrics
+        scrub = Scrubber(d.vaults, metrics=m, bytes_per_second=None, page_size=1,
+                         on_pass=journal_pass(d.vaults.store, leaf_factory))
+        size_before = d.journal.head().checkpoint.size
+        res = scrub.run_once()
+        assert res.completed and res.clean, res.problems
+        assert res.vaults == 2 and res.objects == 4
+        assert res.bytes == sum(sizes.values()) + 1000
+        assert m.registry.get_sample_value("vaultd_scrub_last_problems") == 0
+        assert abs(m.registry.get_sample_value(
+            "vaultd_scrub_last_success_timestamp_seconds") - time.time()) < 60
+        assert m.registry.get_sample_value("vaultd_scrub_objects_checked_total") == 4
+        # one journal leaf for the whole pass, with its counts
+        head = d.journal.head().checkpoint
+        assert head.size == size_before + 1
+        leaf = last_leaf(d.journal)
+        assert leaf.operation == "check" and leaf.outcome == "ok"
+        assert leaf.actor_kind == "operator" and leaf.actor_name == "scrub"
+        assert dict(leaf.extra)["objects"] in ("4", b"4")
+        clean_at = m.registry.get_sample_value("vaultd_scrub_last_success_timestamp_seconds")
+
+        # flip one bit of one sealed chunk of v2/c: the next pass finds it
+        store = d.vaults.store
+        with store.read() as r:
+            cid = next(iter(r.iter_chunks(v2)))[0]
+
+        def corrupt(t) -> None:  # type: ignore[no-untyped-def]
+            sealed = bytearray(t.get_chunk(v2, cid))
+            sealed[50] ^= 1
+            t.raw.put(v2.encode() + b"\0" + cid, bytes(sealed), db=store._dbs["chunks"])
+
+        store.write(corrupt)
+        res = scrub.run_once()
+        assert res.completed and not res.clean
+        assert len(res.problems) == 1 and res.problems[0].vault == v2 and res.problems[0].name == "c"
+        assert m.registry.get_sample_value("vaultd_scrub_last_problems") == 1
+        assert m.registry.get_sample_value("vaultd_scrub_errors_total") == 1
+        assert m.registry.get_sample_value("vaultd_integrity_errors_total", {"where": "scrub"}) == 1
+        # a pass with problems is not a clean one: the success time stays
+        assert m.registry.get_sample_value("vaultd_scrub_last_success_timestamp_seconds") == clean_at
+        assert m.registry.get_sample_value("vaultd_scrub_runs_total", {"outcome": "completed"}) == 2
+        leaf = last_leaf(d.journal)
+        assert leaf.operation == "check" and leaf.outcome == "failed"
+        assert dict(leaf.extra)["problems"] in ("1", b"1")
+    finally:
+        srv.stop()
+
+
+def test_pace_and_schedule(tmp_path: Path) -> None:
+    srv = start_server(tmp_path / "a")
+    try:
+        d = srv.daemon
+        c = srv.client("permits")
+        vault = new_vault_id()
+        c.create_vault(vault)
+        for i in range(4):
+            c.deposit(vault, f"doc-{i}", os.urandom(100_000))
+        # 400 kB at 1 MB/s: at least 0.3 s (the last object's sleep included)
+        paced = Scrubber(d.vaults, bytes_per_second=1_000_000)
+        t0 = time.monotonic()
+        assert paced.run_once().clean
+        assert time.monotonic() - t0 >= 0.3
+
+        # the background schedule: passes every 0.3 s; stop interrupts a pass cleanly
+        runs = []
+        sched = Scrubber(d.vaults, metrics=d.metrics, interval=0.3, initial_delay=0.0,
+                         bytes_per_second=None, on_pass=runs.append)
+        sched.start()
+        deadline = time.monotonic() + 10
+        while len(runs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sched.stop()
+        assert len(runs) >= 2 and all(r.clean for r in runs)
+        slow = Scrubber(d.vaults, metrics=d.metrics, interval=10, initial_delay=0.0,
+                        bytes_per_second=1000)  # would take minutes
+        slow.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        slow.stop()
+        assert time.monotonic() - t0 < 5
+        assert slow.last is not None and not slow.last.completed
+        assert d.metrics.registry.get_sample_value("vaultd_scrub_runs_total",
+                                                   {"outcome": "failed"}) == 1
+    finally:
+        srv.stop()
