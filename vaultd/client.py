@@ -178,17 +178,27 @@ class VaultClient:
         digest = hashlib.sha256()
 
         def messages() -> Iterator[pb.DepositRequest]:
-            yield pb.DepositRequest(header=header)
+            # The header rides with the first piece and the end marker with the last, so that a
+            # small document is a stream of one message.
+            pending = pb.DepositRequest(header=header)
             done = 0
             for piece in pieces:
                 for i in range(0, len(piece), PIECE):  # a caller's piece may be larger than 1 MiB
                     part = bytes(piece[i:i + PIECE])
+                    if not part:
+                        continue
+                    if pending.data:
+                        yield pending
+                        pending = pb.DepositRequest()
+                        if progress is not None:
+                            progress(done, size)
+                    pending.data = part
                     digest.update(part)
                     done += len(part)
-                    yield pb.DepositRequest(data=part)
-                    if progress is not None:
-                        progress(done, size)
-            yield pb.DepositRequest(end=pb.DepositEnd(size=done))
+            pending.end.size = done
+            yield pending
+            if progress is not None:
+                progress(done, size)
 
         try:
             resp = self._stub.Deposit(messages(), timeout=timeout or self._timeout, metadata=self._metadata)

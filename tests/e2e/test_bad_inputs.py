@@ -251,3 +251,17 @@ def test_full_map_answers_resource_exhausted_and_reads_keep_working(
         assert c.read_bytes("permits", name) == body
     assert c.count("permits") == len(kept)
     assert c.check("permits").ok
+
+
+def test_one_message_deposit(setup: Any, raw: pb_grpc.VaultServiceStub) -> None:
+    srv, c, vault = setup
+    one = pb.DepositRequest(header=pb.DepositHeader(vault=vault, name="one"), data=b"all in one",
+                            end=pb.DepositEnd(size=10))
+    assert raw.Deposit(iter([one]), timeout=10).stat.size == 10
+    assert c.read_bytes(vault, "one") == b"all in one"
+    other = new_vault_id()
+    c.create_vault(other)
+    bad = pb.DepositRequest(header=pb.DepositHeader(vault=other, name="bad"), data=b"all in one",
+                            end=pb.DepositEnd(size=11))
+    assert code_of(lambda: raw.Deposit(iter([bad]), timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert_nothing_stored(srv, c, other, "bad")

@@ -136,7 +136,7 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
             first = next(messages, None)
         except grpc.RpcError:
             raise Cancelled("the client went away before the deposit header; nothing was kept") from None
-        if first is None or first.WhichOneof("payload") != "header":
+        if first is None or not first.HasField("header"):
             raise InvalidArgument("the first Deposit message must carry the header (vault, name, ...)")
         header = convert.header_from_pb(first.header)
         _note_vault(ctx, header.vault)
@@ -144,28 +144,18 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
 
         def pieces() -> Iterator[bytes]:
             total = 0
-            ended = False
+            msg: pb.DepositRequest | None = first
             while True:
-                try:
-                    msg = next(messages)
-                except StopIteration:
-                    break
-                except grpc.RpcError:
-                    raise Cancelled("the deposit stream broke before its end; nothing was kept") from None
-                _still_there(ctx, "deposit")
-                kind = msg.WhichOneof("payload")
-                if ended:
-                    raise InvalidArgument("a Deposit stream continued after its end message")
-                if kind == "end":
-                    if msg.end.size != total:
-                        raise InvalidArgument(
-                            f"the deposit's end message counts {msg.end.size} bytes but {total} "
-                            "arrived; nothing was kept"
-                        )
-                    ended = True
-                    continue
-                if kind != "data":
-                    raise InvalidArgument("only the first Deposit message may carry a header")
+                if msg is None:
+                    try:
+                        msg = next(messages)
+                    except StopIteration:
+                        break
+                    except grpc.RpcError:
+                        raise Cancelled("the deposit stream broke before its end; nothing was kept") from None
+                    _still_there(ctx, "deposit")
+                    if msg.HasField("header"):
+                        raise InvalidArgument("only the first Deposit message may carry a header")
                 piece = msg.data
                 if len(piece) > MAX_PIECE:
                     raise InvalidArgument(
@@ -177,14 +167,29 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
                         f"the deposit sent more than the {expected_size} bytes its header announced; "
                         "nothing was kept"
                     )
-                yield piece
-            # A stream that stops without its end message is truncated, whatever the reason (the
-            # client half-closed early, or gRPC refused a message and ended the stream).
-            if not ended:
+                if piece:
+                    yield piece
+                if msg.HasField("end"):
+                    if msg.end.size != total:
+                        raise InvalidArgument(
+                            f"the deposit's end marker counts {msg.end.size} bytes but {total} "
+                            "arrived; nothing was kept"
+                        )
+                    break
+                msg = None
+            if msg is None:
+                # The stream stopped without its end marker: truncated, whatever the reason (the
+                # client half-closed early, or gRPC refused a message and ended the stream).
                 raise InvalidArgument(
-                    f"the deposit stream stopped after {total} bytes without its end message "
+                    f"the deposit stream stopped after {total} bytes without its end marker "
                     "(truncated); nothing was kept"
                 )
+            try:
+                extra = next(messages, None)
+            except grpc.RpcError:
+                raise Cancelled("the deposit stream broke before its end; nothing was kept") from None
+            if extra is not None:
+                raise InvalidArgument("a Deposit stream continued after its end marker")
             if expected_size is not None and total != expected_size:
                 raise InvalidArgument(
                     f"the deposit stream ended after {total} of the {expected_size} bytes its header "
