@@ -51,6 +51,31 @@ def _call_with_known(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
 
 
+def _storage_source(vaults: Any) -> Any:
+    """What the metrics endpoint reads at each scrape from the store and the keys (cheap calls)."""
+
+    def source() -> dict[str, float]:
+        out: dict[str, float] = {"ready": float(bool(vaults.ready()))}
+        try:
+            st = vaults.store.stats()
+            out["map_size_bytes"] = float(st.map_size)
+            out["map_used_bytes"] = float(st.used_bytes)
+            out["kek_current_version"] = float(vaults.keys.current_version())
+            out["kek_versions_in_use"] = float(len(vaults.keys.versions()))
+        except Exception:  # a closing store: report readiness only
+            pass
+        return out
+
+    return source
+
+
+def _certificate_not_after(path: Path) -> float:
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    return cert.not_valid_after_utc.timestamp()
+
+
 class Daemon:
     """The running daemon: store, keys, gRPC server, metrics endpoint. ``start`` then ``stop``."""
 
@@ -112,6 +137,8 @@ class Daemon:
                 tokens=self.sessions,
                 extra_services=[journal_service(self.journal, policy.check), *kiosk],
             )
+            self.metrics.set_storage_source(_storage_source(self.vaults))
+            self.metrics.set_certificate_expiry("server", _certificate_not_after(cfg.tls_cert))
             if cfg.metrics_listen:
                 self._metrics_server = start_metrics_server(self.metrics, cfg.metrics_listen)
             self.server.start()
