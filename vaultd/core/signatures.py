@@ -292,8 +292,6 @@ def _parse(cms_der: bytes) -> tuple[cms.SignedData, cms.SignerInfo]:
         signers = sd["signer_infos"]
         if len(signers) != 1:
             raise InvalidArgument("the CMS must have exactly one signer")
-        # Parse everything now, so that malformed input fails here and nowhere later.
-        sd.native  # noqa: B018
     except InvalidArgument:
         raise
     except (ValueError, TypeError, KeyError) as exc:
@@ -321,7 +319,12 @@ def verify_cms_batch(
     pending: list[tuple[int, ec.EllipticCurvePublicKey, bytes, bytes, dict[str, object]]] = []
     for i, (cms_der, expected) in enumerate(items):
         try:
-            pending.append((i, *_prepare(cms_der, expected, trust, at)))
+            try:
+                pending.append((i, *_prepare(cms_der, expected, trust, at)))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:  # parsed lazily: malformed
+                if isinstance(exc, InvalidArgument):
+                    raise
+                raise InvalidArgument(f"the signature is not a well-formed CMS: {exc}") from exc
         except _Invalid as exc:
             results[i] = SignatureValidation(False, str(exc), at, **exc.details)  # type: ignore[arg-type]
     oks = verify_ecdsa_p256_batch([p[1] for p in pending], [p[2] for p in pending], [p[3] for p in pending])
@@ -345,6 +348,15 @@ def _prepare(
     if len(expected) != 32:
         raise InvalidArgument("the stored digest is not a SHA-256")
     sd, si = _parse(cms_der)
+    # The raw encodings first: asn1crypto re-encodes a structure once its children were looked at,
+    # and what is verified must be the bytes that were sent.
+    signed_raw = si["signed_attrs"].dump()
+    raw_certs = [c.chosen.dump() for c in (sd["certificates"] or []) if c.name == "certificate"]
+    sid = si["sid"]
+    if sid.name != "issuer_and_serial_number":
+        raise _Invalid("the signer must be named by issuer and serial number")
+    sid_issuer_raw = sid.chosen["issuer"].dump()
+    sid_serial = sid.chosen["serial_number"].native
     if sd["encap_content_info"]["content"].native is not None:
         raise _Invalid("the CMS is not detached")
     if sd["encap_content_info"]["content_type"].native != "data":
@@ -373,25 +385,17 @@ def _prepare(
     signing_time = by_type["signing_time"].native  # type: ignore[attr-defined]
 
     # The signer's certificate: the one the SignerIdentifier names.
-    sid = si["sid"]
-    if sid.name != "issuer_and_serial_number":
-        raise _Invalid("the signer must be named by issuer and serial number")
-    certs = [c.chosen for c in (sd["certificates"] or []) if c.name == "certificate"]
-    if len(certs) > MAX_CERTS:
+    if len(raw_certs) > MAX_CERTS:
         raise _Invalid("the CMS carries too many certificates")
-    signer_asn1 = next(
-        (
-            c
-            for c in certs
-            if c.serial_number == sid.chosen["serial_number"].native and c.issuer == sid.chosen["issuer"]
-        ),
-        None,
-    )
-    if signer_asn1 is None:
+    certs = [x509.load_der_x509_certificate(c) for c in raw_certs]
+    found = [
+        i for i, c in enumerate(certs)
+        if c.serial_number == sid_serial and c.issuer.public_bytes() == sid_issuer_raw
+    ]
+    if not found:
         raise _Invalid("the CMS does not carry the signer's certificate")
-    signer_der = signer_asn1.dump()
-    signer = x509.load_der_x509_certificate(signer_der)
-    others = [x509.load_der_x509_certificate(c.dump()) for c in certs if c is not signer_asn1]
+    signer, signer_der = certs[found[0]], raw_certs[found[0]]
+    others = [c for i, c in enumerate(certs) if i != found[0]]
     details: dict[str, object] = {"signing_time": signing_time, "signer_subject": signer.subject.rfc4514_string()}
 
     ess = by_type["signing_certificate_v2"]["certs"]  # type: ignore[index]
@@ -415,8 +419,7 @@ def _prepare(
     details["chain"] = tuple(c.public_bytes(serialization.Encoding.DER) for c in chain)
 
     # The signature covers the DER of the signed attributes with the SET OF tag.
-    signed = attrs.dump()
-    signed = b"\x31" + signed[1:]
+    signed = b"\x31" + signed_raw[1:]
     pub = signer.public_key()
     assert isinstance(pub, ec.EllipticCurvePublicKey)
     return pub, signed, si["signature"].native, details
