@@ -59,3 +59,32 @@ def test_journal_service_end_to_end(server_factory) -> None:  # type: ignore[no-
     op = pb_grpc.JournalServiceStub(srv.client("op-admin")._channel)
     everything = op.ReadJournal(pb.ReadJournalRequest(page_size=1000))
     assert len(everything.entries) == head.tree_size
+
+
+def test_vaultctl_receipt_then_verify(server_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    srv = server_factory()
+    c = srv.client("permits")
+    vault = new_vault_id("supplier")
+    c.create_vault(vault)
+    doc = tmp_path / "contract.pdf"
+    doc.write_bytes(b"contract text " * 100)
+    c.deposit(vault, "contract.pdf", doc.read_bytes())
+    key = pb_grpc.JournalServiceStub(c._channel).GetPublicKey(pb.GetPublicKeyRequest()).verifier_key
+    (tmp_path / "journal.vkey").write_text(key)
+    base = [sys.executable, "-m", "vaultd.cli.vaultctl", "--server", srv.address, "--data-dir", str(srv.data_dir),
+            "--as", "permits"]
+    r = subprocess.run(base + ["receipt", vault, "contract.pdf", "-o", str(tmp_path / "r.json")], cwd=repo,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "vaultd.cli.vaultctl", "verify", str(tmp_path / "r.json"),
+                        "--document", str(doc), "--public-key", str(tmp_path / "journal.vkey")],
+                       cwd=repo, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(base + ["receipt", vault, "absent.pdf", "--version", "1"], cwd=repo, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 4 and "NOT_FOUND" in r.stderr

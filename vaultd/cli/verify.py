@@ -60,9 +60,44 @@ def cmd_verify_consistency(args: argparse.Namespace) -> int:
     return _print(res, args.json)
 
 
+def cmd_receipt(client: Any, args: argparse.Namespace) -> int:
+    """Fetch the evidence file of an existing object version from the server (online)."""
+    from vaultd.v1 import journal_pb2 as pb
+    from vaultd.v1 import journal_pb2_grpc as pb_grpc
+
+    version = args.version
+    if version is None:
+        version = client.stat(args.vault, args.name).version
+    stub = pb_grpc.JournalServiceStub(client._channel)  # type: ignore[no-untyped-call]
+    import grpc
+
+    try:
+        rec = stub.GetReceipt(pb.GetReceiptRequest(vault=args.vault, name=args.name, version=version,
+                                                   destroyed=args.destroyed), timeout=30).receipt
+    except grpc.RpcError as e:
+        print(f"vaultctl: {e.code().name}: {e.details()}", file=sys.stderr)
+        return {"NOT_FOUND": 4, "PERMISSION_DENIED": 5, "DATA_LOSS": 11}.get(e.code().name, 2)
+    if args.output:
+        Path(args.output).write_bytes(rec + b"\n")
+    else:
+        sys.stdout.write(rec.decode() + "\n")
+    return EXIT_VERIFIED
+
+
 def register(subparsers: Any) -> None:
-    """Add ``verify`` and ``verify-consistency`` to an argparse subparsers object. Both set
-    ``offline=True`` and ``run=fn(args) -> exit status``: they need no server connection."""
+    """Add ``verify`` and ``verify-consistency`` (offline: they set ``offline=True`` and
+    ``run=fn(args) -> exit status`` and need no server) and ``receipt`` (online: ``fn(client, args)``)
+    to an argparse subparsers object."""
+    sp = subparsers.add_parser(
+        "receipt", help="fetch the evidence file of an existing object version (for `vaultctl verify`)",
+        description="Fetch from the server the receipt (evidence file) of an object version's deposit, "
+                    "or with --destroyed of its destruction.")
+    sp.add_argument("vault")
+    sp.add_argument("name")
+    sp.add_argument("--version", type=int, metavar="N", help="an object version (default: the latest)")
+    sp.add_argument("--destroyed", action="store_true", help="the destruction receipt instead")
+    sp.add_argument("-o", "--output", metavar="FILE", help="default stdout")
+    sp.set_defaults(fn=cmd_receipt)
     sp = subparsers.add_parser(
         "verify", help="check a receipt offline: document SHA-256, inclusion proof, checkpoint signature",
         description="Check a receipt (evidence file) with no server: the document's SHA-256 against the "

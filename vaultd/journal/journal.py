@@ -38,9 +38,10 @@ from vaultd.journal.receipt import make_receipt
 from vaultd.journal.signer import NoteSigner
 from vaultd.journal.tree import MerkleTree
 
-__all__ = ["Journal", "SignedHead", "DB_FIRST_READ"]
+__all__ = ["Journal", "SignedHead", "DB_FIRST_READ", "DB_DEPOSITS"]
 
 DB_FIRST_READ = b"journal.first_read"
+DB_DEPOSITS = b"journal.deposits"
 _U64 = struct.Struct(">Q")
 log = logging.getLogger("vaultd.journal")
 CHECKPOINT_FILE = "checkpoint"
@@ -70,6 +71,7 @@ class Journal:
         self.env = env
         self.tree = MerkleTree(env)
         self.first_read = env.open_db(DB_FIRST_READ)
+        self.deposits = env.open_db(DB_DEPOSITS)
         self.signer = signer
         self.verifier = signer.verifier()
         self.origin = origin or signer.name
@@ -187,6 +189,10 @@ class Journal:
         else:
             raw, decoded = bytes(leaf), Leaf.decode(leaf)
         index = self.tree.append(txn, raw)
+        if decoded.operation in (Op.DEPOSIT, Op.DESTROY) and decoded.outcome == Outcome.OK:
+            key = bytes([0 if decoded.operation == Op.DEPOSIT else 1]) + _object_key(
+                decoded.vault, decoded.name, decoded.version)
+            txn.put(key, _U64.pack(index), db=self.deposits)
         if decoded.operation == Op.READ and decoded.outcome == Outcome.OK and decoded.actor_kind == "citizen":
             txn.put(_object_key(decoded.vault, decoded.name, decoded.version), _U64.pack(index),
                     db=self.first_read, overwrite=False)
@@ -257,6 +263,16 @@ class Journal:
                 f"does not lead to the signed root of size {size}"
             ) from None
         return make_receipt(kind, leaf, index, size, proof, head.note)
+
+    def object_receipt(self, vault: str, name: str, version: int, *, destroyed: bool = False) -> bytes:
+        """The evidence of an object version's deposit (or destruction), fetched again later."""
+        key = bytes([1 if destroyed else 0]) + _object_key(vault, name, version)
+        with self.env.begin() as txn:
+            raw = txn.get(key, db=self.deposits)
+        if raw is None:
+            what = "destruction" if destroyed else "deposit"
+            raise NotFound(f"journal: no {what} of {vault}/{name} version {version}")
+        return self.receipt("destroy" if destroyed else "deposit", int(_U64.unpack(raw)[0]))
 
     def first_read_index(self, vault: str, name: str, version: int) -> int | None:
         with self.env.begin() as txn:

@@ -106,6 +106,13 @@ class JournalServicer(pb_grpc.JournalServiceServicer):
                             key_id=v.key_id)
 
     @unary
+    def GetReceipt(self, request: pb.GetReceiptRequest, ctx: Any) -> pb.ReceiptFile:
+        actor = identity_of(ctx)
+        self._authorize(actor, "journal", request.vault)
+        return pb.ReceiptFile(receipt=self._journal.object_receipt(
+            request.vault, request.name, request.version, destroyed=request.destroyed))
+
+    @unary
     def GetDeliveryProof(self, request: pb.GetDeliveryProofRequest, ctx: Any) -> pb.DeliveryProof:
         actor = identity_of(ctx)
         self._authorize(actor, "journal", request.vault)

@@ -153,3 +153,21 @@ class DeliveryProof(_message.Message):
     read_at_ns: int
     reader: str
     def __init__(self, read: _Optional[bool] = ..., receipt: _Optional[bytes] = ..., index: _Optional[int] = ..., read_at_ns: _Optional[int] = ..., reader: _Optional[str] = ...) -> None: ...
+
+class GetReceiptRequest(_message.Message):
+    __slots__ = ("vault", "name", "version", "destroyed")
+    VAULT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DESTROYED_FIELD_NUMBER: _ClassVar[int]
+    vault: str
+    name: str
+    version: int
+    destroyed: bool
+    def __init__(self, vault: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., destroyed: _Optional[bool] = ...) -> None: ...
+
+class ReceiptFile(_message.Message):
+    __slots__ = ("receipt",)
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    receipt: bytes
+    def __init__(self, receipt: _Optional[bytes] = ...) -> None: ...

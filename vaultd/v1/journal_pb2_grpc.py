@@ -59,6 +59,11 @@ class JournalServiceStub:
                 request_serializer=vaultd_dot_v1_dot_journal__pb2.GetPublicKeyRequest.SerializeToString,
                 response_deserializer=vaultd_dot_v1_dot_journal__pb2.PublicKey.FromString,
                 _registered_method=True)
+        self.GetReceipt = channel.unary_unary(
+                '/vaultd.v1.JournalService/GetReceipt',
+                request_serializer=vaultd_dot_v1_dot_journal__pb2.GetReceiptRequest.SerializeToString,
+                response_deserializer=vaultd_dot_v1_dot_journal__pb2.ReceiptFile.FromString,
+                _registered_method=True)
         self.GetDeliveryProof = channel.unary_unary(
                 '/vaultd.v1.JournalService/GetDeliveryProof',
                 request_serializer=vaultd_dot_v1_dot_journal__pb2.GetDeliveryProofRequest.SerializeToString,
@@ -104,6 +109,14 @@ class JournalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReceipt(self, request, context):
+        """The evidence file of an object version's deposit (or, with `destroyed`, its destruction), for
+        `vaultctl receipt`. Needs "journal" on the vault.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetDeliveryProof(self, request, context):
         """Evidence of the recipient's first read of an object version (proof of delivery), or
         `read = false` when it has not been read yet.
@@ -139,6 +152,11 @@ def add_JournalServiceServicer_to_server(servicer, server):
                     servicer.GetPublicKey,
                     request_deserializer=vaultd_dot_v1_dot_journal__pb2.GetPublicKeyRequest.FromString,
                     response_serializer=vaultd_dot_v1_dot_journal__pb2.PublicKey.SerializeToString,
+            ),
+            'GetReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReceipt,
+                    request_deserializer=vaultd_dot_v1_dot_journal__pb2.GetReceiptRequest.FromString,
+                    response_serializer=vaultd_dot_v1_dot_journal__pb2.ReceiptFile.SerializeToString,
             ),
             'GetDeliveryProof': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDeliveryProof,
@@ -281,6 +299,33 @@ class JournalService:
             '/vaultd.v1.JournalService/GetPublicKey',
             vaultd_dot_v1_dot_journal__pb2.GetPublicKeyRequest.SerializeToString,
             vaultd_dot_v1_dot_journal__pb2.PublicKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vaultd.v1.JournalService/GetReceipt',
+            vaultd_dot_v1_dot_journal__pb2.GetReceiptRequest.SerializeToString,
+            vaultd_dot_v1_dot_journal__pb2.ReceiptFile.FromString,
             options,
             channel_credentials,
             insecure,
