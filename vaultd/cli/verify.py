@@ -69,7 +69,7 @@ def cmd_receipt(client: Any, args: argparse.Namespace) -> int:
     if version is None:
         version = client.stat(args.vault, args.name).version
     stub = pb_grpc.JournalServiceStub(client._channel)  # type: ignore[no-untyped-call]
-    import grpc
+    import grpc  # type: ignore[import-untyped]
 
     try:
         rec = stub.GetReceipt(pb.GetReceiptRequest(vault=args.vault, name=args.name, version=version,
