@@ -41,7 +41,7 @@ class CardWatch:
         self._thread.start()
 
     def _run(self) -> None:
-        from smartcard.scard import (
+        from smartcard.scard import (  # type: ignore[import-untyped]
             SCARD_S_SUCCESS,
             SCARD_SCOPE_USER,
             SCARD_STATE_PRESENT,
@@ -191,7 +191,7 @@ class KioskApp:
         target = self.download_dir / Path(doc.name).name
         bar: Any = None
         if self._progress:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped]
 
             bar = tqdm(total=doc.size, unit="B", unit_scale=True, desc=target.name, file=self.out)
 

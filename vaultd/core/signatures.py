@@ -23,8 +23,9 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import asn1crypto.tsp  # noqa: F401  (registers signing-certificate-v2 with the CMS attribute types)
+import asn1crypto.tsp  # type: ignore[import-untyped]  # noqa: F401  (registers signing-certificate-v2)
 from asn1crypto import cms
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -485,7 +486,7 @@ def submit_signature(
     result = verify_cms(cms_der, stat.sha256, trust, at=at)
     from vaultd.journal.hook import leaf_factory
 
-    extra: dict[str, object] = {
+    extra: dict[str, Any] = {
         "cms": bytes(cms_der),
         "result": result.reason[:512],
         "validated_at": result.validated_at.isoformat(),

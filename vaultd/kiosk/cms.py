@@ -14,8 +14,9 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Sequence
 
-import asn1crypto.tsp  # noqa: F401  (registers signing-certificate-v2 with the CMS attribute types)
-from asn1crypto import algos, cms, x509 as asn1_x509
+import asn1crypto.tsp  # type: ignore[import-untyped]  # noqa: F401  (registers signing-certificate-v2)
+from asn1crypto import algos, cms
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 

@@ -96,8 +96,8 @@ class CardError(PivError, FailedPrecondition):
 
 
 def list_readers() -> list[str]:
-    from smartcard.Exceptions import SmartcardException
-    from smartcard.System import readers
+    from smartcard.Exceptions import SmartcardException  # type: ignore[import-untyped]
+    from smartcard.System import readers  # type: ignore[import-untyped]
 
     try:
         return [str(r) for r in readers()]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import grpc
+import grpc  # type: ignore[import-untyped]
 
 from vaultd.core import sessions as core_sessions
 from vaultd.core.sessions import LoginFailed, Sessions, journal_login
@@ -134,7 +134,7 @@ def kiosk_service(
 ) -> tuple[str, Callable[[Any], None]]:
     """The (name, add) pair ``VaultServer(extra_services=...)`` takes."""
     servicer = KioskServicer(vaults, sessions, trust, **kwargs)
-    return SERVICE_NAME, lambda server: pb_grpc.add_KioskServiceServicer_to_server(servicer, server)
+    return SERVICE_NAME, lambda server: pb_grpc.add_KioskServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
 
 
 class KioskClient:
@@ -160,7 +160,7 @@ class KioskClient:
         creds = grpc.ssl_channel_credentials(self._ca, self._key, self._cert)
         opts = [("grpc.ssl_target_name_override", server_name)] if server_name else []
         self._channel = grpc.secure_channel(address, creds, opts)
-        self._stub = pb_grpc.KioskServiceStub(self._channel)
+        self._stub = pb_grpc.KioskServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self.token: str | None = None
 
     def close(self) -> None:
@@ -180,10 +180,11 @@ class KioskClient:
             raise error_for(e.code(), e.details()) from None
 
     def begin_session(self) -> pb.BeginSessionResponse:
-        return self._call(self._stub.BeginSession, pb.BeginSessionRequest())
+        resp: pb.BeginSessionResponse = self._call(self._stub.BeginSession, pb.BeginSessionRequest())
+        return resp
 
     def complete_session(self, nonce: bytes, certificate: bytes, signature: bytes) -> pb.CompleteSessionResponse:
-        resp = self._call(
+        resp: pb.CompleteSessionResponse = self._call(
             self._stub.CompleteSession,
             pb.CompleteSessionRequest(nonce=nonce, certificate=certificate, signature=signature),
         )
@@ -201,11 +202,12 @@ class KioskClient:
             self.token = None
 
     def submit_signature(self, vault: str, name: str, version: int, cms: bytes) -> pb.SubmitSignatureResponse:
-        return self._call(
+        resp: pb.SubmitSignatureResponse = self._call(
             self._stub.SubmitSignature,
             pb.SubmitSignatureRequest(vault=vault, name=name, version=version, cms=cms),
             token=True,
         )
+        return resp
 
     def vault_client(self) -> Any:
         """A VaultClient on the same server with the kiosk's certificate and the session token."""
