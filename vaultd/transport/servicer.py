@@ -209,6 +209,11 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
         try:
             yield pb.ReadResponse(stat=convert.stat_to_pb(stat))
             for piece in data:
+                if not ctx.is_active():  # the client went away or its deadline passed: stop reading
+                    return
+                if isinstance(piece, bytes) and len(piece) <= MAX_PIECE:
+                    yield pb.ReadResponse(data=piece)  # no copy
+                    continue
                 for i in range(0, len(piece), MAX_PIECE):
                     if not ctx.is_active():
                         return
