@@ -182,3 +182,29 @@ def test_foreign_ca_card_still_reads(insert_card) -> None:  # type: ignore[no-un
     with p.open() as card:
         card.select()
         assert card.read_certificate(piv.SLOT_AUTH).issuer == foreign.certs[0x9A].issuer
+
+
+def test_virtual_card_as_a_program(pcscd, ca, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`python -m vaultd.kiosk.virtual_card --card-dir DIR` inserts the card; SIGTERM takes it out."""
+    import signal
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, wait_for_card
+
+    creds = ca.issue_card("dora.prog")
+    folder = devca.write_card(creds, tmp_path / "card")
+    proc = subprocess.Popen([sys.executable, "-m", "vaultd.kiosk.virtual_card", "--card-dir", str(folder)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_card(pcscd, present=True)
+        with piv.PivCard.open(pcscd) as card:
+            card.select()
+            assert card.read_certificate(piv.SLOT_AUTH) == creds.certs[0x9A]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0, proc.stdout.read() if proc.stdout else ""
+    wait_for_card(pcscd, present=False)
+    import time
+
+    time.sleep(0.6)  # let the vpcd driver notice before the next card (see Plugged.remove)
