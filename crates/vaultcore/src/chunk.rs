@@ -40,14 +40,67 @@ pub fn check_sizes(min_size: usize, avg_size: usize, max_size: usize) -> Result<
 
 /// The end offset of every chunk of `data`, in order; the last one is `data.len()`. Empty data has
 /// no chunk. Chunk `i` is `data[ends[i-1]..ends[i]]` (with `ends[-1]` = 0).
+///
+/// On a pool of several threads a large buffer is cut in segments at once: each segment is chunked
+/// from its own start (speculatively), then one pass walks the true chain of cut points from offset 0
+/// and, as soon as it lands on a cut point of the next segment's chain, adopts the rest of that chain.
+/// A cut point depends only on the position it starts from, so the result is identical to the
+/// sequential algorithm; the chains usually meet after one or two chunks.
 pub fn boundaries(data: &[u8], min_size: usize, avg_size: usize, max_size: usize) -> Result<Vec<usize>> {
     check_sizes(min_size, avg_size, max_size)?;
-    let mut ends = Vec::with_capacity(data.len() / avg_size.max(1) + 2);
     let chunker = FastCDC::with_level(data, min_size as u32, avg_size as u32, max_size as u32, Normalization::Level1);
-    for c in chunker {
-        ends.push(c.offset + c.length);
+    let len = data.len();
+    let next = |pos: usize| chunker.cut(pos, len - pos).1;
+    let threads = rayon::current_num_threads();
+    let segment = (len / threads.max(1)).max(PARALLEL_SEGMENT_MIN).max(8 * (min_size + avg_size));
+    if threads <= 1 || len < 2 * segment {
+        return Ok(chain(&next, 0, len, len));
     }
-    Ok(ends)
+    let starts: Vec<usize> = (0..len / segment).map(|j| j * segment).collect();
+    let lists: Vec<Vec<usize>> = {
+        use rayon::prelude::*;
+        (0..starts.len())
+            .into_par_iter()
+            .map(|j| chain(&next, starts[j], starts.get(j + 1).copied().unwrap_or(len), len))
+            .collect()
+    };
+    let mut out = lists[0].clone();
+    for list in &lists[1..] {
+        let Some(&covered) = list.last() else { continue };
+        let mut x = *out.last().expect("a non-empty buffer has a cut");
+        while x < len && x <= covered {
+            if let Ok(i) = list.binary_search(&x) {
+                out.extend_from_slice(&list[i + 1..]);
+                break;
+            }
+            x = next(x);
+            out.push(x);
+        }
+    }
+    while let Some(&x) = out.last() {
+        if x >= len {
+            break;
+        }
+        out.push(next(x));
+    }
+    Ok(out)
+}
+
+/// Below this many bytes per segment the buffer is cut by one thread.
+pub const PARALLEL_SEGMENT_MIN: usize = 1 << 20;
+
+/// Cut points from `start` (taken as a chunk start) until the first one at or past `until`.
+fn chain(next: &(impl Fn(usize) -> usize + Sync), start: usize, until: usize, len: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut pos = start;
+    while pos < len {
+        pos = next(pos);
+        out.push(pos);
+        if pos >= until {
+            break;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -92,6 +145,22 @@ mod tests {
         let b: Vec<usize> = boundaries(&shifted, 4096, 16384, 65536).unwrap().iter().map(|e| e - 100).collect();
         let common = a.iter().filter(|e| b.contains(e)).count();
         assert!(common * 10 >= a.len() * 9, "{common} of {} cut points kept", a.len());
+    }
+
+    #[test]
+    fn parallel_segments_give_the_sequential_cut_points() {
+        let mut data = pseudo_random(9 << 20, 3);
+        data[(4 << 20)..(5 << 20)].fill(0); // a long run without content-defined cuts
+        for sizes in [(256usize, 1024usize, 4096usize), (4096, 16384, 65536), (65536, 262144, 1 << 20)] {
+            let sequential: Vec<usize> = FastCDC::with_level(&data, sizes.0 as u32, sizes.1 as u32, sizes.2 as u32, Normalization::Level1)
+                .map(|c| c.offset + c.length)
+                .collect();
+            for threads in [1, 2, 3, 5] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let got = pool.install(|| boundaries(&data, sizes.0, sizes.1, sizes.2)).unwrap();
+                assert_eq!(got, sequential, "sizes {sizes:?}, {threads} threads");
+            }
+        }
     }
 
     #[test]

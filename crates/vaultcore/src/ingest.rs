@@ -32,15 +32,10 @@ pub fn key32(key: &[u8], what: &str) -> Result<[u8; 32]> {
     key.try_into().map_err(|_| Error::invalid(format!("{what} is 32 bytes, got {}", key.len())))
 }
 
-/// Boundaries and ids of the chunks of `data`. With `last = false` the final chunk is left out unless
-/// its end was a content-defined cut (it is cut at `max_size`); the caller then passes the rest,
-/// `data[consumed..]`, in front of its next buffer, so cut points do not depend on buffer edges.
-pub fn cut_and_identify(
-    data: &[u8],
-    dedup_key: &[u8; 32],
-    sizes: (usize, usize, usize),
-    last: bool,
-) -> Result<Vec<ChunkRef>> {
+/// The (offset, length) of the chunks of `data`. With `last = false` the final chunk is left out unless
+/// it was cut at `max_size` (a cut that does not depend on what follows); the caller then passes the
+/// rest, `data[consumed..]`, in front of its next buffer, so cut points do not depend on buffer edges.
+pub fn spans(data: &[u8], sizes: (usize, usize, usize), last: bool) -> Result<Vec<(usize, usize)>> {
     let (min, avg, max) = sizes;
     let ends = chunk::boundaries(data, min, avg, max)?;
     let mut spans: Vec<(usize, usize)> = Vec::with_capacity(ends.len());
@@ -49,30 +44,50 @@ pub fn cut_and_identify(
         spans.push((prev, e - prev));
         prev = e;
     }
-    if !last {
-        // The final piece ends where the buffer ends, not where the content says: hold it back.
-        if let Some(&(_, len)) = spans.last() {
-            if len < max {
-                spans.pop();
-            }
-        }
+    if !last && spans.last().is_some_and(|&(_, len)| len < max) {
+        spans.pop();
     }
-    Ok(spans
+    Ok(spans)
+}
+
+/// Boundaries and ids of the chunks of `data` (see `spans`), ids computed in parallel.
+pub fn cut_and_identify(
+    data: &[u8],
+    dedup_key: &[u8; 32],
+    sizes: (usize, usize, usize),
+    last: bool,
+) -> Result<Vec<ChunkRef>> {
+    Ok(identify(data, dedup_key, &spans(data, sizes, last)?))
+}
+
+/// Ids of the given spans of `data`, in parallel.
+pub fn identify(data: &[u8], dedup_key: &[u8; 32], spans: &[(usize, usize)]) -> Vec<ChunkRef> {
+    spans
         .par_iter()
         .with_min_len(1)
         .map(|&(offset, length)| ChunkRef { offset, length, id: digest::chunk_id(dedup_key, &data[offset..offset + length]) })
-        .collect())
+        .collect()
 }
 
-/// A destination for one sealed chunk: `length + TAG_LEN` bytes.
+/// A destination for one sealed chunk: its id (32 bytes: computed here when a dedup key is given to
+/// `seal_chunks`, else read), its nonce (12 bytes, drawn here) and `length + TAG_LEN` bytes of output.
 pub struct SealJob<'a> {
-    pub chunk: ChunkRef,
+    pub offset: usize,
+    pub length: usize,
+    pub id: &'a mut [u8],
     pub nonce: &'a mut [u8],
     pub out: &'a mut [u8],
 }
 
-/// Seals the given chunks in parallel with fresh random nonces, writing nonces and sealed bytes in place.
-pub fn seal_chunks(data: &[u8], data_key: &AeadKey, aad_prefix: &[u8], jobs: &mut [SealJob<'_>]) -> Result<()> {
+/// Seals the given chunks in parallel with fresh random nonces, writing ids (if `dedup_key` is given:
+/// computed in the same pass, while the chunk is in cache), nonces and sealed bytes in place.
+pub fn seal_chunks(
+    data: &[u8],
+    dedup_key: Option<&[u8; 32]>,
+    data_key: &AeadKey,
+    aad_prefix: &[u8],
+    jobs: &mut [SealJob<'_>],
+) -> Result<()> {
     // One call to the OS CSPRNG for all nonces of the batch.
     let mut nonces = vec![0u8; jobs.len() * NONCE_LEN];
     random_bytes(&mut nonces);
@@ -80,12 +95,22 @@ pub fn seal_chunks(data: &[u8], data_key: &AeadKey, aad_prefix: &[u8], jobs: &mu
         j.nonce.copy_from_slice(n);
     }
     jobs.par_iter_mut().with_min_len(1).try_for_each(|j| {
-        let c = j.chunk;
-        if j.out.len() != c.length + TAG_LEN || c.offset + c.length > data.len() {
+        if j.out.len() != j.length + TAG_LEN || j.offset + j.length > data.len() || j.id.len() != 32 {
             return Err(Error::invalid("sealed chunk buffer has the wrong size"));
         }
-        let aad = chunk_aad(aad_prefix, &c.id);
-        data_key.seal_into(j.nonce, &aad, &data[c.offset..c.offset + c.length], j.out)
+        let plain = &data[j.offset..j.offset + j.length];
+        if let Some(k) = dedup_key {
+            j.id.copy_from_slice(&digest::chunk_id(k, plain));
+        }
+        let mut aad = [0u8; 256];
+        let n = aad_prefix.len() + 32;
+        if n <= aad.len() {
+            aad[..aad_prefix.len()].copy_from_slice(aad_prefix);
+            aad[aad_prefix.len()..n].copy_from_slice(j.id);
+            data_key.seal_into(j.nonce, &aad[..n], plain, j.out)
+        } else {
+            data_key.seal_into(j.nonce, &chunk_aad(aad_prefix, j.id), plain, j.out)
+        }
     })
 }
 
@@ -135,15 +160,18 @@ mod tests {
         let key = AeadKey::new(&[2u8; 32]).unwrap();
         let chunks = cut_and_identify(&d, &dk, (4096, 16384, 65536), true).unwrap();
         assert!(chunks.len() > 8);
+        let mut ids = vec![[0u8; 32]; chunks.len()];
         let mut nonces = vec![vec![0u8; 12]; chunks.len()];
         let mut outs: Vec<Vec<u8>> = chunks.iter().map(|c| vec![0u8; c.length + TAG_LEN]).collect();
         let mut jobs: Vec<SealJob> = chunks
             .iter()
+            .zip(ids.iter_mut())
             .zip(nonces.iter_mut())
             .zip(outs.iter_mut())
-            .map(|((c, n), o)| SealJob { chunk: *c, nonce: n, out: o })
+            .map(|(((c, id), n), o)| SealJob { offset: c.offset, length: c.length, id, nonce: n, out: o })
             .collect();
-        seal_chunks(&d, &key, b"vault-1", &mut jobs).unwrap();
+        seal_chunks(&d, Some(&dk), &key, b"vault-1", &mut jobs).unwrap();
+        assert!(ids.iter().zip(&chunks).all(|(a, c)| *a == c.id));
         let mut whole = Vec::new();
         for (i, c) in chunks.iter().enumerate() {
             let mut out = vec![0u8; c.length];

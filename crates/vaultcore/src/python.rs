@@ -517,63 +517,85 @@ fn ingest<'py>(
     let dk = zeroize::Zeroizing::new(key32(view(&dedup_key)?, "dedup_key")?);
     let key = seal::AeadKey::new(view(&data_key)?)?;
     let prefix = view(&aad_prefix)?;
+    let sizes = (min_size, avg_size, max_size);
     chunk::check_sizes(min_size, avg_size, max_size)?;
-
-    // Phase 1, GIL released: cut points and ids (and the document digest over the consumed bytes).
     let mut guard = hasher.as_ref().map(|h| h.inner.lock().unwrap());
+
+    // Pass 1, GIL released: cut points (segments in parallel); with `known`, the ids too, so the
+    // caller can say which chunks it has. The document digest runs beside it on another thread.
+    let with_known = known.is_some();
     let hs = guard.as_deref_mut();
-    let chunks = run(py, d.len(), || -> Result<Vec<fused::ChunkRef>, Error> {
-        let chunks = fused::cut_and_identify(d, &dk, (min_size, avg_size, max_size), last)?;
-        if let Some(h) = hs {
-            let consumed = chunks.last().map_or(0, |c| c.offset + c.length);
-            h.update(&d[..if last { d.len() } else { consumed }]);
-        }
-        Ok(chunks)
+    let (spans, ids) = run(py, d.len(), || -> Result<_, Error> {
+        let spans = fused::spans(d, sizes, last)?;
+        let consumed = if last { d.len() } else { spans.last().map_or(0, |&(o, l)| o + l) };
+        let (ids, ()) = rayon::join(
+            || if with_known { Some(fused::identify(d, &dk, &spans)) } else { None },
+            || {
+                if let Some(h) = hs {
+                    h.update(&d[..consumed])
+                }
+            },
+        );
+        Ok((spans, ids))
     })??;
     drop(guard);
 
-    // Phase 2, with the GIL: which ids does the caller have already; allocate the outputs of the rest.
-    let mut ids = Vec::with_capacity(chunks.len());
-    let mut todo = Vec::new();
-    let mut slots: Vec<(Option<Bound<'py, PyBytes>>, Option<Bound<'py, PyBytes>>)> = Vec::with_capacity(chunks.len());
-    let mut ptrs = Vec::new();
-    for c in &chunks {
-        let id = PyBytes::new(py, &c.id);
-        let have = match &known {
-            Some(k) => k.contains(&id)?,
-            None => false,
+    // With the GIL: which ids the caller has; allocate the outputs of the rest.
+    struct Slot<'py> {
+        id: Bound<'py, PyBytes>,
+        nonce: Option<Bound<'py, PyBytes>>,
+        sealed: Option<Bound<'py, PyBytes>>,
+    }
+    let mut slots: Vec<Slot<'py>> = Vec::with_capacity(spans.len());
+    let mut ptrs: Vec<(usize, usize, OutPtr, OutPtr, OutPtr)> = Vec::with_capacity(spans.len());
+    for (i, &(offset, length)) in spans.iter().enumerate() {
+        let (id, idp) = match &ids {
+            Some(ids) => {
+                let b = PyBytes::new(py, &ids[i].id);
+                let have = known.as_ref().map(|k| k.contains(&b)).transpose()?.unwrap_or(false);
+                if have {
+                    slots.push(Slot { id: b, nonce: None, sealed: None });
+                    continue;
+                }
+                (b, None)
+            }
+            None => {
+                let (b, p) = new_bytes(py, 32)?;
+                (b, Some(p))
+            }
         };
-        if have {
-            slots.push((None, None));
-        } else {
-            let (n, np) = new_bytes(py, seal::NONCE_LEN)?;
-            let (s, sp) = new_bytes(py, c.length + seal::TAG_LEN)?;
-            todo.push(*c);
-            ptrs.push((np, sp));
-            slots.push((Some(n), Some(s)));
-        }
-        ids.push(id);
+        let (n, np) = new_bytes(py, seal::NONCE_LEN)?;
+        let (o, op) = new_bytes(py, length + seal::TAG_LEN)?;
+        // When the id is already computed, the job reads it from the bytes object just made.
+        let idp = idp.unwrap_or_else(|| OutPtr(unsafe { ffi::PyBytes_AsString(id.as_ptr()) } as *mut u8, 32));
+        ptrs.push((offset, length, idp, np, op));
+        slots.push(Slot { id, nonce: Some(n), sealed: Some(o) });
     }
 
-    // Phase 3, GIL released: seal in parallel, in place.
-    let work: usize = todo.iter().map(|c| c.length).sum();
+    // Pass 2, GIL released: (ids and) seals in parallel, written in place.
+    let work: usize = ptrs.iter().map(|p| p.1).sum();
+    let dk_for_ids = if with_known { None } else { Some(&*dk) };
     run(py, work, || {
-        let mut jobs: Vec<fused::SealJob> = todo
+        let mut jobs: Vec<fused::SealJob> = ptrs
             .iter()
-            .zip(&ptrs)
-            .map(|(c, (np, sp))| fused::SealJob { chunk: *c, nonce: unsafe { np.slice() }, out: unsafe { sp.slice() } })
+            .map(|(offset, length, idp, np, op)| fused::SealJob {
+                offset: *offset,
+                length: *length,
+                id: unsafe { idp.slice() },
+                nonce: unsafe { np.slice() },
+                out: unsafe { op.slice() },
+            })
             .collect();
-        fused::seal_chunks(d, &key, prefix, &mut jobs)
+        fused::seal_chunks(d, dk_for_ids, &key, prefix, &mut jobs)
     })??;
 
-    let items: Vec<Bound<'py, Chunk>> = chunks
+    let items: Vec<Bound<'py, Chunk>> = spans
         .iter()
-        .zip(ids)
         .zip(slots)
-        .map(|((c, id), (n, s))| {
+        .map(|(&(offset, length), s)| {
             Bound::new(
                 py,
-                Chunk { offset: c.offset, length: c.length, chunk_id: id.unbind(), nonce: n.map(|b| b.unbind()), sealed: s.map(|b| b.unbind()) },
+                Chunk { offset, length, chunk_id: s.id.unbind(), nonce: s.nonce.map(|b| b.unbind()), sealed: s.sealed.map(|b| b.unbind()) },
             )
         })
         .collect::<PyResult<_>>()?;
