@@ -11,6 +11,7 @@ once durable.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -139,6 +140,22 @@ class Writer:
                     it.future.set_exception(Unavailable("the store is shutting down"))
                 return
 
+    def _storage_error(self, e: lmdb.Error, batch_bytes: int) -> Exception:
+        """A clear error for a commit that failed below LMDB. LMDB reports a short write as EIO, so
+        a full disk is recognised by the free space left (or ENOSPC) rather than by the code alone."""
+        try:
+            st = os.statvfs(self._env.path())
+            free = st.f_bavail * st.f_frsize
+        except OSError:
+            free = None
+        if isinstance(e, lmdb.DiskError) or (free is not None and free < 2 * batch_bytes + (1 << 20)):
+            return ResourceExhausted(
+                "the disk holding the store is full: no more deposits can be stored; reads still work. "
+                "Free disk space; nothing of the refused work was kept")
+        return Unavailable(
+            f"the store could not make the transaction durable ({e}); nothing of it was kept and reads "
+            "still work. Retry later; if this persists, check the disk and restart the daemon")
+
     def _commit(self, batch: list[_Item]) -> None:
         t0 = time.perf_counter()
         ok: list[tuple[_Item, Committed[Any]]] = []
@@ -169,6 +186,9 @@ class Writer:
             txn.abort()
             map_full.extend(it for it, _ in ok)
             ok = []
+        except lmdb.Error as e:  # the commit failed (a full disk, a failed write or fsync): nothing kept
+            txn.abort()
+            raise self._storage_error(e, sum(it.size for it in batch)) from None
         except BaseException:
             txn.abort()
             raise
