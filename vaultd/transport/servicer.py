@@ -184,12 +184,6 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
                     f"the deposit stream stopped after {total} bytes without its end marker "
                     "(truncated); nothing was kept"
                 )
-            try:
-                extra = next(messages, None)
-            except grpc.RpcError:
-                raise Cancelled("the deposit stream broke before its end; nothing was kept") from None
-            if extra is not None:
-                raise InvalidArgument("a Deposit stream continued after its end marker")
             if expected_size is not None and total != expected_size:
                 raise InvalidArgument(
                     f"the deposit stream ended after {total} of the {expected_size} bytes its header "
