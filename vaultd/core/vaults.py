@@ -138,8 +138,21 @@ def _dumps(d: dict[str, Any]) -> bytes:
     return json.dumps(d, separators=(",", ":"), sort_keys=True).encode()
 
 
-def _manifest_entries(manifest: bytes) -> list[tuple[bytes, int]]:
+def _manifest_entries(manifest: bytes, what: str = "") -> list[tuple[bytes, int]]:
+    if len(manifest) % _ENTRY.size:
+        raise IntegrityError(f"{what}: the manifest is damaged ({len(manifest)} bytes is not a whole number of entries)")
     return [(cid, n) for cid, n in _ENTRY.iter_unpack(manifest)]
+
+
+def _record(raw: bytes, what: str) -> dict[str, Any]:
+    """A stored JSON record; damage is an IntegrityError naming ``what``, never an internal error."""
+    try:
+        rec = json.loads(raw)
+    except ValueError:
+        rec = None
+    if not isinstance(rec, dict):
+        raise IntegrityError(f"{what}: its stored record is damaged")
+    return rec
 
 
 class Vaults:
@@ -307,15 +320,15 @@ class Vaults:
             raise NotFound(f"vault {vault!r} does not exist")
         if version is None:
             head = r.get_object(vault, name)
-            if head is None or json.loads(head)["latest"] == 0:
+            if head is None or _record(head, f"object {name!r}").get("latest") == 0:
                 raise NotFound(f"object {name!r} does not exist in vault {vault!r}")
-            version = int(json.loads(head)["latest"])
+            version = int(_record(head, f"object {name!r}")["latest"])
         elif version < 1:
             raise InvalidArgument("version must be 1 or more")
         raw = r.get_version(vault, name, version)
         if raw is None:
             raise NotFound(f"version {version} of object {name!r} does not exist in vault {vault!r}")
-        return version, json.loads(raw)
+        return version, _record(raw, f"object {name!r} version {version} in vault {vault!r}")
 
     def stat(self, actor: Identity, vault: str, name: str, version: int | None = None) -> ObjectStat:
         self.policy.check(actor, "stat", vault)
@@ -347,7 +360,8 @@ class Vaults:
         if offset > stat.size:
             raise InvalidArgument(f"offset {offset} is past the end of the object ({stat.size} bytes)")
         end = stat.size if length is None else min(stat.size, offset + length)
-        return stat, self._stream(vault, name, v, keys, _manifest_entries(manifest), offset, end)
+        entries = _manifest_entries(manifest, f"object {name!r} version {v} in vault {vault!r}")
+        return stat, self._stream(vault, name, v, keys, entries, offset, end)
 
     def _stream(
         self, vault: str, name: str, version: int, keys: VaultKeys, entries: list[tuple[bytes, int]], start: int, end: int
@@ -361,8 +375,16 @@ class Vaults:
             with self.store.read() as r:
                 sealed = [r.get_chunk(vault, cid) for cid, _, _ in batch]
             if any(s is None for s in sealed):
-                raise NotFound(f"object {name!r} version {version} was destroyed while being read")
-            plains = C.open_many(keys, prefix, [cid for cid, _, _ in batch], sealed)  # type: ignore[arg-type]
+                with self.store.read() as r:
+                    if r.get_version(vault, name, version) is None:
+                        raise NotFound(f"object {name!r} version {version} was destroyed while being read")
+                missing = next(cid for (cid, _, _), s in zip(batch, sealed) if s is None)
+                raise IntegrityError(f"object {name!r} version {version} in vault {vault!r} is damaged: "
+                                     f"its chunk {missing.hex()[:16]} is missing")
+            try:
+                plains = C.open_many(keys, prefix, [cid for cid, _, _ in batch], sealed)  # type: ignore[arg-type]
+            except IntegrityError as e:
+                raise IntegrityError(f"object {name!r} version {version} in vault {vault!r} is damaged: {e}") from None
             for (_, lo, hi), plain in zip(batch, plains, strict=True):
                 yield plain if (lo, hi) == (0, len(plain)) else plain[lo:hi]
 
@@ -539,6 +561,7 @@ class Vaults:
         keys = self._vault_keys(vault)
         prefix = C.aad_prefix(vault, keys.data_key_version)
         targets: list[tuple[str, int, dict[str, Any], bytes]] = []
+        damaged: list[Problem] = []
         with self.store.read() as r:
             if name is not None:
                 validate_name(name)
@@ -547,15 +570,25 @@ class Vaults:
             else:
                 for nm, _ in r.iter_objects(vault):
                     for v, raw in r.iter_versions(vault, nm):
-                        targets.append((nm, v, json.loads(raw), r.get_manifest(vault, nm, v) or b""))
-        problems: list[Problem] = []
+                        try:
+                            rec = _record(raw, "version record")
+                        except IntegrityError as e:
+                            damaged.append(Problem(vault, nm, v, str(e)))
+                            continue
+                        targets.append((nm, v, rec, r.get_manifest(vault, nm, v) or b""))
+        problems: list[Problem] = damaged
         opened: set[bytes] = set()
         nbytes = 0
         for nm, v, rec, manifest in targets:
             h = C.Sha256()
             size = 0
             ok = True
-            for cid, n in _manifest_entries(manifest):
+            try:
+                entries = _manifest_entries(manifest, "manifest")
+            except IntegrityError as e:
+                problems.append(Problem(vault, nm, v, str(e)))
+                continue
+            for cid, n in entries:
                 with self.store.read() as r:
                     sealed = r.get_chunk(vault, cid)
                 if sealed is None:
