@@ -49,8 +49,10 @@ class Config:
     tls_key: Path | None = field(default=None, metadata={"help": "server private key (PEM)"})
     client_ca: Path | None = field(default=None,
                                    metadata={"help": "CA certificate(s) trusted for client certificates"})
-    require_client_cert: bool = field(default=True,
-                                      metadata={"help": "refuse TLS clients without a certificate"})
+    require_client_cert: bool = field(
+        default=True,
+        metadata={"help": "require a client certificate (mutual TLS); off: none is requested, so "
+                  "only session tokens can identify callers"})
     policy: Path | None = field(default=None,
                                 metadata={"help": "policy file (TOML); default <data-dir>/policy.toml"})
     key_provider: str = field(default="file", metadata={"help": "master key provider: file or pkcs11"})

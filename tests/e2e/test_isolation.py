@@ -195,3 +195,16 @@ def test_health_and_reflection_need_no_identity_but_tls(vault_server: RunningSer
         with pytest.raises(grpc.RpcError) as e:
             stub.Count(pb.CountRequest(vault="permits"), timeout=5)
         assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_without_client_certificates_no_call_has_an_identity(server_factory: Callable[..., RunningServer]) -> None:
+    # gRPC Python cannot ask for a client certificate without requiring it: with
+    # require_client_cert off, no certificate is requested at all, and only a session token
+    # could name the caller (none is configured here)
+    srv = server_factory(require_client_cert=False)
+    for c in (VaultClient(srv.address, ca=srv.pki.ca.cert, timeout=5), srv.client("permits")):
+        try:
+            with pytest.raises(Unauthenticated):
+                c.count("permits")
+        finally:
+            c.close()
