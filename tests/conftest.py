@@ -1,9 +1,6 @@
-"""Shared fixtures: a real vaultd (gRPC over TLS on 127.0.0.1, real LMDB in a temporary folder,
-development PKI and policy) and clients for its identities.
+"""Shared fixtures over ``servers``: a real vaultd and clients for its identities.
 
-- ``start_server(data_dir, **settings)`` starts a daemon in this process and returns a
-  ``RunningServer`` (``address``, ``data_dir``, ``pki``, ``client(identity)``, ``stop()``);
-- ``vault_server``: one such server per test module;
+- ``vault_server``: one server per test module;
 - ``client_for``: ``client_for("permits")`` / ``client_for("op-admin")`` -> a connected
   ``VaultClient`` of the module's server, closed after the test;
 - ``server_factory``: ``server_factory(map_size=...)`` for a dedicated server, stopped after the
@@ -12,55 +9,14 @@ development PKI and policy) and clients for its identities.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import RunningServer, start_server
 
-from vaultd.cli.daemon import Daemon
 from vaultd.client import VaultClient
-from vaultd.config import Config
-from vaultd.pki import DevPKI, ensure_dev_pki
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class RunningServer:
-    address: str
-    data_dir: Path
-    pki: DevPKI
-    daemon: Daemon
-    _clients: list[VaultClient] = field(default_factory=list)
-
-    def client(self, identity: str = "permits", **kwargs: Any) -> VaultClient:
-        """A client with the development certificate of ``identity`` (``permits``, ``op-admin``)."""
-        c = VaultClient.for_dev(self.address, self.data_dir, identity, server_name="localhost", **kwargs)
-        self._clients.append(c)
-        return c
-
-    def stop(self, grace: float = 2.0) -> None:
-        for c in self._clients:
-            c.close()
-        self._clients.clear()
-        self.daemon.stop(grace)
-
-
-def start_server(data_dir: Path, **settings: Any) -> RunningServer:
-    """A daemon on an ephemeral loopback port with the development PKI, keyring and policy."""
-    values: dict[str, Any] = dict(data_dir=data_dir, listen="127.0.0.1:0", metrics_listen="", dev=True,
-                                  map_size=1 << 30, workers=32, grace_period=2.0)
-    values.update(settings)
-    daemon = Daemon(Config(**values))
-    daemon.start()
-    return RunningServer(daemon.address, data_dir, ensure_dev_pki(data_dir), daemon)
-
-
-def new_vault_id(prefix: str = "citizen") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
-from conftest import RunningServer, new_vault_id
+from servers import RunningServer, new_vault_id
 from vaultd.client import VaultClient
 from vaultd.errors import (
     Cancelled, DeadlineExceeded, InvalidArgument, NotFound, ResourceExhausted, VaultError,

@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 import pytest
 
-from conftest import RunningServer, new_vault_id
+from servers import RunningServer, new_vault_id
 from vaultd.client import VaultClient
 from vaultd.errors import PermissionDenied, Unauthenticated, Unavailable
 from vaultd.pki import issue_cert, make_ca

@@ -6,7 +6,7 @@ import socket
 import urllib.request
 from collections.abc import Callable
 
-from conftest import RunningServer
+from servers import RunningServer
 from vaultd.errors import NotFound
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RunningServer, new_vault_id
+from servers import RunningServer, new_vault_id
 from vaultd.cli import vaultctl
 
 ROOT = Path(__file__).resolve().parents[2]

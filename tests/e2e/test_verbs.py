@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RunningServer, new_vault_id
+from servers import RunningServer, new_vault_id
 from vaultd.client import VaultClient
 from vaultd.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 

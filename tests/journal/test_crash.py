@@ -20,7 +20,7 @@ from vaultd.journal.receipt import verify_consistency, verify_receipt
 from vaultd.v1 import journal_pb2 as pb
 from vaultd.v1 import journal_pb2_grpc as pb_grpc
 
-from conftest import start_server  # type: ignore[import-not-found]
+from servers import start_server  # type: ignore[import-not-found]
 
 REPO = Path(__file__).resolve().parents[2]
 

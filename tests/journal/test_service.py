@@ -12,7 +12,7 @@ from vaultd.journal.receipt import verify_consistency, verify_receipt
 from vaultd.v1 import journal_pb2 as pb
 from vaultd.v1 import journal_pb2_grpc as pb_grpc
 
-from conftest import new_vault_id  # type: ignore[import-not-found]
+from servers import new_vault_id  # type: ignore[import-not-found]
 
 
 def test_journal_service_end_to_end(server_factory) -> None:  # type: ignore[no-untyped-def]

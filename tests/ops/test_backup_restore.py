@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RunningServer, new_vault_id, start_server
+from servers import RunningServer, new_vault_id, start_server
 from vaultd.errors import FailedPrecondition, IntegrityError, InvalidArgument, NotFound
 from vaultd.journal.receipt import verify_consistency, verify_receipt
 from vaultd.store.backup import (

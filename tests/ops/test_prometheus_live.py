@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 import pytest
 
-from conftest import RunningServer, new_vault_id, start_server
+from servers import RunningServer, new_vault_id, start_server
 from vaultd.errors import NotFound
 from vaultd.metrics import lmdb_storage_source
 

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from conftest import new_vault_id, start_server
+from servers import new_vault_id, start_server
 from vaultd.journal.hook import leaf_factory
 from vaultd.journal.leaf import Leaf
 from vaultd.scrub import Scrubber, journal_pass
