@@ -80,7 +80,7 @@ class VaultClient:
         opts += list(options)
         self.address = address
         self._channel = grpc.secure_channel(address, creds, opts)
-        self._stub = pb_grpc.VaultServiceStub(self._channel)
+        self._stub = pb_grpc.VaultServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._timeout = timeout
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ())
@@ -166,7 +166,7 @@ class VaultClient:
                     size = None
             pieces = iter(lambda: f.read(PIECE), b"")
         else:
-            pieces = data  # type: ignore[assignment]
+            pieces = data
         header = convert.header_to_pb(
             t.DepositHeader(
                 vault=vault, name=name, content_type=content_type, metadata=dict(metadata or {}),

@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
 def exit_code_for(e: BaseException) -> int:
     for cls in type(e).__mro__:
         if cls in EXIT_CODES:
-            return EXIT_CODES[cls]  # type: ignore[index]
+            return EXIT_CODES[cls]
     return EXIT_ERROR
 
 

@@ -49,9 +49,9 @@ class AccessLogInterceptor(grpc.ServerInterceptor):
                     time.monotonic() - call.started, peer=ctx.peer(), logger=self._log)
 
     def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
         handler = continuation(handler_call_details)
 

@@ -79,7 +79,7 @@ def _bearer_token(ctx: Any) -> str | None:
                 value = value.decode("ascii", "replace")
             if not value.startswith("Bearer ") or len(value) > _MAX_TOKEN:
                 raise Unauthenticated("malformed authorization metadata: expected 'Bearer <token>'")
-            return value[len("Bearer "):]
+            return str(value[len("Bearer "):])
     return None
 
 
@@ -108,9 +108,9 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return peer
 
     def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
         handler = continuation(handler_call_details)
         if not method.startswith(PROTECTED_PREFIX):

@@ -53,9 +53,9 @@ def call_context(ctx: Any, method: str) -> CallContext:
 
 
 def wrap_handler(
-    handler: grpc.RpcMethodHandler | None,
+    handler: grpc.RpcMethodHandler[Any, Any] | None,
     wrap: Callable[[Behavior, bool], Behavior],
-) -> grpc.RpcMethodHandler | None:
+) -> grpc.RpcMethodHandler[Any, Any] | None:
     """A handler like ``handler`` whose behaviour is ``wrap(behaviour, response_streaming)``."""
     if handler is None:
         return None

@@ -124,7 +124,7 @@ class VaultServer:
             options=limits.options(),
             maximum_concurrent_rpcs=limits.workers,
         )
-        vault_pb2_grpc.add_VaultServiceServicer_to_server(
+        vault_pb2_grpc.add_VaultServiceServicer_to_server(  # type: ignore[no-untyped-call]
             VaultServicer(vaults, max_response_bytes=limits.max_response_bytes), self._server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)

@@ -41,7 +41,7 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
     Anything that is not a ``VaultError`` is a bug on the server's side: INTERNAL.
     """
     for cls in type(exc).__mro__:
-        code = STATUS_OF.get(cls)  # type: ignore[call-overload]
+        code = STATUS_OF.get(cls)
         if code is not None:
             return code
     return grpc.StatusCode.INTERNAL
