@@ -54,6 +54,7 @@ class DaemonProcess:
         env.pop("LD_PRELOAD", None)
         env.update(self.extra_env)
         env["PYTHONUNBUFFERED"] = "1"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         self._stderr = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vaultd.cli.daemon", "serve", "--dev", "--data-dir", str(self.data_dir),

@@ -250,3 +250,34 @@ def test_flipped_bits_in_data_mdb(stocked: tuple[Path, dict[str, bytes]], tmp_pa
                 assert isinstance(res, VaultError) or res == doc
     finally:
         d.kill()
+
+
+def test_flipped_journal_node_is_reported_by_the_audit(stocked: tuple[Path, dict[str, bytes]], tmp_path: Path) -> None:
+    """A stored journal hash altered on disk: the full audit names that node and only it, while the
+    data itself stays readable (the journal is evidence beside the data, not in its read path)."""
+    from daemon_proc import journal_audit  # type: ignore[import-not-found]
+
+    data = _copy(stocked, tmp_path)
+    _, docs = stocked
+    assert journal_audit(data) == []
+    data2 = _copy(stocked, tmp_path / "again")
+    flipped: list[bytes] = []
+
+    def flip(env: lmdb.Environment, txn: lmdb.Transaction) -> None:
+        db = env.open_db(b"journal.nodes", txn=txn)
+        keys = [bytes(k) for k in txn.cursor(db=db).iternext(values=False)]
+        k = keys[len(keys) // 2]
+        v = bytearray(txn.get(k, db=db))
+        v[5] ^= 0x01
+        txn.put(k, bytes(v), db=db)
+        flipped.append(k)
+
+    _edit(data2, flip)
+    problems = journal_audit(data2)
+    # the altered node is named, and at most its parent besides (whose hash no longer matches it)
+    k = flipped[0]
+    assert f"(level {k[8]}, index {int.from_bytes(k[:8], 'big')})" in problems[0], problems
+    assert 1 <= len(problems) <= 2, problems
+    for c in _serve(data2):
+        for name, doc in docs.items():
+            assert c.read_bytes(VAULT, name) == doc
