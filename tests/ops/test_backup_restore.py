@@ -166,3 +166,69 @@ def test_restore_refuses_tampering_and_non_empty_folders(tmp_path: Path) -> None
     assert not (tmp_path / "r3" / STORE_FILE).exists()
     # the manifest's digest is what was checked
     assert hashlib.sha256(bytes(raw)).hexdigest() != read_manifest(result.path)["files"][STORE_FILE]["sha256"]
+
+
+BACKUP_PROCESS = """
+import sys
+from vaultd.journal.tree import DB_META
+from vaultd.store.backup import backup_data_dir
+
+def tree_size(env, txn):
+    raw = txn.get(b"size", db=env.open_db(DB_META, txn=txn, create=False))
+    return 0 if raw is None else int.from_bytes(bytes(raw), "big")
+
+r = backup_data_dir(sys.argv[1], sys.argv[2], tree_size=tree_size)
+sys.stdout.buffer.write(r.checkpoint)
+"""
+
+
+def test_backup_from_another_process_while_serving(tmp_path: Path) -> None:
+    """What ``vaultctl backup`` does on the daemon's host: a separate process, the daemon busy."""
+    import subprocess
+    import sys
+
+    src = start_server(tmp_path / "a")
+    try:
+        client = src.client("permits")
+        vault = new_vault_id()
+        client.create_vault(vault)
+        docs = {f"d{i}": os.urandom(30_000 + i) for i in range(6)}
+        for name, data in docs.items():
+            client.deposit(vault, name, data)
+        stop = threading.Event()
+
+        def load() -> None:
+            c = src.client("permits")
+            n = 0
+            while not stop.is_set():
+                c.deposit(vault, f"load-{n}", os.urandom(10_000))
+                n += 1
+
+        t = threading.Thread(target=load)
+        t.start()
+        try:
+            src.daemon.journal.flush()
+            done = subprocess.run([sys.executable, "-c", BACKUP_PROCESS, str(src.data_dir),
+                                   str(tmp_path / "backup")], capture_output=True, timeout=120)
+        finally:
+            stop.set()
+            t.join(30)
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        printed = done.stdout
+        public_key = src.daemon.journal.verifier
+    finally:
+        src.stop()
+    m = read_manifest(tmp_path / "backup")
+    assert printed == (tmp_path / "backup" / CHECKPOINT_FILE).read_bytes()
+    assert f"\n{m['tree_size']}\n".encode() in printed
+    restore(tmp_path / "backup", tmp_path / "b", expected_checkpoint=printed,
+            secret_files={s: tmp_path / "a" / s for s in SECRETS})
+    dst = start_server(tmp_path / "b")
+    try:
+        assert dst.daemon.journal.head().note == printed
+        c = dst.client("permits")
+        for name, data in docs.items():
+            assert c.read_bytes(vault, name) == data
+        assert verify_consistency(printed, dst.daemon.journal.head().note, [], public_key).ok
+    finally:
+        dst.stop()

@@ -48,7 +48,10 @@ __all__ = [
     "BackupResult",
     "RestoreResult",
     "backup",
+    "backup_data_dir",
+    "checkpoint_size",
     "restore",
+    "verify_backup",
     "read_manifest",
     "journal_head_for",
 ]
@@ -219,6 +222,80 @@ def backup(
     return BackupResult(dest, tree_size, note, files, store_bytes, time.monotonic() - started)
 
 
+class _EnvStore:
+    """The two things ``backup`` needs of a store (``read()`` with ``.raw``, ``env``), over an
+    environment this process opened read-only beside the running daemon."""
+
+    class _Txn:
+        def __init__(self, raw: Any) -> None:
+            self.raw = raw
+
+    def __init__(self, env: lmdb.Environment) -> None:
+        self.env = env
+
+    def read(self) -> Any:
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm() -> Any:
+            try:
+                txn = self.env.begin(buffers=True)
+            except lmdb.MapResizedError:  # the daemon grew the map: adopt its size
+                self.env.set_mapsize(0)
+                txn = self.env.begin(buffers=True)
+            try:
+                yield _EnvStore._Txn(txn)
+            finally:
+                txn.abort()
+
+        return cm()
+
+
+def checkpoint_size(note: bytes) -> int:
+    """The tree size of a C2SP checkpoint note (its second line)."""
+    lines = note.split(b"\n", 2)
+    if len(lines) < 3 or not lines[1].isdigit() or len(lines[1]) > 20:
+        raise InvalidArgument("not a checkpoint note")
+    return int(lines[1])
+
+
+def backup_data_dir(
+    data_dir: Path | str,
+    dest: Path | str,
+    *,
+    tree_size: Callable[[lmdb.Environment, Any], int],
+    timeout: float = 60.0,
+    max_dbs: int = 32,
+) -> BackupResult:
+    """``vaultctl backup``: the same backup from ANOTHER process on the daemon's host, while the
+    daemon serves. LMDB lets this process open the environment read-only beside the daemon
+    (readers are registered in its lock file); the checkpoint comes from the journal's state
+    file (``journal/checkpoint``, rewritten after every signed head), and the backup retries
+    until that file describes exactly the tree of its read transaction. ``tree_size(env, txn)``
+    reads the journal's tree size in ``txn`` (the journal layer knows where; open named databases
+    with ``env.open_db(name, txn=txn, create=False)``: a handle opened outside the transaction is
+    not valid in it). Run it as the
+    daemon's user (it needs write access to ``store/lock.mdb``)."""
+    data_dir = Path(data_dir)
+    state = data_dir / "journal" / "checkpoint"
+    env = lmdb.open(str(data_dir / "store"), readonly=True, lock=True, max_dbs=max_dbs,
+                    subdir=True, create=False)
+    try:
+        def head_for(txn: Any) -> tuple[int, bytes] | None:
+            try:
+                note = state.read_bytes()
+            except FileNotFoundError:
+                return None
+            size = tree_size(env, txn)
+            return (size, note) if checkpoint_size(note) == size else None
+
+        origin = data_dir / "journal" / "origin"
+        extra = {"journal/origin": origin} if origin.exists() else {}
+        return backup(_EnvStore(env), dest, head_for=head_for, copy_files=extra, timeout=timeout)
+    finally:
+        env.close()
+
+
 def read_manifest(src: Path | str) -> dict[str, Any]:
     """The backup's manifest, checked for shape (not yet against the files)."""
     path = Path(src) / MANIFEST
@@ -310,8 +387,8 @@ def restore(
             target = data_dir / name
             _write_file(target, path.read_bytes(), 0o600)
             written.append(target)
-        for folder in {t.parent for t in written}:
-            _fsync_path(folder)
+        for parent in {t.parent for t in written}:
+            _fsync_path(parent)
         # the copy must open as an LMDB environment before anyone serves from it
         if not hmac.compare_digest(_sha256_file(data_dir / STORE_FILE),
                                    m["files"][STORE_FILE]["sha256"]):
