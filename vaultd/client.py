@@ -361,3 +361,60 @@ class VaultClient:
 
     def destroy_vault(self, vault: str) -> None:
         self._call(self._stub.DestroyVault, pb.DestroyVaultRequest(vault=vault))
+
+    # -- journal evidence (JournalService on the same connection) -------------------------------
+
+    @property
+    def _journal(self) -> Any:
+        stub = getattr(self, "_journal_stub", None)
+        if stub is None:
+            from vaultd.v1 import journal_pb2_grpc
+
+            stub = self._journal_stub = journal_pb2_grpc.JournalServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        return stub
+
+    def receipt(self, vault: str, name: str, *, version: int | None = None, destroyed: bool = False) -> bytes:
+        """The evidence file (JSON receipt) of an object version's deposit, or of its destruction;
+        the latest version when none is given. Check it offline with ``vaultctl verify``."""
+        from vaultd.v1 import journal_pb2 as jpb
+
+        if version is None:
+            version = self.stat(vault, name).version
+        req = jpb.GetReceiptRequest(vault=vault, name=name, version=version, destroyed=destroyed)
+        return bytes(self._call(self._journal.GetReceipt, req).receipt)
+
+    def delivery_proof(self, vault: str, name: str, *, version: int | None = None) -> Any:
+        """Proof of delivery: the recipient's first read of this version (``read`` is True, with
+        ``receipt``, ``index``, ``read_at_ns`` and ``reader``), or ``read`` False when not yet read."""
+        from vaultd.v1 import journal_pb2 as jpb
+
+        if version is None:
+            version = self.stat(vault, name).version
+        req = jpb.GetDeliveryProofRequest(vault=vault, name=name, version=version)
+        return self._call(self._journal.GetDeliveryProof, req)
+
+    def journal_public_key(self) -> Any:
+        """The journal's public key (``verifier_key`` for signed notes, ``pem``, ``algorithm``)."""
+        from vaultd.v1 import journal_pb2 as jpb
+
+        return self._call(self._journal.GetPublicKey, jpb.GetPublicKeyRequest())
+
+    def checkpoint(self) -> Any:
+        """The latest signed checkpoint of the journal (``note``, ``tree_size``, ``root_hash``)."""
+        from vaultd.v1 import journal_pb2 as jpb
+
+        return self._call(self._journal.GetCheckpoint, jpb.GetCheckpointRequest())
+
+    def read_journal(self, vault: str = "", *, start: int = 0, page_size: int = 100) -> Any:
+        """One page of journal entries (``entries``, ``next_index``), of one vault or (operators) all."""
+        from vaultd.v1 import journal_pb2 as jpb
+
+        req = jpb.ReadJournalRequest(vault=vault, start_index=start, page_size=page_size)
+        return self._call(self._journal.ReadJournal, req)
+
+    def inclusion_proof(self, index: int) -> Any:
+        """A journal entry's inclusion proof against the latest checkpoint, with its evidence file
+        (``receipt``)."""
+        from vaultd.v1 import journal_pb2 as jpb
+
+        return self._call(self._journal.GetInclusionProof, jpb.GetInclusionProofRequest(index=index))

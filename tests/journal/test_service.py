@@ -3,6 +3,8 @@ offline, proofs and checkpoints served, journal read filtered and authorized."""
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
 
@@ -74,8 +76,10 @@ def test_vaultctl_receipt_then_verify(server_factory, tmp_path) -> None:  # type
     doc = tmp_path / "contract.pdf"
     doc.write_bytes(b"contract text " * 100)
     c.deposit(vault, "contract.pdf", doc.read_bytes())
-    key = pb_grpc.JournalServiceStub(c._channel).GetPublicKey(pb.GetPublicKeyRequest()).verifier_key
+    key = c.journal_public_key().verifier_key
     (tmp_path / "journal.vkey").write_text(key)
+    receipt = c.receipt(vault, "contract.pdf")  # the public client method vaultctl uses
+    assert json.loads(receipt)["kind"] == "deposit"
     base = [sys.executable, "-m", "vaultd.cli.vaultctl", "--server", srv.address, "--data-dir", str(srv.data_dir),
             "--as", "permits"]
     r = subprocess.run(base + ["receipt", vault, "contract.pdf", "-o", str(tmp_path / "r.json")], cwd=repo,
@@ -87,4 +91,4 @@ def test_vaultctl_receipt_then_verify(server_factory, tmp_path) -> None:  # type
     assert r.returncode == 0, r.stdout + r.stderr
     r = subprocess.run(base + ["receipt", vault, "absent.pdf", "--version", "1"], cwd=repo, capture_output=True,
                        text=True, timeout=60)
-    assert r.returncode == 4 and "NOT_FOUND" in r.stderr
+    assert r.returncode == 4 and "NotFound" in r.stderr and "no deposit" in r.stderr, r.stderr

@@ -61,22 +61,9 @@ def cmd_verify_consistency(args: argparse.Namespace) -> int:
 
 
 def cmd_receipt(client: Any, args: argparse.Namespace) -> int:
-    """Fetch the evidence file of an existing object version from the server (online)."""
-    from vaultd.v1 import journal_pb2 as pb
-    from vaultd.v1 import journal_pb2_grpc as pb_grpc
-
-    version = args.version
-    if version is None:
-        version = client.stat(args.vault, args.name).version
-    stub = pb_grpc.JournalServiceStub(client._channel)  # type: ignore[no-untyped-call]
-    import grpc  # type: ignore[import-untyped]
-
-    try:
-        rec = stub.GetReceipt(pb.GetReceiptRequest(vault=args.vault, name=args.name, version=version,
-                                                   destroyed=args.destroyed), timeout=30).receipt
-    except grpc.RpcError as e:
-        print(f"vaultctl: {e.code().name}: {e.details()}", file=sys.stderr)
-        return {"NOT_FOUND": 4, "PERMISSION_DENIED": 5, "DATA_LOSS": 11}.get(e.code().name, 2)
+    """Fetch the evidence file of an existing object version from the server (online). Server
+    errors raise the ``vaultd.errors`` classes; vaultctl maps them to its exit codes."""
+    rec = client.receipt(args.vault, args.name, version=args.version, destroyed=args.destroyed)
     if args.output:
         Path(args.output).write_bytes(rec + b"\n")
     else:
