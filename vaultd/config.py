@@ -13,9 +13,14 @@ metrics on loopback only. The TOML file holds the field names below at top level
     policy = "/etc/vaultd/policy.toml"
     key_provider = "file"            # or "pkcs11"
     map_size = 68719476736           # LMDB map, bytes (address space, not disk)
+    citizen_ca = "/etc/vaultd/citizen-ca.pem"        # kiosks: the citizen-card CA
+    citizen_crls = ["/var/lib/vaultd/citizen-ca.crl"]  # its revocation lists
+    session_secret = "/var/lib/vaultd/session.key"
+    journal_origin = "vaultd/city.example"
 
 The environment variable of a field is ``VAULTD_`` + its name in capitals (``VAULTD_LISTEN``,
-``VAULTD_DATA_DIR``, ``VAULTD_MAP_SIZE``...). Secrets (a keyring passphrase, a token PIN) are never
+``VAULTD_DATA_DIR``, ``VAULTD_MAP_SIZE``...); a list (``VAULTD_CITIZEN_CRLS``) is comma-separated.
+Secrets (a keyring passphrase, a token PIN) are never
 configuration values: the configuration names the environment variable that holds them.
 """
 
@@ -75,6 +80,22 @@ class Config:
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
     dev: bool = field(default=False,
                       metadata={"help": "make a development PKI, keyring and policy on first run"})
+    citizen_ca: Path | None = field(
+        default=None,
+        metadata={"help": "citizen-card CA certificate(s) (PEM) for kiosk logins and signatures; unset: no "
+                  "kiosks are served (with --dev: a development citizen-card CA in <data-dir>/citizen-ca)"})
+    citizen_crls: list[Path] = field(
+        default_factory=list,
+        metadata={"help": "revocation lists of the citizen-card CA (PEM or DER), read again when they "
+                  "change; a list in TOML, comma-separated in the environment, the flag repeated"})
+    session_secret: Path | None = field(
+        default=None,
+        metadata={"help": "file of 32 random bytes keying the kiosk session tokens (made mode 0600 on first "
+                  "run); default <data-dir>/session.key"})
+    journal_origin: str = field(
+        default="",
+        metadata={"help": "the journal's name (checkpoint origin and signing key name), fixed on first "
+                  "run; default vaultd/<host name>"})
 
     # -- derived paths --------------------------------------------------------------------------
 
@@ -91,6 +112,8 @@ class Config:
             c.client_ca = c.client_ca or c.pki_dir / "ca.pem"
         c.policy = c.policy or c.data_dir / "policy.toml"
         c.keyring = c.keyring or c.data_dir / "keyring.json"
+        c.session_secret = c.session_secret or c.data_dir / "session.key"
+        c.citizen_crls = list(c.citizen_crls)
         return c
 
     def validate(self) -> None:
@@ -110,6 +133,10 @@ class Config:
             raise InvalidArgument("grace_period must not be negative")
         if ":" not in self.listen:
             raise InvalidArgument(f"listen must be host:port, not {self.listen!r}")
+        if self.citizen_crls and self.citizen_ca is None:
+            raise InvalidArgument("citizen_crls is set without citizen_ca (the CA whose revocation lists they are)")
+        if len(self.journal_origin) > 128 or any(ch.isspace() for ch in self.journal_origin):
+            raise InvalidArgument("journal_origin must be at most 128 characters without spaces")
 
 
 def _field_types() -> dict[str, str]:
@@ -121,6 +148,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if kind is None:
         raise InvalidArgument(f"{source}: unknown setting {name!r}")
     try:
+        if kind == "list[Path]":
+            if isinstance(value, str):
+                value = [v for v in (x.strip() for x in value.split(",")) if v]
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, Path)) for v in value):
+                raise ValueError(value)
+            return [Path(str(v)) for v in value]
         if kind.startswith("Path"):
             return None if value in (None, "") else Path(str(value))
         if kind == "bool":

@@ -121,7 +121,7 @@ class Daemon:
         try:
             pin = os.environ.get(cfg.pkcs11_pin_env) if cfg.key_provider == "pkcs11" else None
             self.journal = open_journal(
-                self.vaults.store.env, cfg.data_dir / "journal",
+                self.vaults.store.env, cfg.data_dir / "journal", name=cfg.journal_origin or None,
                 pkcs11=(cfg.pkcs11_module, cfg.pkcs11_token, pin) if pin else None,
             )
             hook.bind(self.journal)
@@ -214,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--map-size", type=int, metavar="BYTES", help=_help("map_size"))
     s.add_argument("--grace-period", type=float, metavar="SECONDS", help=_help("grace_period"))
     s.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help=_help("log_level"))
+    s.add_argument("--citizen-ca", type=Path, metavar="FILE", help=_help("citizen_ca"))
+    s.add_argument("--citizen-crl", dest="citizen_crls", type=Path, action="append", metavar="FILE",
+                   help=_help("citizen_crls"))
+    s.add_argument("--session-secret", type=Path, metavar="FILE", help=_help("session_secret"))
+    s.add_argument("--journal-origin", metavar="NAME", help=_help("journal_origin"))
     s.add_argument("--dev", action="store_true", default=None,
                    help="development mode: on first run make a CA, server and service certificates "
                    "(svc-permits, svc-taxation, svc-procurement, op-admin) in <data-dir>/pki, a "

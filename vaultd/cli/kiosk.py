@@ -314,8 +314,9 @@ def kiosk_for_daemon(cfg: Any, vaults: Any) -> tuple[Any, list[tuple[str, Callab
 
     Reads the settings ``citizen_ca`` (PEM of the citizen-card CA), ``citizen_crls`` (its revocation
     lists, read again when they change) and ``session_secret`` (a file of 32 random bytes, made mode
-    0600 on first run; default ``<data-dir>/session.key``). In development mode a development
-    citizen-card CA is made in ``<data-dir>/citizen-ca`` when none is configured.
+    0600 on first run; default ``<data-dir>/session.key``). Only in development mode, when no
+    ``citizen_ca`` is configured, a development citizen-card CA is used (made on first run in
+    ``<data-dir>/citizen-ca``, with its revocation list).
 
         sessions, kiosk = kiosk_for_daemon(cfg, vaults)
         VaultServer(..., tokens=sessions, extra_services=[..., *kiosk])
@@ -330,14 +331,14 @@ def kiosk_for_daemon(cfg: Any, vaults: Any) -> tuple[Any, list[tuple[str, Callab
     ca = getattr(cfg, "citizen_ca", None)
     crls = list(getattr(cfg, "citizen_crls", None) or [])
     if ca is None:
+        if not getattr(cfg, "dev", False):
+            return None, []
         dev_dir = data_dir / "citizen-ca"
-        if getattr(cfg, "dev", False) and not (dev_dir / "ca.pem").exists():
+        if not (dev_dir / "ca.pem").exists():
             from vaultd.kiosk.devca import DevCA
 
             DevCA.create().save(dev_dir)
         ca = dev_dir / "ca.pem"
-        if not ca.exists():
-            return None, []
         if not crls and (dev_dir / "crl.pem").exists():
             crls = [dev_dir / "crl.pem"]
     secret_path = Path(getattr(cfg, "session_secret", None) or data_dir / "session.key")
