@@ -265,3 +265,29 @@ def test_one_message_deposit(setup: Any, raw: pb_grpc.VaultServiceStub) -> None:
                             end=pb.DepositEnd(size=11))
     assert code_of(lambda: raw.Deposit(iter([bad]), timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
     assert_nothing_stored(srv, c, other, "bad")
+
+
+def _reads_in_flight(srv: RunningServer) -> float:
+    v = srv.daemon.metrics.registry.get_sample_value(
+        "vaultd_grpc_server_in_flight", {"grpc_service": "vaultd.v1.VaultService", "grpc_method": "Read"})
+    assert v is not None
+    return float(v)
+
+
+def test_abandoned_and_late_reads_stop_on_the_server(setup: Any) -> None:
+    srv, c, vault = setup
+    c.deposit(vault, "big", os.urandom(24 * MiB))
+    # the client takes one piece and walks away
+    _, data = c.read(vault, "big")
+    assert len(next(data)) > 0
+    data.close()
+    # a slow reader past its deadline
+    _, slow = c.read(vault, "big", timeout=1.0)
+    with pytest.raises(DeadlineExceeded):
+        for _ in slow:
+            time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while _reads_in_flight(srv) > 0:
+        assert time.monotonic() < deadline, "the server kept streaming to a client that left"
+        time.sleep(0.05)
+    assert c.read_bytes(vault, "big", offset=24 * MiB - 5) and c.count(vault) == 1
