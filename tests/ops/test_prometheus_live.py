@@ -190,7 +190,8 @@ def test_prometheus_sees_traffic_and_storage(daemon: RunningServer, tmp_path: Pa
         sent = prom.value(f"sum(vaultd_grpc_server_sent_bytes_total{sel('Read')})")
         assert sent is not None and sum(sizes[:2]) <= sent < sum(sizes[:2]) * 1.01 + 10_000
         msgs = prom.value(f"sum(vaultd_grpc_server_msg_received_total{sel('Deposit')})")
-        assert msgs is not None and msgs >= 4 + 3  # headers, and at least 3 pieces of 2.5 MB
+        # at least one message per deposit, and three for 2.5 MB (data messages are <= 1 MiB)
+        assert msgs is not None and msgs >= 3 + 3
 
         # no call in flight once the traffic is over
         assert prom.value(f"sum(vaultd_grpc_server_in_flight{{job=\"vaultd\"}})") == 0
