@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -106,6 +108,7 @@ class _SourceCollector(Collector):
         return [GaugeMetricFamily(name, doc) for name, doc in STORAGE_GAUGES.values()]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        self._owner._refresh_certificates()
         source = self._owner._storage_source
         if source is None:
             return
@@ -263,6 +266,7 @@ class Metrics:
             "vaultd_key_rotations_total", "Master key rotations performed.", registry=r)
 
         self._lock = threading.Lock()
+        self._certificates: dict[str, _WatchedCertificate] = {}
 
     # --- storage ----------------------------------------------------------------------------
     def set_storage_source(self, fn: Callable[[], Mapping[str, float]] | None) -> None:
@@ -338,6 +342,27 @@ class Metrics:
         """``role``: server, client_ca, citizen_ca, journal ... (never a subject name)."""
         self.cert_expiry.labels(role).set(not_after)
 
+    def watch_certificate(self, role: str, path: str | os.PathLike[str]) -> float:
+        """Follow the PEM file ``path`` (a certificate or a bundle): its earliest ``notAfter`` is
+        re-read whenever the file changes, at scrape time, so a renewed certificate shows without a
+        restart. Returns the expiry read now (raises if the file holds no certificate)."""
+        watched = _WatchedCertificate(Path(path))
+        not_after = watched.not_after()
+        with self._lock:
+            self._certificates[role] = watched
+        self.cert_expiry.labels(role).set(not_after)
+        return not_after
+
+    def _refresh_certificates(self) -> None:
+        with self._lock:
+            items = list(self._certificates.items())
+        for role, watched in items:
+            try:
+                self.cert_expiry.labels(role).set(watched.not_after())
+            except (OSError, ValueError):
+                _log.warning("cannot read the certificate to watch", extra={"role": role})
+                self.source_errors.inc()
+
     def set_key_expiry(self, role: str, deadline: float) -> None:
         self.key_expiry.labels(role).set(deadline)
 
@@ -365,6 +390,27 @@ class Metrics:
             if family.type == "info":
                 names.add(family.name + "_info")
         return names
+
+
+class _WatchedCertificate:
+    """A PEM file whose earliest notAfter is cached until the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._value = 0.0
+
+    def not_after(self) -> float:
+        st = self.path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp:
+            from cryptography import x509
+
+            data = self.path.read_bytes()[: 1 << 20]
+            certs = x509.load_pem_x509_certificates(data)
+            self._value = min(c.not_valid_after_utc.timestamp() for c in certs)
+            self._stamp = stamp
+        return self._value
 
 
 STORAGE_GAUGES_NAMES = frozenset(name for name, _ in STORAGE_GAUGES.values())

@@ -127,3 +127,31 @@ def test_http_endpoint_serves_its_own_registry() -> None:
         tb = urllib.request.urlopen(sb.url, timeout=5).read().decode()
     assert 'vaultd_writer_transactions_total{outcome="committed"} 1.0' in ta
     assert 'vaultd_writer_transactions_total{outcome="committed"} 0.0' in tb
+
+
+def test_watched_certificate_follows_renewal(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from ops_tls import make_tls
+
+    m = Metrics()
+    first = make_tls(days=30)
+    path = tmp_path / "server.pem"
+    path.write_bytes(first.cert_pem)
+    assert m.watch_certificate("server", path) == first.not_after.timestamp()
+    renewed = make_tls(days=90)
+    path.write_bytes(renewed.cert_pem + first.ca_pem)  # a bundle: the earliest expiry counts
+    os.utime(path, ns=(1, 10**18))  # a distinct modification time, whatever the clock's grain
+    expiry = min(renewed.not_after.timestamp(), first.not_after.timestamp())
+    assert expiry == first.not_after.timestamp()  # the CA of the first set ends with it
+    m.exposition()
+    assert m.registry.get_sample_value("vaultd_certificate_expiry_timestamp_seconds",
+                                       {"role": "server"}) == expiry
+    path.write_bytes(renewed.cert_pem)
+    os.utime(path, ns=(2, 2 * 10**18))
+    m.exposition()
+    assert m.registry.get_sample_value("vaultd_certificate_expiry_timestamp_seconds",
+                                       {"role": "server"}) == renewed.not_after.timestamp()
+    path.unlink()  # unreadable: the last value stays, the error is counted
+    text = m.exposition().decode()
+    assert "vaultd_metrics_source_errors_total 1.0" in text
