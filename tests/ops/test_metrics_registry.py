@@ -142,8 +142,11 @@ def test_watched_certificate_follows_renewal(tmp_path) -> None:  # type: ignore[
     renewed = make_tls(days=90)
     path.write_bytes(renewed.cert_pem + first.ca_pem)  # a bundle: the earliest expiry counts
     os.utime(path, ns=(1, 10**18))  # a distinct modification time, whatever the clock's grain
-    expiry = min(renewed.not_after.timestamp(), first.not_after.timestamp())
-    assert expiry == first.not_after.timestamp()  # the CA of the first set ends with it
+    from cryptography import x509
+
+    expiry = min(c.not_valid_after_utc.timestamp()
+                 for c in x509.load_pem_x509_certificates(path.read_bytes()))
+    assert expiry < renewed.not_after.timestamp() - 50 * 86400  # the old CA's, not the new cert's
     m.exposition()
     assert m.registry.get_sample_value("vaultd_certificate_expiry_timestamp_seconds",
                                        {"role": "server"}) == expiry
