@@ -35,6 +35,7 @@ from vaultd.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    VaultError,
 )
 from vaultd.keys.envelope import (
     VaultKeys,
@@ -164,12 +165,16 @@ class Vaults:
         key_provider: KeyProvider,
         max_object_size: int = DEFAULT_MAX_OBJECT_SIZE,
         leaf_factory: Callable[..., bytes] | None = None,
+        journal: Any = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.keys = key_provider
         self.max_object_size = max_object_size
         self._leaf = leaf_factory
+        # The journal hook the store appends leaves through (vaultd.journal.hook.JournalHook), when
+        # there is one: evidence of earlier operations (an idempotent retry, signatures) comes from it.
+        self.journal_hook = journal
         self._cache: dict[str, VaultKeys] = {}
         self._recover()
 
@@ -276,9 +281,10 @@ class Vaults:
             with self.store.read() as r:
                 prev = r.get_request(vault, actor_s, header.request_id)
             if prev is not None:
-                for _ in data:  # the stream is consumed, nothing is stored
-                    pass
-                return self._receipt_from_request(prev)
+                h = C.Sha256()
+                for piece in data:  # the stream is consumed, nothing is stored
+                    h.update(piece)
+                return self._same_request(prev, name, h.digest())
         d = _Deposit(self, vault, keys)
         try:
             for piece in data:
@@ -300,6 +306,18 @@ class Vaults:
         except BaseException:
             d.rollback()
             raise
+
+    @staticmethod
+    def _same_request(raw: bytes, name: str, digest: bytes) -> Receipt:
+        """The receipt of an earlier deposit with the same request id, if this one is the same deposit
+        (same name and content); a request id reused for another deposit is refused, never answered
+        with a receipt for content that was not sent."""
+        receipt = Vaults._receipt_from_request(raw)
+        if receipt.stat.name != name or not secrets.compare_digest(receipt.stat.sha256, digest):
+            raise InvalidArgument(
+                "this request id was already used for another deposit (other name or content); "
+                "nothing was stored. Use a new request id for a new deposit")
+        return receipt
 
     @staticmethod
     def _receipt_from_request(raw: bytes) -> Receipt:
@@ -361,7 +379,23 @@ class Vaults:
             raise InvalidArgument(f"offset {offset} is past the end of the object ({stat.size} bytes)")
         end = stat.size if length is None else min(stat.size, offset + length)
         entries = _manifest_entries(manifest, f"object {name!r} version {v} in vault {vault!r}")
-        return stat, self._stream(vault, name, v, keys, entries, offset, end)
+        stream = self._stream(vault, name, v, keys, entries, offset, end)
+        if not self._leaf:
+            return stat, stream
+        # The read is journaled as it starts: its leaf goes to the writer now (group-committed with
+        # everything else) while the first chunks are opened, and no byte is served before the leaf is
+        # durable. A read whose leaf cannot be written is refused: the journal is the evidence.
+        extra: dict[str, Any] = {}
+        if stat.depositor != str(actor):
+            extra["depositor"] = stat.depositor  # a read by a recipient: proof of delivery
+        if (offset, end) != (0, stat.size):
+            extra["range"] = f"{offset}-{end}"
+        leaf = self._leaf("read", actor=actor, vault=vault, name=name, version=v, sha256=stat.sha256, **extra)
+
+        def unit(t: WriteTxn) -> None:
+            t.journal(leaf)
+
+        return stat, _journaled(self.store.submit(unit, len(leaf)), stream)
 
     def _stream(
         self, vault: str, name: str, version: int, keys: VaultKeys, entries: list[tuple[bytes, int]], start: int, end: int
@@ -819,7 +853,7 @@ class _Deposit:
             c = self.v.store.submit(unit, size).result()
         except _Duplicate as dup:  # the same request committed meanwhile: its receipt, ours undone
             self.rollback()
-            return Vaults._receipt_from_request(dup.raw)
+            return Vaults._same_request(dup.raw, name, digest)
         except _Missing as m:  # a chunk it shares was destroyed meanwhile; the plaintext is gone
             raise Aborted(
                 f"{len(m.ids)} chunk(s) this deposit shares were destroyed while it ran; retry the deposit"
@@ -851,6 +885,21 @@ class _Deposit:
                 break
         if with_rec is not None:
             Vaults._rollback_part(t, key, with_rec)
+
+
+def _journaled(entry: Future[Committed[None]], stream: Iterator[bytes]) -> Iterator[bytes]:
+    """``stream``, once the read's journal entry is durable (its first piece is prepared meanwhile)."""
+    try:
+        first = next(stream, None)
+        try:
+            entry.result()
+        except VaultError as e:
+            raise type(e)(f"this read was not served: its journal entry could not be written ({e})") from None
+        if first is not None:
+            yield first
+            yield from stream
+    finally:
+        stream.close()  # type: ignore[attr-defined]
 
 
 class _Known:
@@ -893,7 +942,8 @@ def open_vaults(
         after_commit=after_commit,
     )
     try:
-        return Vaults(store, policy=policy, key_provider=key_provider, max_object_size=max_object_size, leaf_factory=leaf_factory)
+        return Vaults(store, policy=policy, key_provider=key_provider, max_object_size=max_object_size,
+                      leaf_factory=leaf_factory, journal=journal)
     except BaseException:
         store.close()
         raise
