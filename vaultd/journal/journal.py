@@ -14,8 +14,9 @@ otherwise. The last signed checkpoint is also kept in a file outside LMDB (writt
 a journal that holds fewer leaves than that checkpoint, or a different root at its size, is refused as
 rolled back or altered.
 
-Proof of delivery: a successful ``read`` leaf by a citizen (the recipient of documents deposited into
-their vault) is indexed as the first read of that object version, once.
+Proof of delivery: a successful ``read`` leaf by a recipient (a citizen, or any identity other than the
+depositor: the core marks such a read with the extra field ``depositor``) is indexed as the first read
+of that object version, once.
 """
 
 from __future__ import annotations
@@ -193,7 +194,8 @@ class Journal:
             key = bytes([0 if decoded.operation == Op.DEPOSIT else 1]) + _object_key(
                 decoded.vault, decoded.name, decoded.version)
             txn.put(key, _U64.pack(index), db=self.deposits)
-        if decoded.operation == Op.READ and decoded.outcome == Outcome.OK and decoded.actor_kind == "citizen":
+        if decoded.operation == Op.READ and decoded.outcome == Outcome.OK and (
+                decoded.actor_kind == "citizen" or any(k == "depositor" for k, _ in decoded.extra)):
             txn.put(_object_key(decoded.vault, decoded.name, decoded.version), _U64.pack(index),
                     db=self.first_read, overwrite=False)
         return index

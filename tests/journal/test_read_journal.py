@@ -1,0 +1,84 @@
+"""Reads in the journal, through the real core, store and journal: a read is a leaf committed as it
+starts, and a read whose leaf cannot be written is not served."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from vaultd.core.policy import Policy
+from vaultd.core.vaults import open_vaults
+from vaultd.errors import ResourceExhausted
+from vaultd.journal.hook import JournalHook, leaf_factory, open_journal
+from vaultd.journal.leaf import Leaf
+from vaultd.keys.file import FileKeyProvider
+from vaultd.types import DepositHeader, Identity
+
+SVC = Identity("service", "permits")
+POLICY = {"rule": [{"identity": "service:permits", "vaults": ["permits"],
+                    "verbs": ["create", "deposit", "read", "stat", "journal"]}]}
+
+
+def _open(tmp_path: Path, map_size: int):  # type: ignore[no-untyped-def]
+    hook = JournalHook()
+    vaults = open_vaults(tmp_path, policy=Policy.from_dict(POLICY), key_provider=FileKeyProvider(tmp_path / "keys"),
+                         map_size=map_size, leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit)
+    journal = open_journal(vaults.store.env, tmp_path / "journal", name="vaultd.test/journal", fsync=False)
+    hook.bind(journal)
+    return vaults, journal
+
+
+def test_a_read_is_journaled_before_its_bytes_are_served(tmp_path: Path) -> None:
+    vaults, journal = _open(tmp_path, 1 << 26)
+    try:
+        vaults.create_vault(SVC, "permits")
+        vaults.deposit(SVC, DepositHeader("permits", "a.txt"), [b"alpha" * 1000])
+        size = journal.tree.size()
+        stat, data = vaults.read(SVC, "permits", "a.txt", offset=10, length=20)
+        assert b"".join(data) == (b"alpha" * 1000)[10:30]
+        assert journal.tree.size() == size + 1
+        leaf = Leaf.decode(journal.tree.leaf(size))
+        assert (leaf.operation, leaf.name, leaf.version, leaf.sha256, leaf.actor_name) == (
+            "read", "a.txt", 1, stat.sha256, "permits")
+        assert leaf.extra_dict == {"range": b"10-30"}  # the depositor's own read: no delivery
+        assert journal.first_read_index("permits", "a.txt", 1) is None
+    finally:
+        vaults.close()
+        journal.close()
+
+
+def test_a_read_whose_leaf_cannot_be_written_is_refused(tmp_path: Path) -> None:
+    """A full map: the read's leaf cannot be committed, so not one byte of the document is served."""
+    vaults, journal = _open(tmp_path, 1 << 20)
+    try:
+        vaults.create_vault(SVC, "permits")
+        doc = os.urandom(200_000)
+        vaults.deposit(SVC, DepositHeader("permits", "doc"), [doc])
+        with pytest.raises(ResourceExhausted):
+            vaults.deposit(SVC, DepositHeader("permits", "big"), [os.urandom(1 << 20)])
+        for i in range(2000):  # fill what is left with small deposits, until not even one fits
+            try:
+                vaults.deposit(SVC, DepositHeader("permits", f"s{i}"), [os.urandom(64)])
+            except ResourceExhausted:
+                break
+        else:
+            pytest.fail("the map never filled")
+        for _ in range(5000):  # read until the reads' own leaves filled the map
+            size = journal.tree.size()
+            stat, data = vaults.read(SVC, "permits", "doc")  # the metadata is known before the leaf
+            served: list[bytes] = []
+            try:
+                for piece in data:
+                    served.append(piece)
+            except ResourceExhausted as e:
+                assert "this read was not served" in str(e)
+                assert served == [] and journal.tree.size() == size  # not one byte, no leaf
+                break
+            assert b"".join(served) == doc and journal.tree.size() == size + 1
+        else:
+            pytest.fail("the reads' leaves never filled the map")
+    finally:
+        vaults.close()
+        journal.close()
