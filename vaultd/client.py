@@ -147,15 +147,19 @@ class VaultClient:
         A request id is made when none is given, so that the caller can retry with the receipt's
         ``request_id`` and never store twice. The size is announced when known (bytes, files), so
         a truncated stream stores nothing; the SHA-256 of what was sent is compared with the
-        receipt's, and with ``expected_sha256`` by the server when given.
+        receipt's, and with ``expected_sha256`` by the server when given. Bytes of at most 1 MiB
+        go in one DepositSmall call; anything else streams in 1 MiB pieces.
         """
         close: BinaryIO | None = None
         if isinstance(data, (str, Path)):
             close = open(data, "rb")  # noqa: SIM115 - closed below
             data = close
+        small: bytes | None = None
         if isinstance(data, (bytes, bytearray, memoryview)):
             buf = memoryview(data)
             size = len(buf) if size is None else size
+            if len(buf) <= PIECE:
+                small = bytes(buf)
             pieces: Iterable[bytes] = (bytes(buf[i:i + PIECE]) for i in range(0, len(buf), PIECE))
         elif hasattr(data, "read"):
             f: BinaryIO = data  # type: ignore[assignment]
@@ -201,7 +205,15 @@ class VaultClient:
                 progress(done, size)
 
         try:
-            resp = self._stub.Deposit(messages(), timeout=timeout or self._timeout, metadata=self._metadata)
+            if small is not None:  # one message, no stream: the cheap path for small documents
+                digest.update(small)
+                resp = self._stub.DepositSmall(
+                    pb.DepositSmallRequest(header=header, data=small),
+                    timeout=timeout or self._timeout, metadata=self._metadata)
+                if progress is not None:
+                    progress(len(small), size)
+            else:
+                resp = self._stub.Deposit(messages(), timeout=timeout or self._timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise _raise_from(e) from None
         finally:

@@ -291,3 +291,46 @@ def test_abandoned_and_late_reads_stop_on_the_server(setup: Any) -> None:
         assert time.monotonic() < deadline, "the server kept streaming to a client that left"
         time.sleep(0.05)
     assert c.read_bytes(vault, "big", offset=24 * MiB - 5) and c.count(vault) == 1
+
+
+def test_deposit_small(setup: Any, raw: pb_grpc.VaultServiceStub) -> None:
+    srv, c, vault = setup
+    r = raw.DepositSmall(pb.DepositSmallRequest(header=pb.DepositHeader(vault=vault, name="s", expected_size=3),
+                                                data=b"abc"), timeout=10)
+    assert r.stat.size == 3 and c.read_bytes(vault, "s") == b"abc"
+    assert raw.DepositSmall(pb.DepositSmallRequest(header=pb.DepositHeader(vault=vault, name="e")),
+                            timeout=10).stat.size == 0
+    other = new_vault_id()
+    c.create_vault(other)
+    cases = [
+        (pb.DepositSmallRequest(data=b"no header"), grpc.StatusCode.INVALID_ARGUMENT),
+        (pb.DepositSmallRequest(header=pb.DepositHeader(vault=other, name="x", expected_size=4), data=b"abc"),
+         grpc.StatusCode.INVALID_ARGUMENT),
+        (pb.DepositSmallRequest(header=pb.DepositHeader(vault=other, name="x"), data=os.urandom(MiB + 1)),
+         grpc.StatusCode.INVALID_ARGUMENT),
+        (pb.DepositSmallRequest(header=pb.DepositHeader(vault=other, name="x"), data=os.urandom(2 * MiB)),
+         grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (pb.DepositSmallRequest(header=pb.DepositHeader(vault=other, name="x",
+                                                        expected_sha256=hashlib.sha256(b"other").digest()),
+                                data=b"abc"), grpc.StatusCode.INVALID_ARGUMENT),
+    ]
+    for req, code in cases:
+        assert code_of(lambda: raw.DepositSmall(req, timeout=10)) == code
+    assert_nothing_stored(srv, c, other, "x")
+
+
+def test_client_uses_one_call_for_small_bytes_and_a_stream_otherwise(vault_server: RunningServer, setup: Any) -> None:
+    srv, c, vault = setup
+
+    def handled(method: str) -> float:
+        v = srv.daemon.metrics.registry.get_sample_value(
+            "vaultd_grpc_server_handled_total",
+            {"grpc_service": "vaultd.v1.VaultService", "grpc_method": method,
+             "grpc_type": "unary" if method == "DepositSmall" else "client_stream", "grpc_code": "OK"})
+        return float(v or 0)
+
+    small0, stream0 = handled("DepositSmall"), handled("Deposit")
+    c.deposit(vault, "a", os.urandom(MiB))
+    c.deposit(vault, "b", os.urandom(MiB + 1))
+    c.deposit(vault, "c", iter([b"x"]))
+    assert (handled("DepositSmall") - small0, handled("Deposit") - stream0) == (1, 2)

@@ -58,14 +58,14 @@ def test_first_run_makes_pki_keyring_policy_and_logs_requests(daemon: DaemonProc
     with daemon.client() as c:
         c.create_vault("citizen-alice")
         c.deposit("citizen-alice", "hello.txt", b"SECRET-CONTENT-123")
-    daemon._wait_for('"method":"/vaultd.v1.VaultService/Deposit"')
+    daemon._wait_for('"method":"/vaultd.v1.VaultService/DepositSmall"')
     with daemon.client("taxation") as c:
         with pytest.raises(VaultError):
             c.stat("permits", "x")
     denied = daemon._wait_for('"status":"PERMISSION_DENIED"')
     assert '"identity":"service:taxation"' in denied and '"method":"/vaultd.v1.VaultService/Stat"' in denied
     assert daemon.terminate() == 0
-    lines = [line for line in daemon.log if "/vaultd.v1.VaultService/Deposit" in line]
+    lines = [line for line in daemon.log if "/vaultd.v1.VaultService/DepositSmall" in line]
     assert '"identity":"service:permits"' in lines[0] and '"vault":"citizen-alice"' in lines[0]
     assert '"status":"OK"' in lines[0] and "duration_seconds" in lines[0]
     assert not any("SECRET-CONTENT-123" in line for line in daemon.log)

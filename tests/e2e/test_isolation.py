@@ -19,7 +19,8 @@ from vaultd.v1 import vault_pb2_grpc as pb_grpc
 # Every verb, as a call on a client against (vault, name).
 VERBS: dict[str, Callable[[VaultClient, str, str], Any]] = {
     "create": lambda c, v, n: c.create_vault(v),
-    "deposit": lambda c, v, n: c.deposit(v, n, b"intruder"),
+    "deposit": lambda c, v, n: c.deposit(v, n, b"intruder"),  # DepositSmall
+    "deposit_stream": lambda c, v, n: c.deposit(v, n, iter([b"intruder"] * 3)),  # Deposit
     "read": lambda c, v, n: c.read_bytes(v, n),
     "stat": lambda c, v, n: c.stat(v, n),
     "list": lambda c, v, n: list(c.list(v)),

@@ -38,6 +38,6 @@ def test_scrape(server_factory: Callable[..., RunningServer]) -> None:
     assert value("vaultd_lmdb_map_used_bytes ") > 0
     assert value("vaultd_key_kek_current_version ") >= 1
     assert value('vaultd_certificate_expiry_timestamp_seconds{role="server"}') > 0
-    assert value('vaultd_grpc_server_handled_total{grpc_code="OK",grpc_method="Deposit"') == 1.0
+    assert value('vaultd_grpc_server_handled_total{grpc_code="OK",grpc_method="DepositSmall"') == 1.0
     assert value('vaultd_grpc_server_handled_total{grpc_code="NOT_FOUND",grpc_method="Stat"') == 1.0
     assert "citizen-m" not in text  # never a vault id as a label

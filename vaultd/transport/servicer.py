@@ -193,6 +193,24 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
 
         return convert.receipt_to_pb(self._vaults.deposit(actor, header, pieces()))
 
+    @unary
+    def DepositSmall(self, request: pb.DepositSmallRequest, ctx: Any) -> pb.Receipt:
+        actor = identity_of(ctx)
+        if not request.HasField("header"):
+            raise InvalidArgument("a DepositSmall request must carry the header (vault, name, ...)")
+        header = convert.header_from_pb(request.header)
+        _note_vault(ctx, header.vault)
+        data = request.data
+        if len(data) > MAX_PIECE:
+            raise InvalidArgument(
+                f"DepositSmall holds {len(data)} bytes; at most {MAX_PIECE} are allowed (use Deposit)")
+        expected_size = _optional(request.header, "expected_size")
+        if expected_size is not None and expected_size != len(data):
+            raise InvalidArgument(
+                f"the deposit holds {len(data)} bytes but its header announced {expected_size}; "
+                "nothing was kept")
+        return convert.receipt_to_pb(self._vaults.deposit(actor, header, [data] if data else []))
+
     @streaming
     def Read(self, request: pb.ReadRequest, ctx: Any) -> Iterator[pb.ReadResponse]:
         _note_vault(ctx, request.vault)

@@ -59,6 +59,14 @@ class DepositRequest(_message.Message):
     end: DepositEnd
     def __init__(self, header: _Optional[_Union[DepositHeader, _Mapping]] = ..., data: _Optional[bytes] = ..., end: _Optional[_Union[DepositEnd, _Mapping]] = ...) -> None: ...
 
+class DepositSmallRequest(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: DepositHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[DepositHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class DepositEnd(_message.Message):
     __slots__ = ("size",)
     SIZE_FIELD_NUMBER: _ClassVar[int]

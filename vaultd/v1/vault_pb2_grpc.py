@@ -44,6 +44,11 @@ class VaultServiceStub:
                 request_serializer=vaultd_dot_v1_dot_vault__pb2.DepositRequest.SerializeToString,
                 response_deserializer=vaultd_dot_v1_dot_vault__pb2.Receipt.FromString,
                 _registered_method=True)
+        self.DepositSmall = channel.unary_unary(
+                '/vaultd.v1.VaultService/DepositSmall',
+                request_serializer=vaultd_dot_v1_dot_vault__pb2.DepositSmallRequest.SerializeToString,
+                response_deserializer=vaultd_dot_v1_dot_vault__pb2.Receipt.FromString,
+                _registered_method=True)
         self.Read = channel.unary_stream(
                 '/vaultd.v1.VaultService/Read',
                 request_serializer=vaultd_dot_v1_dot_vault__pb2.ReadRequest.SerializeToString,
@@ -111,6 +116,14 @@ class VaultServiceServicer:
         pieces of at most 1 MiB, the last one the byte count (DepositEnd). The receipt is returned only once the deposit is durable. If the
         stream breaks, the deadline passes, the size or the SHA-256 differs from what the header
         announced, nothing is stored. A retry with the same request id returns the first receipt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DepositSmall(self, request, context):
+        """Deposits one small object version (at most 1 MiB of data) in a single message: the same
+        rules and receipt as Deposit, without the cost of a stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -201,6 +214,11 @@ def add_VaultServiceServicer_to_server(servicer, server):
             'Deposit': grpc.stream_unary_rpc_method_handler(
                     servicer.Deposit,
                     request_deserializer=vaultd_dot_v1_dot_vault__pb2.DepositRequest.FromString,
+                    response_serializer=vaultd_dot_v1_dot_vault__pb2.Receipt.SerializeToString,
+            ),
+            'DepositSmall': grpc.unary_unary_rpc_method_handler(
+                    servicer.DepositSmall,
+                    request_deserializer=vaultd_dot_v1_dot_vault__pb2.DepositSmallRequest.FromString,
                     response_serializer=vaultd_dot_v1_dot_vault__pb2.Receipt.SerializeToString,
             ),
             'Read': grpc.unary_stream_rpc_method_handler(
@@ -307,6 +325,33 @@ class VaultService:
             target,
             '/vaultd.v1.VaultService/Deposit',
             vaultd_dot_v1_dot_vault__pb2.DepositRequest.SerializeToString,
+            vaultd_dot_v1_dot_vault__pb2.Receipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DepositSmall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vaultd.v1.VaultService/DepositSmall',
+            vaultd_dot_v1_dot_vault__pb2.DepositSmallRequest.SerializeToString,
             vaultd_dot_v1_dot_vault__pb2.Receipt.FromString,
             options,
             channel_credentials,
