@@ -1,0 +1,291 @@
+"""One daemon filled with many small objects across many vaults; latency as it grows.
+
+    .venv/bin/python benchmarks/scale/bench_scale.py [--quick] [--max N] [--budget SECONDS]
+
+Writes benchmarks/results/scale.json and scale.md. The real ``vaultd serve`` (``--dev``: TLS with
+client certificates, durable commits) is filled through its public API only: ``CreateVault`` and
+concurrent deposits (``VaultClient.deposit`` of a small document: one unary call when the server
+offers it, else a stream of one message) from 4 client processes x 16 threads (64 calls in flight;
+the writer commits them in groups). Ten objects of 4 KiB (incompressible, unique) per vault, so
+10^6 objects are 10^5 vaults.
+
+At each milestone (10^4, 10^5, 10^6 objects, the largest bounded by ``--max`` and by the time
+budget) filling pauses and one client measures, one call at a time, p50 and p99 of: deposit of a
+new 4 KiB object into an existing vault, stat, list (one page of a vault) and read (whole object,
+checked) of objects chosen at random over everything stored so far. It also records the fill rate
+and the data folder's size (allocated bytes, and LMDB pages in use) per object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+PER_VAULT = 10
+SIZE = 4096
+PROCS = 4
+THREADS = 16
+MIB = 1 << 20
+
+
+def vault_name(i: int) -> str:
+    return f"citizen-{i:07d}"
+
+
+def body(i: int, j: int) -> bytes:
+    """The content of object j of vault i: unique and incompressible, re-creatable for checks."""
+    import hashlib
+
+    return hashlib.shake_256(b"scale-%d-%d" % (i, j)).digest(SIZE)
+
+
+class Daemon:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vaultd.cli.daemon", "serve", "--dev", "--data-dir", str(data_dir),
+             "--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-level", "warning"],
+            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), stderr=subprocess.PIPE, text=True)
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            if "serving on " in line:
+                self.address = line.split("serving on ", 1)[1].split()[0]
+                break
+        else:
+            raise RuntimeError("vaultd did not start")
+        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+    def anon_rss(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(300)
+
+
+def client(address: str, data_dir: str) -> Any:
+    from vaultd.client import VaultClient
+
+    return VaultClient.for_dev(address, data_dir, "permits", timeout=300)
+
+
+def fill_worker(args: tuple[str, str, int, int, int, float]) -> dict[str, Any]:
+    """Create vaults lo..hi-1 and deposit their objects: this process takes every PROCS*THREADS-th
+    vault from ``lo + proc * THREADS``, one thread (with its own channel) per residue; stops at ``deadline``."""
+    address, data_dir, lo, hi, proc, deadline = args
+    clients = [client(address, data_dir) for _ in range(THREADS)]
+    for c in clients:
+        c.wait_ready(30)
+
+    def run(t: int) -> int:
+        c, n = clients[t], 0
+        for i in range(lo + proc * THREADS + t, hi, PROCS * THREADS):
+            if time.time() > deadline:
+                break
+            c.create_vault(vault_name(i))
+            for j in range(PER_VAULT):
+                c.deposit(vault_name(i), f"doc/{j:02d}", body(i, j))
+                n += 1
+        return n
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        made = sum(pool.map(run, range(THREADS)))
+    for c in clients:
+        c.close()
+    return {"objects": made}
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def probe(address: str, data_dir: str, vaults: int, ops: int, milestone: int) -> dict[str, float]:
+    """p50/p99 (ms) of deposit, stat, list, read, one call at a time, on random existing objects."""
+    rng = random.Random(milestone)
+    out: dict[str, float] = {}
+    with client(address, data_dir) as c:
+        c.wait_ready(30)
+        c.stat(vault_name(0), "doc/00")  # warm the channel
+        lat: dict[str, list[float]] = {"deposit": [], "stat": [], "list": [], "read": []}
+        for k in range(ops):
+            i, j = rng.randrange(vaults), rng.randrange(PER_VAULT)
+            t = time.perf_counter()
+            c.deposit(vault_name(i), f"probe/{milestone}/{k}", body(i, 1000 + k))
+            lat["deposit"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            st = c.stat(vault_name(i), f"doc/{j:02d}")
+            lat["stat"].append(time.perf_counter() - t)
+            assert st.size == SIZE
+            t = time.perf_counter()
+            page, _ = c.list_page(vault_name(rng.randrange(vaults)), "doc/", page_size=100)
+            lat["list"].append(time.perf_counter() - t)
+            assert len(page) == PER_VAULT
+            i, j = rng.randrange(vaults), rng.randrange(PER_VAULT)
+            t = time.perf_counter()
+            data = c.read_bytes(vault_name(i), f"doc/{j:02d}")
+            lat["read"].append(time.perf_counter() - t)
+            assert data == body(i, j), f"{vault_name(i)}/doc/{j:02d} read back differently"
+    for op, xs in lat.items():
+        out[f"{op} p50 ms"] = pct(xs, 50) * 1000
+        out[f"{op} p99 ms"] = pct(xs, 99) * 1000
+    return out
+
+
+def store_sizes(data_dir: Path) -> tuple[int, int]:
+    """(allocated bytes of the data folder, LMDB pages in use x page size)."""
+    import lmdb
+
+    total = 0
+    for dirpath, _, names in os.walk(data_dir):
+        for n in names:
+            try:
+                total += os.lstat(os.path.join(dirpath, n)).st_blocks * 512
+            except FileNotFoundError:
+                pass
+    env = lmdb.open(str(data_dir / "store"), readonly=True, lock=False, max_dbs=32)
+    try:
+        used = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    finally:
+        env.close()
+    return total, int(used)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="milestones 10^3 and 10^4, fewer probes")
+    ap.add_argument("--max", type=float, default=1e6, help="largest milestone (objects), default 10^6")
+    ap.add_argument("--budget", type=float, default=900.0,
+                    help="seconds of filling at most; a milestone that cannot be reached is reported as such")
+    ap.add_argument("--ops", type=int, default=None, help="probe calls per operation and milestone (default 300)")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--tmp", type=Path, default=None)
+    a = ap.parse_args()
+    milestones = [10**3, 10**4] if a.quick else [m for m in (10**4, 10**5, 10**6) if m <= a.max]
+    ops = a.ops or (100 if a.quick else 300)
+    results: dict[str, Any] = {"milestones": []}
+    ctx = mp.get_context("spawn")
+    t_start = time.time()
+    with tempfile.TemporaryDirectory(prefix="vaultd-scale-", dir=a.tmp) as tmp:
+        d = Daemon(Path(tmp) / "data")
+        try:
+            objects = 0
+            vaults_done = 0
+            fill_seconds = 0.0
+            fill_cpu = 0.0
+            for m in milestones:
+                want_vaults = m // PER_VAULT
+                # fill rate so far predicts whether this milestone fits in what is left of the budget
+                left = a.budget - fill_seconds
+                if objects and (m - objects) / (objects / fill_seconds) > left * 1.1:
+                    results["not reached"] = {
+                        "milestone": m, "objects": objects,
+                        "fill rate objects/s": objects / fill_seconds,
+                        "estimated seconds": (m - objects) / (objects / fill_seconds),
+                        "budget left seconds": left,
+                    }
+                    print(f"{m} objects would take {(m - objects) / (objects / fill_seconds):.0f} s at "
+                          f"{objects / fill_seconds:.0f}/s; {left:.0f} s of the budget are left: stopping",
+                          flush=True)
+                    break
+                t0, cpu0 = time.time(), d.cpu_seconds()
+                deadline = t0 + left
+                with ctx.Pool(PROCS) as pool:
+                    made = pool.map(fill_worker, [(d.address, str(d.data_dir), vaults_done, want_vaults, p, deadline)
+                                                  for p in range(PROCS)])
+                seconds = time.time() - t0
+                fill_seconds += seconds
+                fill_cpu += d.cpu_seconds() - cpu0
+                n = sum(r["objects"] for r in made)
+                objects += n
+                if n < (want_vaults - vaults_done) * PER_VAULT:
+                    results["not reached"] = {"milestone": m, "objects": objects,
+                                              "fill rate objects/s": objects / fill_seconds,
+                                              "budget seconds": a.budget}
+                    print(f"budget spent at {objects} objects", flush=True)
+                    break
+                vaults_done = want_vaults
+                disk, used = store_sizes(d.data_dir)
+                row: dict[str, Any] = {
+                    "objects": objects, "vaults": vaults_done,
+                    "fill objects/s (this step)": n / seconds,
+                    "fill daemon CPU ms/object (this step)": (d.cpu_seconds() - cpu0) / n * 1000,
+                    "data folder bytes/object": disk / objects, "LMDB used bytes/object": used / objects,
+                    "daemon RssAnon MiB": d.anon_rss() / MIB,
+                }
+                row.update(probe(d.address, str(d.data_dir), vaults_done, ops, m))
+                results["milestones"].append(row)
+                print(json.dumps(row), flush=True)
+            results["fill objects/s"] = objects / fill_seconds if fill_seconds else 0.0
+            results["fill daemon CPU ms/object"] = fill_cpu / objects * 1000 if objects else 0.0
+        finally:
+            d.stop()
+    ms = results["milestones"]
+    if len(ms) >= 2:
+        for op in ("deposit", "stat", "list", "read"):
+            results[f"{op} p99 ratio last/first"] = ms[-1][f"{op} p99 ms"] / ms[0][f"{op} p99 ms"]
+    meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "quick": a.quick,
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "object bytes": SIZE,
+            "objects per vault": PER_VAULT, "fill clients": f"{PROCS} processes x {THREADS} threads",
+            "probe calls per op": ops, "budget seconds": a.budget, "total seconds": time.time() - t_start}
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    lines = [
+        "# Scale: one daemon, many small objects", "",
+        f"`python benchmarks/scale/bench_scale.py{' --quick' if a.quick else ''}` on {meta['cpus']} CPUs, "
+        f"Python {meta['python']}, {meta['when']}. Real `vaultd serve` over mutual TLS, durable commits; filled "
+        f"through CreateVault and concurrent deposits ({meta['fill clients']}), {PER_VAULT} objects of "
+        f"{SIZE} B per vault; probes one call at a time ({ops} per operation), random objects.", "",
+        "| objects | vaults | fill/s | daemon CPU ms/object | deposit p50/p99 ms | stat p50/p99 ms | "
+        "list p50/p99 ms | read p50/p99 ms | data folder B/object | LMDB used B/object | daemon RssAnon MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in ms:
+        lines.append(
+            f"| {r['objects']:,} | {r['vaults']:,} | {r['fill objects/s (this step)']:.0f} | "
+            f"{r['fill daemon CPU ms/object (this step)']:.2f} | "
+            + " | ".join(f"{r[op + ' p50 ms']:.1f} / {r[op + ' p99 ms']:.1f}" for op in ("deposit", "stat", "list", "read"))
+            + f" | {r['data folder bytes/object']:.0f} | {r['LMDB used bytes/object']:.0f} | {r['daemon RssAnon MiB']:.0f} |")
+    if len(ms) >= 2:
+        lines += ["", f"p99 at {ms[-1]['objects']:,} against {ms[0]['objects']:,} objects (target at most 1.5x): "
+                  + ", ".join(f"{op} {results[f'{op} p99 ratio last/first']:.2f}x"
+                              for op in ("deposit", "stat", "list", "read")) + "."]
+    if "not reached" in results:
+        nr = results["not reached"]
+        lines += ["", f"Not reached: {nr['milestone']:,} objects. Stopped at {nr['objects']:,} objects; measured "
+                  f"fill rate {nr['fill rate objects/s']:.0f} objects/s"
+                  + (f", so {nr['milestone']:,} would need about {nr['estimated seconds'] / 60:.0f} more minutes "
+                     f"(budget left {nr['budget left seconds']:.0f} s)." if "estimated seconds" in nr else ".")]
+    md = "\n".join(lines) + "\n"
+    (a.out / "scale.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
