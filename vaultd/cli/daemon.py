@@ -135,7 +135,7 @@ class Daemon:
                 limits=ServerLimits(workers=cfg.workers, max_concurrent_streams=cfg.max_concurrent_streams),
                 metrics=self.metrics,
                 tokens=self.sessions,
-                extra_services=[journal_service(self.journal, policy.check), *kiosk],
+                extra_services=[journal_service(self.journal, self.vaults.authorize), *kiosk],
             )
             self.metrics.set_storage_source(_storage_source(self.vaults))
             self.metrics.set_certificate_expiry("server", _certificate_not_after(cfg.tls_cert))
@@ -226,9 +226,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def no_core_dumps() -> None:
+    """Keys and documents live in this process's memory: no core file (RLIMIT_CORE 0) and not
+    dumpable (PR_SET_DUMPABLE 0: no core through a pipe handler, no ptrace by other processes)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
 def serve(cfg: Config) -> int:
     from vaultd.logs import setup_logging
 
+    no_core_dumps()
     setup_logging(cfg.log_level)
     daemon = Daemon(cfg)
     stop = threading.Event()

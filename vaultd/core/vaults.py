@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import secrets
 import struct
+import threading
 import time
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import replace
@@ -34,6 +37,7 @@ from vaultd.errors import (
     IntegrityError,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     VaultError,
 )
@@ -58,7 +62,9 @@ from vaultd.types import (
     VaultInfo,
 )
 
-__all__ = ["Vaults", "open_vaults", "MAX_PIECE", "DEFAULT_MAX_OBJECT_SIZE"]
+__all__ = ["Vaults", "DenialBudget", "open_vaults", "MAX_PIECE", "DEFAULT_MAX_OBJECT_SIZE"]
+
+log = logging.getLogger("vaultd.core")
 
 MAX_PIECE = 1 << 20
 DEFAULT_MAX_OBJECT_SIZE = 4 << 30
@@ -175,6 +181,7 @@ class Vaults:
         # The journal hook the store appends leaves through (vaultd.journal.hook.JournalHook), when
         # there is one: evidence of earlier operations (an idempotent retry, signatures) comes from it.
         self.journal_hook = journal
+        self.denials = DenialBudget()
         self._cache: dict[str, VaultKeys] = {}
         self._recover()
 
@@ -210,6 +217,37 @@ class Vaults:
                 except KeyError:
                     pass
 
+    # --- authorization -------------------------------------------------------------------------
+
+    def authorize(self, actor: Identity, verb: str, vault: str | None) -> None:
+        """The policy's decision; a refusal is a journal entry (operation ``verb``, outcome
+        ``denied``), within the bound of ``DenialBudget``, then raised."""
+        try:
+            self.policy.check(actor, verb, vault)
+        except PermissionDenied:
+            self._journal_denied(actor, verb, vault)
+            raise
+
+    def _journal_denied(self, actor: Identity, verb: str, vault: str | None) -> None:
+        if not self._leaf:
+            return
+        suppressed = self.denials.take(str(actor))
+        if suppressed is None:
+            return
+        extra: dict[str, Any] = {"suppressed": suppressed} if suppressed else {}
+        try:
+            leaf = self._leaf(verb, actor=actor, vault=vault or "", outcome="denied", **extra)
+        except InvalidArgument:  # a vault id no leaf can hold (too long, control characters)
+            leaf = self._leaf(verb, actor=actor, vault="", outcome="denied", vault_invalid="1", **extra)
+
+        def unit(t: WriteTxn) -> None:
+            t.journal(leaf)
+
+        try:  # waited for: a flood of refusals is paced by the writer, and the refusal stands anyway
+            self.store.write(unit, len(leaf))
+        except Exception:
+            log.exception("journaling a denied %s failed", verb)
+
     # --- keys ----------------------------------------------------------------------------------
 
     def _vault_keys(self, vault: str) -> VaultKeys:
@@ -234,7 +272,7 @@ class Vaults:
     # --- create --------------------------------------------------------------------------------
 
     def create_vault(self, actor: Identity, vault: str) -> VaultInfo:
-        self.policy.check(actor, "create", vault)
+        self.authorize(actor, "create", vault)
         validate_vault_id(vault)
         keys = new_vault_keys()
         w = wrap_vault_keys(self.keys, vault, keys)
@@ -263,7 +301,7 @@ class Vaults:
     # --- deposit -------------------------------------------------------------------------------
 
     def deposit(self, actor: Identity, header: DepositHeader, data: Iterable[bytes]) -> Receipt:
-        self.policy.check(actor, "deposit", header.vault)
+        self.authorize(actor, "deposit", header.vault)
         vault = validate_vault_id(header.vault)
         name = validate_name(header.name)
         metadata = validate_metadata(header.metadata)
@@ -349,7 +387,7 @@ class Vaults:
         return version, _record(raw, f"object {name!r} version {version} in vault {vault!r}")
 
     def stat(self, actor: Identity, vault: str, name: str, version: int | None = None) -> ObjectStat:
-        self.policy.check(actor, "stat", vault)
+        self.authorize(actor, "stat", vault)
         validate_vault_id(vault)
         validate_name(name)
         with self.store.read() as r:
@@ -365,7 +403,7 @@ class Vaults:
         offset: int = 0,
         length: int | None = None,
     ) -> tuple[ObjectStat, Iterator[bytes]]:
-        self.policy.check(actor, "read", vault)
+        self.authorize(actor, "read", vault)
         validate_vault_id(vault)
         validate_name(name)
         if offset < 0 or (length is not None and length < 0):
@@ -446,7 +484,7 @@ class Vaults:
         page_token: str = "",
         versions: bool = False,
     ) -> tuple[list[ObjectStat], str]:
-        self.policy.check(actor, "list", vault)
+        self.authorize(actor, "list", vault)
         validate_vault_id(vault)
         if not 1 <= page_size <= 1000:
             raise InvalidArgument("page size must be 1 to 1000")
@@ -498,7 +536,7 @@ class Vaults:
         return out, token
 
     def count(self, actor: Identity, vault: str, prefix: str = "") -> int:
-        self.policy.check(actor, "count", vault)
+        self.authorize(actor, "count", vault)
         validate_vault_id(vault)
         n = 0
         with self.store.read() as r:
@@ -512,7 +550,7 @@ class Vaults:
     # --- destroy, retention, hold --------------------------------------------------------------
 
     def destroy(self, actor: Identity, vault: str, name: str, version: int | None = None) -> DestroyReceipt:
-        self.policy.check(actor, "destroy", vault)
+        self.authorize(actor, "destroy", vault)
         validate_vault_id(vault)
         validate_name(name)
         now = _now_ns()
@@ -550,7 +588,7 @@ class Vaults:
     def _update_version(
         self, actor: Identity, verb: str, vault: str, name: str, version: int | None, change: Callable[[dict[str, Any]], None]
     ) -> ObjectStat:
-        self.policy.check(actor, verb, vault)
+        self.authorize(actor, verb, vault)
         validate_vault_id(vault)
         validate_name(name)
 
@@ -559,7 +597,11 @@ class Vaults:
             change(rec)
             t.put_version(vault, name, v, _dumps(rec), t.get_manifest(vault, name, v) or b"")
             if self._leaf:
-                t.journal(self._leaf(verb, actor=actor, vault=vault, name=name, version=v))
+                # the new state is in the leaf: retain_until (unix seconds) or hold (1 placed, 0 lifted)
+                state = {"retain_until": rec.get("retain_until")} if verb == "retention" else {
+                    "hold": int(bool(rec.get("legal_hold")))}
+                t.journal(self._leaf(verb, actor=actor, vault=vault, name=name, version=v,
+                                     sha256=bytes.fromhex(rec["sha256"]), **state))
             return _stat_from(vault, name, v, rec)
 
         return self.store.write(unit).value
@@ -590,7 +632,11 @@ class Vaults:
 
     def check(self, actor: Identity, vault: str, name: str | None = None, version: int | None = None) -> CheckReport:
         if not self.policy.allows(actor, "check", vault):
-            self.policy.check(actor, "admin", None)
+            try:
+                self.policy.check(actor, "admin", None)
+            except PermissionDenied:
+                self._journal_denied(actor, "check", vault)
+                raise
         validate_vault_id(vault)
         keys = self._vault_keys(vault)
         prefix = C.aad_prefix(vault, keys.data_key_version)
@@ -652,10 +698,16 @@ class Vaults:
     # --- keys: rotation and shredding ----------------------------------------------------------
 
     def rotate_keys(self, actor: Identity) -> int:
-        self.policy.check(actor, "admin", None)
+        self.authorize(actor, "admin", None)
         new = self.keys.rotate()
         with self.store.read() as r:
             vaults = [v for v, _ in r.iter_vaults()]
+        if not vaults and self._leaf:  # nothing to re-wrap: the new master key version is still recorded
+
+            def record(t: WriteTxn) -> None:
+                t.journal(self._leaf("rotate_keys", actor=actor, vault="", version=new, vaults=0))  # type: ignore[misc]
+
+            self.store.write(record)
         for i in range(0, len(vaults), 64):
             group = vaults[i : i + 64]
 
@@ -676,14 +728,14 @@ class Vaults:
                     rec.update(kek_version=new, data_key=_b64(nw.data_key), dedup_key=_b64(nw.dedup_key))
                     t.put_vault(vault, _dumps(rec))
                 if self._leaf:
-                    t.journal(self._leaf("rotate_keys", actor=actor, vault="", version=new))
+                    t.journal(self._leaf("rotate_keys", actor=actor, vault="", version=new, vaults=len(group)))
 
             self.store.write(unit)
         return new
 
     def destroy_vault(self, actor: Identity, vault: str) -> None:
         """Shred the vault's keys (its content is unreadable at once), then remove its records."""
-        self.policy.check(actor, "admin", None)
+        self.authorize(actor, "admin", None)
         validate_vault_id(vault)
 
         def shred(t: WriteTxn) -> None:
@@ -697,6 +749,55 @@ class Vaults:
         self._cache.pop(vault, None)
         while self.store.write(lambda t: t.purge_vault(vault, 2000)).value:
             pass
+
+
+class DenialBudget:
+    """How many denied attempts are journaled: a token bucket per identity (``per_identity_rate`` a
+    second, bursts of ``per_identity_burst``) and one for the whole daemon (``global_rate``,
+    ``global_burst``). A flood of refused calls therefore grows the journal by at most about
+    ``global_rate`` leaves a second, and never unnoticed: the refusals left out are counted per
+    identity, and the next denied leaf of that identity carries the count (extra field
+    ``suppressed``); ``suppressed_total`` counts them all. At most ``max_identities`` identities are
+    tracked (the least recently refused is forgotten, its count carried to the next leaf of anyone).
+    Identities are authenticated (certificates, session tokens), so this is not a way around it."""
+
+    def __init__(self, *, per_identity_rate: float = 1.0, per_identity_burst: int = 20,
+                 global_rate: float = 50.0, global_burst: int = 200, max_identities: int = 10_000) -> None:
+        self.rate, self.burst = per_identity_rate, per_identity_burst
+        self.global_rate, self.global_burst = global_rate, global_burst
+        self.max_identities = max_identities
+        self._lock = threading.Lock()
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()  # identity -> [tokens, time, suppressed]
+        self._global = [float(global_burst), time.monotonic()]
+        self._orphans = 0  # suppressed counts of identities forgotten
+        self.suppressed_total = 0
+
+    def take(self, identity: str) -> int | None:
+        """None: do not journal this refusal (it is counted). Else journal it, with the returned count
+        of refusals of this identity left out before it."""
+        now = time.monotonic()
+        with self._lock:
+            b = self._buckets.pop(identity, None)
+            if b is None:
+                b = [float(self.burst), now, 0.0]
+            b[0] = min(self.burst, b[0] + (now - b[1]) * self.rate)
+            b[1] = now
+            g = self._global
+            g[0] = min(self.global_burst, g[0] + (now - g[1]) * self.global_rate)
+            g[1] = now
+            self._buckets[identity] = b
+            while len(self._buckets) > self.max_identities:
+                _, old = self._buckets.popitem(last=False)
+                self._orphans += int(old[2])
+            if b[0] < 1.0 or g[0] < 1.0:
+                b[2] += 1
+                self.suppressed_total += 1
+                return None
+            b[0] -= 1.0
+            g[0] -= 1.0
+            count, b[2] = int(b[2]) + self._orphans, 0.0
+            self._orphans = 0
+            return count
 
 
 class _Deposit:
