@@ -345,28 +345,34 @@ class Vaults:
             d.rollback()
             raise
 
-    @staticmethod
-    def _same_request(raw: bytes, name: str, digest: bytes) -> Receipt:
+    def _same_request(self, raw: bytes, name: str, digest: bytes) -> Receipt:
         """The receipt of an earlier deposit with the same request id, if this one is the same deposit
         (same name and content); a request id reused for another deposit is refused, never answered
         with a receipt for content that was not sent."""
-        receipt = Vaults._receipt_from_request(raw)
+        receipt = self._receipt_from_request(raw)
         if receipt.stat.name != name or not secrets.compare_digest(receipt.stat.sha256, digest):
             raise InvalidArgument(
                 "this request id was already used for another deposit (other name or content); "
                 "nothing was stored. Use a new request id for a new deposit")
         return receipt
 
-    @staticmethod
-    def _receipt_from_request(raw: bytes) -> Receipt:
+    def _receipt_from_request(self, raw: bytes) -> Receipt:
+        """The first receipt of a deposit retried with its request id, with its evidence rebuilt from
+        the journal (the deposit's leaf, with an inclusion proof to the latest signed checkpoint)."""
         rec = json.loads(raw)
         stat = _stat_from(rec["vault"], rec["name"], rec["version"], rec["stat"])
+        evidence = base64.b64decode(rec["evidence"]) if rec.get("evidence") else None
+        if evidence is None and self.journal_hook is not None:
+            try:
+                evidence = self.journal_hook.journal.object_receipt(rec["vault"], rec["name"], rec["version"])
+            except Exception:  # the deposit stands; its evidence can be fetched again with GetReceipt
+                log.exception("rebuilding the evidence of a retried deposit failed")
         return Receipt(
             stat=stat,
             request_id=rec["request_id"],
             deduplicated_bytes=rec["dedup_bytes"],
             stored_bytes=rec["stored_bytes"],
-            evidence=base64.b64decode(rec["evidence"]) if rec.get("evidence") else None,
+            evidence=evidence,
         )
 
     # --- read side -----------------------------------------------------------------------------
@@ -954,7 +960,7 @@ class _Deposit:
             c = self.v.store.submit(unit, size).result()
         except _Duplicate as dup:  # the same request committed meanwhile: its receipt, ours undone
             self.rollback()
-            return Vaults._same_request(dup.raw, name, digest)
+            return self.v._same_request(dup.raw, name, digest)
         except _Missing as m:  # a chunk it shares was destroyed meanwhile; the plaintext is gone
             raise Aborted(
                 f"{len(m.ids)} chunk(s) this deposit shares were destroyed while it ran; retry the deposit"
