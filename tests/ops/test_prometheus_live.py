@@ -158,10 +158,13 @@ def test_prometheus_sees_traffic_and_storage(daemon: RunningServer, tmp_path: Pa
 
         def sel(method: str, **labels: str) -> str:
             extra = "".join(f',{k}="{v}"' for k, v in labels.items())
-            return f'{{job="vaultd",grpc_service="{SERVICE}",grpc_method="{method}"{extra}}}'
+            return f'{{job="vaultd",grpc_service="{SERVICE}",grpc_method=~"{method}"{extra}}}'
+
+        # the client sends small documents in one unary DepositSmall, larger ones streamed
+        deposits = "Deposit|DepositSmall"
 
         handled = "sum(vaultd_grpc_server_handled_total{})"
-        prom.wait_for(handled.format(sel("Deposit", grpc_code="OK")), lambda v: v == 4)
+        prom.wait_for(handled.format(sel(deposits, grpc_code="OK")), lambda v: v == 4)
         assert prom.value(handled.format(sel("CreateVault", grpc_code="OK"))) == 1
         prom.wait_for(handled.format(sel("Read", grpc_code="OK")), lambda v: v == 2)
         prom.wait_for(handled.format(sel("Stat", grpc_code="NOT_FOUND")), lambda v: v == 3)
@@ -170,10 +173,10 @@ def test_prometheus_sees_traffic_and_storage(daemon: RunningServer, tmp_path: Pa
 
         # latency histograms: one observation per call, every one under the +Inf bucket, and a
         # plausible total time
-        assert prom.value(f"sum(vaultd_grpc_server_handling_seconds_count{sel('Deposit')})") == 4
+        assert prom.value(f"sum(vaultd_grpc_server_handling_seconds_count{sel(deposits)})") == 4
         assert prom.value(
-            f'sum(vaultd_grpc_server_handling_seconds_bucket{sel("Deposit", le="+Inf")})') == 4
-        deposit_seconds = prom.value(f"sum(vaultd_grpc_server_handling_seconds_sum{sel('Deposit')})")
+            f'sum(vaultd_grpc_server_handling_seconds_bucket{sel(deposits, le="+Inf")})') == 4
+        deposit_seconds = prom.value(f"sum(vaultd_grpc_server_handling_seconds_sum{sel(deposits)})")
         assert deposit_seconds is not None and 0 < deposit_seconds < 60
         # a rate needs the series to move between two scrapes: more calls now it is known
         for _ in range(5):
@@ -185,13 +188,15 @@ def test_prometheus_sees_traffic_and_storage(daemon: RunningServer, tmp_path: Pa
         assert p99 is not None and 0 < p99 <= 1.0
 
         # bytes: every deposited byte came in, every read byte went out (plus protobuf framing)
-        received = prom.value(f"sum(vaultd_grpc_server_received_bytes_total{sel('Deposit')})")
+        received = prom.value(f"sum(vaultd_grpc_server_received_bytes_total{sel(deposits)})")
         assert received is not None and sum(sizes) <= received < sum(sizes) * 1.01 + 10_000
         sent = prom.value(f"sum(vaultd_grpc_server_sent_bytes_total{sel('Read')})")
         assert sent is not None and sum(sizes[:2]) <= sent < sum(sizes[:2]) * 1.01 + 10_000
-        msgs = prom.value(f"sum(vaultd_grpc_server_msg_received_total{sel('Deposit')})")
+        msgs = prom.value(f"sum(vaultd_grpc_server_msg_received_total{sel(deposits)})")
         # at least one message per deposit, and three for 2.5 MB (data messages are <= 1 MiB)
         assert msgs is not None and msgs >= 3 + 3
+        streamed = prom.value(f"sum(vaultd_grpc_server_msg_received_total{sel('Deposit')})")
+        assert streamed is not None and streamed >= 3
 
         # no call in flight once the traffic is over
         assert prom.value(f"sum(vaultd_grpc_server_in_flight{{job=\"vaultd\"}})") == 0
@@ -214,7 +219,7 @@ def test_prometheus_sees_traffic_and_storage(daemon: RunningServer, tmp_path: Pa
         assert prom.value("vaultd_store_objects") == 4
         stored_again = prom.value("vaultd_store_stored_bytes")
         assert stored_again is not None and stored_again < stored + 100_000
-        prom.wait_for(handled.format(sel("Deposit", grpc_code="OK")), lambda v: v == 5)
+        prom.wait_for(handled.format(sel(deposits, grpc_code="OK")), lambda v: v == 5)
     finally:
         prom.close()
     if wired_here:
