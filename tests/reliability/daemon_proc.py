@@ -39,8 +39,9 @@ _Q = struct.Struct(">Q")
 
 class DaemonProcess:
     def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, cwd: Path | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.cwd = cwd or REPO
         self.extra_env = env or {}
         self.args = args or []
         self.log = log or self.data_dir.parent / f"{self.data_dir.name}-daemon.log"
@@ -59,7 +60,7 @@ class DaemonProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vaultd.cli.daemon", "serve", "--dev", "--data-dir", str(self.data_dir),
              "--listen", "127.0.0.1:0", "--metrics-listen", "", "--grace-period", "1", *self.args],
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=self.cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         got = threading.Event()
 
@@ -178,6 +179,25 @@ def pending_count(data_dir: Path) -> int:
             return int(txn.stat(db)["entries"])
     finally:
         env.close()
+
+
+def vault_keys(data_dir: Path, vaults: list[str]) -> dict[str, tuple[bytes, bytes]]:
+    """The unwrapped data and dedup keys of ``vaults``, read by opening the stopped daemon's folder
+    in this process (for tests that look for key material where it must not be)."""
+    from vaultd.cli.daemon import Daemon
+    from vaultd.config import Config
+
+    daemon = Daemon(Config(data_dir=Path(data_dir), listen="127.0.0.1:0", metrics_listen="", dev=True,
+                           grace_period=1.0))
+    daemon.start()
+    try:
+        out = {}
+        for v in vaults:
+            k = daemon.vaults._vault_keys(v)
+            out[v] = (bytes(k.data_key), bytes(k.dedup_key))
+        return out
+    finally:
+        daemon.stop(1.0)
 
 
 def journal_audit(data_dir: Path) -> list[str]:
