@@ -13,8 +13,10 @@ Sizing, deliberately:
   is read.
 - A sent message is a 1 MiB data piece or a List page, which the servicer keeps under
   ``max_response_bytes``.
-- HTTP/2 streams per connection are bounded; keepalive pings detect dead peers, and clients may
-  not ping more often than every 10 s.
+- HTTP/2 streams per connection are bounded; keepalive pings detect dead peers, clients may not
+  ping more often than every 10 s, and a connection idle for 5 minutes is closed.
+- A call lasts as long as its client's deadline allows: a client that streams a deposit very
+  slowly holds one pool thread meanwhile (bounded by ``workers``, not per identity).
 - ``grpc.so_reuseport`` is off: a second daemon on the same port fails instead of sharing it.
 """
 
@@ -61,6 +63,7 @@ class ServerLimits:
     keepalive_time_ms: int = 60_000
     keepalive_timeout_ms: int = 20_000
     min_client_ping_interval_ms: int = 10_000
+    max_connection_idle_ms: int = 300_000  # a connection without calls for 5 min is closed
 
     def options(self) -> list[tuple[str, Any]]:
         return [
@@ -72,6 +75,7 @@ class ServerLimits:
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_recv_ping_interval_without_data_ms", self.min_client_ping_interval_ms),
             ("grpc.http2.max_ping_strikes", 2),
+            ("grpc.max_connection_idle_ms", self.max_connection_idle_ms),
             ("grpc.so_reuseport", 0),
         ]
 
