@@ -73,6 +73,8 @@ class Config:
     map_size: int = field(default=64 << 30, metadata={"help": "LMDB map size, bytes"})
     max_object_size: int = field(default=4 << 30, metadata={"help": "largest object, bytes"})
     workers: int = field(default=128, metadata={"help": "calls served at once (thread pool)"})
+    max_calls_per_identity: int = field(
+        default=96, metadata={"help": "calls one identity may have in flight (of workers)"})
     max_concurrent_streams: int = field(default=64,
                                         metadata={"help": "HTTP/2 streams per client connection"})
     grace_period: float = field(default=10.0,
@@ -126,7 +128,8 @@ class Config:
                     f"{ENV_PREFIX}{name.upper()}), or use --dev for a development PKI")
         if self.key_provider == "pkcs11" and not (self.pkcs11_module and self.pkcs11_token):
             raise InvalidArgument("the pkcs11 key provider needs pkcs11_module and pkcs11_token")
-        for name in ("map_size", "max_object_size", "workers", "max_concurrent_streams"):
+        for name in ("map_size", "max_object_size", "workers", "max_concurrent_streams",
+                     "max_calls_per_identity"):
             if getattr(self, name) <= 0:
                 raise InvalidArgument(f"{name} must be positive")
         if self.grace_period < 0:

@@ -209,3 +209,44 @@ def test_without_client_certificates_no_call_has_an_identity(server_factory: Cal
                 c.count("permits")
         finally:
             c.close()
+
+
+def test_one_identity_cannot_hold_every_thread(server_factory: Callable[..., RunningServer]) -> None:
+    import threading
+
+    from vaultd.errors import ResourceExhausted
+
+    srv = server_factory(workers=8, max_calls_per_identity=3)
+    permits, taxation = srv.client("permits"), srv.client("taxation")
+    permits.create_vault("permits")
+    taxation.create_vault("taxation")
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def slow_source():  # type: ignore[no-untyped-def]
+        yield b"x"
+        started.release()
+        release.wait(20)
+
+    def hold() -> None:
+        try:
+            permits.deposit("permits", f"slow-{threading.get_ident()}", slow_source(), timeout=30)
+        except Exception:
+            pass
+
+    holders = [threading.Thread(target=hold) for _ in range(3)]
+    for t in holders:
+        t.start()
+    for _ in holders:
+        assert started.acquire(timeout=10)
+    time.sleep(0.3)
+    try:
+        with pytest.raises(ResourceExhausted) as e:
+            permits.count("permits")
+        assert "service:permits" in str(e.value)
+        assert taxation.count("taxation") == 0  # another identity is still served
+    finally:
+        release.set()
+        for t in holders:
+            t.join(30)
+    assert permits.count("permits") == 3  # the slow deposits completed; the slots are free again

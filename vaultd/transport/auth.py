@@ -18,12 +18,13 @@ an authenticator every token is refused.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import grpc
 
-from vaultd.errors import Unauthenticated
+from vaultd.errors import ResourceExhausted, Unauthenticated
 from vaultd.transport.calls import Behavior, CallContext, call_context, iterate, wrap_handler
 from vaultd.transport.status import status_for
 from vaultd.types import Identity
@@ -91,10 +92,39 @@ def identity_of(ctx: Any) -> Identity:
 
 
 class AuthInterceptor(grpc.ServerInterceptor):
-    """Establishes the caller's identity before any vaultd method runs; UNAUTHENTICATED otherwise."""
+    """Establishes the caller's identity before any vaultd method runs; UNAUTHENTICATED otherwise.
 
-    def __init__(self, tokens: TokenAuthenticator | None = None) -> None:
+    With ``max_calls_per_identity``, one identity may have at most that many vaultd calls in
+    flight; one more is refused with RESOURCE_EXHAUSTED, so that a single misbehaving client
+    cannot hold every thread of the server.
+    """
+
+    def __init__(self, tokens: TokenAuthenticator | None = None, *,
+                 max_calls_per_identity: int | None = None) -> None:
         self._tokens = tokens
+        self._max_calls = max_calls_per_identity
+        self._lock = threading.Lock()
+        self._in_flight: dict[Identity, int] = {}
+
+    def _enter(self, identity: Identity) -> bool:
+        if self._max_calls is None:
+            return True
+        with self._lock:
+            n = self._in_flight.get(identity, 0)
+            if n >= self._max_calls:
+                return False
+            self._in_flight[identity] = n + 1
+            return True
+
+    def _leave(self, identity: Identity) -> None:
+        if self._max_calls is None:
+            return
+        with self._lock:
+            n = self._in_flight.get(identity, 1) - 1
+            if n <= 0:
+                self._in_flight.pop(identity, None)
+            else:
+                self._in_flight[identity] = n
 
     def authenticate(self, ctx: Any) -> Identity:
         peer = peer_identity(ctx)
@@ -116,20 +146,38 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if not method.startswith(PROTECTED_PREFIX):
             return handler
 
-        def wrap(behavior: Behavior, streaming: bool) -> Behavior:
-            def checked(request: Any, ctx: Any) -> Any:
-                ctx = call_context(ctx, method)
-                try:
-                    ctx.call.identity = self.authenticate(ctx)
-                except Unauthenticated as e:
-                    ctx.abort(status_for(e), str(e))
-                return behavior(request, ctx)
+        def admit(ctx: CallContext) -> Identity:
+            try:
+                identity = self.authenticate(ctx)
+            except Unauthenticated as e:
+                ctx.abort(status_for(e), str(e))
+            ctx.call.identity = identity
+            if not self._enter(identity):
+                e2 = ResourceExhausted(
+                    f"{identity} has {self._max_calls} calls in flight already, the most one "
+                    "identity may have; retry when some have finished")
+                ctx.abort(status_for(e2), str(e2))
+            return identity
 
+        def wrap(behavior: Behavior, streaming: bool) -> Behavior:
             if not streaming:
+                def checked(request: Any, ctx: Any) -> Any:
+                    ctx = call_context(ctx, method)
+                    identity = admit(ctx)
+                    try:
+                        return behavior(request, ctx)
+                    finally:
+                        self._leave(identity)
+
                 return checked
 
             def checked_stream(request: Any, ctx: Any) -> Any:
-                yield from iterate(checked(request, ctx))
+                ctx = call_context(ctx, method)
+                identity = admit(ctx)
+                try:
+                    yield from iterate(behavior(request, ctx))
+                finally:
+                    self._leave(identity)
 
             return checked_stream
 

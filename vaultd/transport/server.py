@@ -16,7 +16,8 @@ Sizing, deliberately:
 - HTTP/2 streams per connection are bounded; keepalive pings detect dead peers, clients may not
   ping more often than every 10 s, and a connection idle for 5 minutes is closed.
 - A call lasts as long as its client's deadline allows: a client that streams a deposit very
-  slowly holds one pool thread meanwhile (bounded by ``workers``, not per identity).
+  slowly holds one pool thread meanwhile. One identity may hold at most
+  ``max_calls_per_identity`` of the ``workers`` threads, so one client cannot starve the others.
 - ``grpc.so_reuseport`` is off: a second daemon on the same port fails instead of sharing it.
 """
 
@@ -64,6 +65,7 @@ class ServerLimits:
     keepalive_timeout_ms: int = 20_000
     min_client_ping_interval_ms: int = 10_000
     max_connection_idle_ms: int = 300_000  # a connection without calls for 5 min is closed
+    max_calls_per_identity: int | None = 96  # of ``workers``: the rest stays for everyone else
 
     def options(self) -> list[tuple[str, Any]]:
         return [
@@ -120,7 +122,8 @@ class VaultServer:
             m = metrics_interceptor(metrics)
             if m is not None:
                 chain.append(m)
-            chain += [AccessLogInterceptor(), AuthInterceptor(tokens)]
+            chain += [AccessLogInterceptor(),
+                      AuthInterceptor(tokens, max_calls_per_identity=limits.max_calls_per_identity)]
             interceptors = chain
         self._server = grpc.server(
             self._executor,
