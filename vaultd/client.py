@@ -430,3 +430,13 @@ class VaultClient:
         from vaultd.v1 import journal_pb2 as jpb
 
         return self._call(self._journal.GetInclusionProof, jpb.GetInclusionProofRequest(index=index))
+
+    def signatures(self, vault: str, name: str, *, version: int | None = None) -> pb.GetSignaturesResponse:
+        """The citizens' signatures kept with an object version (the latest when none is given):
+        ``version``, ``sha256`` and ``signatures`` (each with ``cms``, ``chain``, ``valid``, ``reason``,
+        ``validated_at_unix``, ``signer``, ``journal_index`` and the ``receipt`` of its journal entry)."""
+        req = pb.GetSignaturesRequest(vault=vault, name=name)
+        if version is not None:
+            req.version = version
+        resp: pb.GetSignaturesResponse = self._call(self._stub.GetSignatures, req)
+        return resp

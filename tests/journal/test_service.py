@@ -60,7 +60,10 @@ def test_journal_service_end_to_end(server_factory) -> None:  # type: ignore[no-
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
     op = pb_grpc.JournalServiceStub(srv.client("op-admin")._channel)
     everything = op.ReadJournal(pb.ReadJournalRequest(page_size=1000))
-    assert len(everything.entries) == head.tree_size
+    # the two refused ReadJournal calls are journal entries themselves
+    assert len(everything.entries) == everything.tree_size == head.tree_size + 2
+    assert [(e.operation, e.outcome, e.actor) for e in everything.entries[-2:]] == [
+        ("admin", "denied", "service:permits"), ("journal", "denied", "service:taxation")]
 
 
 def test_vaultctl_receipt_then_verify(server_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]

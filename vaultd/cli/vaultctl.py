@@ -221,6 +221,43 @@ def cmd_keys_rotate(c: VaultClient, a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_signatures(c: VaultClient, a: argparse.Namespace) -> int:
+    """The signatures kept with NAME; with -o DIR each CMS (.p7s) and its journal receipt are written
+    there, for `openssl cms -verify` and `vaultctl verify`."""
+    r = c.signatures(a.vault, a.name, version=a.version)
+    out = []
+    base = Path(a.name).name or "object"
+    for i, sig in enumerate(r.signatures, 1):
+        item: dict[str, Any] = {
+            "signer": sig.signer, "signer_subject": sig.signer_subject, "valid": sig.valid, "reason": sig.reason,
+            "validated_at": dt.datetime.fromtimestamp(sig.validated_at_unix, dt.timezone.utc).isoformat(),
+            "kiosk": sig.kiosk, "journal_index": sig.journal_index,
+        }
+        if a.output:
+            folder = Path(a.output)
+            folder.mkdir(parents=True, exist_ok=True)
+            stem = folder / f"{base}.v{r.version}.sig{i}"
+            stem.with_suffix(".p7s").write_bytes(sig.cms)
+            item["cms_file"] = str(stem.with_suffix(".p7s"))
+            if sig.receipt:
+                stem.with_suffix(".receipt.json").write_bytes(sig.receipt + b"\n")
+                item["receipt_file"] = str(stem.with_suffix(".receipt.json"))
+            chain = b"".join(_pem(der) for der in sig.chain)
+            stem.with_suffix(".chain.pem").write_bytes(chain)
+            item["chain_file"] = str(stem.with_suffix(".chain.pem"))
+        out.append(item)
+    _print_json({"vault": a.vault, "name": a.name, "version": r.version, "sha256": r.sha256.hex(), "signatures": out})
+    return EXIT_OK if out else EXIT_CODES[errors.NotFound]
+
+
+def _pem(der: bytes) -> bytes:
+    import base64
+    import textwrap
+
+    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n".encode()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vaultctl", description="Command-line client of the vaultd digital vault.",
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
@@ -274,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("vault"); sp.add_argument("name")
     sp.add_argument("until", type=_parse_time, help="unix seconds or ISO 8601 (UTC by default)")
     version(sp)
+    sp = add("signatures", cmd_signatures,
+             "citizens' signatures kept with NAME; -o DIR writes each CMS (.p7s), chain and journal receipt")
+    sp.add_argument("vault"); sp.add_argument("name"); version(sp)
+    sp.add_argument("-o", "--output", metavar="DIR", help="folder for the .p7s, .chain.pem and .receipt.json files")
     sp = add("mkvault", cmd_mkvault, "create VAULT")
     sp.add_argument("vault")
     keys = sub.add_parser("keys", help="master key administration (operators)")

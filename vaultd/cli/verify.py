@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vaultd.errors import InvalidArgument
 from vaultd.journal.receipt import VerifyResult, verify_consistency, verify_receipt
 
 __all__ = ["register", "main", "EXIT_VERIFIED", "EXIT_FAILED", "EXIT_USAGE"]
@@ -51,8 +52,55 @@ def _print(res: VerifyResult, as_json: bool) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    res = verify_receipt(args.receipt, args.document, args.public_key)
-    return _print(res, args.json)
+    if args.cms is None and args.receipt is None:
+        print("vaultctl verify: give a RECEIPT, or --cms FILE --ca FILE --document FILE", file=sys.stderr)
+        return EXIT_USAGE
+    if args.receipt is not None and args.public_key is None:
+        print("vaultctl verify: a receipt needs --public-key", file=sys.stderr)
+        return EXIT_USAGE
+    code = EXIT_VERIFIED
+    if args.receipt is not None:
+        code = _print(verify_receipt(args.receipt, args.document, args.public_key), args.json)
+    if args.cms is not None:
+        if args.ca is None or args.document is None:
+            print("vaultctl verify: --cms needs --ca and --document", file=sys.stderr)
+            return EXIT_USAGE
+        code = max(code, _verify_cms(args))
+    return code
+
+
+def _verify_cms(args: argparse.Namespace) -> int:
+    """A detached CAdES-B signature checked offline with the server's own rules
+    (vaultd.core.signatures.verify_cms): the document's digest, the signed attributes, the signature
+    and the chain to the citizen-card CA (revocation only when a --crl is given)."""
+    import datetime as dt
+    import hashlib
+
+    from vaultd.core.signatures import CitizenTrust, verify_cms
+
+    crls = list(args.crl or [])
+    trust = CitizenTrust.from_files(args.ca, crls, require_crl=bool(crls))
+    at = dt.datetime.fromisoformat(args.at) if args.at else None
+    digest = hashlib.sha256(Path(args.document).read_bytes()).digest()
+    try:
+        v = verify_cms(Path(args.cms).read_bytes(), digest, trust, at=at)
+    except (ValueError, InvalidArgument) as e:  # not a CMS at all
+        print(f"NOT VERIFIED: check 'cms-format' failed: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    info = {"ok": v.valid, "reason": v.reason, "signer": v.signer, "signer_subject": v.signer_subject,
+            "signing_time": v.signing_time.isoformat() if v.signing_time else None,
+            "validated_at": v.validated_at.isoformat(), "revocation_checked": bool(crls)}
+    if args.json:
+        print(json.dumps({"cms": info}, indent=2))
+    else:
+        print(f"cms-signature: {'ok' if v.valid else 'FAILED'} ({v.reason}); signer {v.signer} "
+              f"({v.signer_subject}), signed {info['signing_time']}"
+              + ("" if crls else "; revocation not checked (no --crl)"))
+        if v.valid:
+            print("VERIFIED")
+        else:
+            print(f"NOT VERIFIED: check 'cms-signature' failed: {v.reason}", file=sys.stderr)
+    return EXIT_VERIFIED if v.valid else EXIT_FAILED
 
 
 def cmd_verify_consistency(args: argparse.Namespace) -> int:
@@ -90,11 +138,17 @@ def register(subparsers: Any) -> None:
         description="Check a receipt (evidence file) with no server: the document's SHA-256 against the "
                     "journal entry, the inclusion proof against the signed checkpoint, and the checkpoint's "
                     "signature by the journal key. Exit 0 only when everything holds.")
-    sp.add_argument("receipt", type=_readable, help="the receipt file (JSON)")
+    sp.add_argument("receipt", nargs="?", type=_readable, help="the receipt file (JSON)")
     sp.add_argument("--document", type=_readable, metavar="FILE",
-                    help="the document the receipt is about (required for a deposit receipt)")
-    sp.add_argument("--public-key", required=True, type=_readable, metavar="KEY",
-                    help="the journal's public key: verifier key (name+id+key) or PEM")
+                    help="the document the receipt (or the CMS) is about (required for a deposit receipt)")
+    sp.add_argument("--public-key", type=_readable, metavar="KEY",
+                    help="the journal's public key: verifier key (name+id+key) or PEM (required with a receipt)")
+    sp.add_argument("--cms", type=_readable, metavar="FILE",
+                    help="also (or only) check a detached CMS signature (.p7s, DER) of --document")
+    sp.add_argument("--ca", type=_readable, metavar="FILE", help="with --cms: the citizen-card CA certificate (PEM)")
+    sp.add_argument("--crl", type=_readable, action="append", metavar="FILE",
+                    help="with --cms: a revocation list of that CA (repeatable); without, revocation is not checked")
+    sp.add_argument("--at", metavar="ISO8601", help="with --cms: validate at this time (default now)")
     sp.add_argument("--json", action="store_true", help="machine-readable result")
     sp.set_defaults(offline=True, run=cmd_verify)
     sp = subparsers.add_parser(

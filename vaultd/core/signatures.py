@@ -17,9 +17,13 @@ check alone, also used for logins (key usage digitalSignature).
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import json
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from vaultd.errors import InvalidArgument
+from vaultd.errors import IntegrityError, InvalidArgument, NotFound
 
 __all__ = [
     "CitizenTrust",
@@ -427,7 +431,10 @@ def _prepare(
 
 
 # -- evidence ---------------------------------------------------------------------------------------
-MAX_EVIDENCE_CMS = 4096  # the CMS travels inside a journal leaf (an extra field holds 4096 bytes)
+MAX_EVIDENCE_CMS = MAX_CMS  # 64 KiB: a CAdES-B signature with a chain of a few certificates fits easily
+MAX_LEAF_CMS = 4096  # the CMS is also copied into the journal leaf when it fits an extra field
+SIGNATURES_DB = "signatures"
+_U64 = struct.Struct(">Q")
 
 
 @dataclass(frozen=True)
@@ -441,6 +448,97 @@ class SignatureEvidence:
     sha256: bytes
     journal_index: int | None = None
     receipt: bytes | None = None  # the journal's receipt of the leaf (inclusion proof, checkpoint)
+
+
+@dataclass(frozen=True)
+class StoredSignature:
+    """A valid signature kept with its object version (``signatures`` database): the CMS as
+    submitted, the certificate chain (DER, signer first), the validation result and time, and the
+    index of its journal leaf, whose receipt is rebuilt on request."""
+
+    vault: str
+    name: str
+    version: int
+    sha256: bytes
+    cms: bytes
+    chain: tuple[bytes, ...]
+    valid: bool
+    reason: str
+    validated_at: str
+    signer: str | None
+    signer_subject: str | None
+    signing_time: str | None
+    citizen: str
+    kiosk: str
+    journal_index: int | None
+    receipt: bytes | None = None
+
+    def to_record(self) -> bytes:
+        return json.dumps({
+            "vault": self.vault, "name": self.name, "version": self.version, "sha256": self.sha256.hex(),
+            "cms": base64.b64encode(self.cms).decode(), "chain": [base64.b64encode(c).decode() for c in self.chain],
+            "valid": self.valid, "reason": self.reason, "validated_at": self.validated_at, "signer": self.signer,
+            "signer_subject": self.signer_subject, "signing_time": self.signing_time, "citizen": self.citizen,
+            "kiosk": self.kiosk, "journal_index": self.journal_index,
+        }, sort_keys=True, separators=(",", ":")).encode()
+
+    @staticmethod
+    def from_record(raw: bytes) -> StoredSignature:
+        r = json.loads(raw)
+        return StoredSignature(
+            r["vault"], r["name"], int(r["version"]), bytes.fromhex(r["sha256"]), base64.b64decode(r["cms"]),
+            tuple(base64.b64decode(c) for c in r["chain"]), bool(r["valid"]), r["reason"], r["validated_at"],
+            r["signer"], r["signer_subject"], r["signing_time"], r["citizen"], r["kiosk"], r["journal_index"],
+        )
+
+
+def _version_prefix(vault: str, name: str, version: int) -> bytes:
+    """Key prefix of one object version's signatures: names may be longer than an LMDB key allows,
+    so the name is keyed by its SHA-256 (the record holds the name itself)."""
+    return vault.encode() + b"\x00" + hashlib.sha256(name.encode()).digest() + _U64.pack(version)
+
+
+def signatures_db(vaults: Any) -> Any:
+    """The ``signatures`` named database of the vaults' store (opened once, outside any write)."""
+    db = getattr(vaults, "_signatures_db", None)
+    if db is None:
+        db = vaults.store.open_db(SIGNATURES_DB)
+        vaults._signatures_db = db
+    return db
+
+
+def _next_leaf_index(vaults: Any, t: Any) -> int | None:
+    """The index the next leaf this unit journals will get: the tree size in this transaction plus
+    the leaves the unit queued already (the writer appends them in order, in this transaction)."""
+    hook = getattr(vaults, "journal_hook", None)
+    if hook is None or getattr(vaults, "_leaf", None) is None:
+        return None
+    return int(hook.journal.tree.size(t.raw)) + len(getattr(t, "leaves", ()))
+
+
+def stored_signatures(vaults: Any, actor: Any, vault: str, name: str, version: int | None = None) -> tuple[int, list[StoredSignature]]:
+    """The signatures kept with an object version (the latest when none is given), each with its
+    journal receipt; authorized as "journal" (evidence) on the vault."""
+    vaults.authorize(actor, "journal", vault)
+    stat = vaults.stat(actor, vault, name, version)
+    db = signatures_db(vaults)
+    prefix = _version_prefix(vault, name, stat.version)
+    out: list[StoredSignature] = []
+    with vaults.store.read() as r:
+        with r.raw.cursor(db=db) as c:
+            if c.set_range(prefix):
+                for k, v in c:
+                    if not bytes(k).startswith(prefix):
+                        break
+                    out.append(StoredSignature.from_record(bytes(v)))
+    hook = getattr(vaults, "journal_hook", None)
+    if hook is not None:
+        out = [
+            dataclasses.replace(sig, receipt=hook.journal.receipt("event", sig.journal_index))
+            if sig.journal_index is not None else sig
+            for sig in out
+        ]
+    return stat.version, out
 
 
 def journal_event(vaults: object, leaf: bytes) -> tuple[int | None, bytes | None]:
@@ -473,11 +571,13 @@ def submit_signature(
 ) -> SignatureEvidence:
     """A citizen's signature of a stored version: authorize ("sign"), verify, keep the evidence.
 
-    The stored version's SHA-256 is the one the CMS must sign. The evidence is a journal leaf
-    (operation "sign", the version, its digest, the citizen and kiosk, outcome "ok" or "failed")
-    whose extra fields hold the CMS itself, the validation result and its time, and the SHA-256 of
-    every certificate of the chain; the leaf's receipt proves when it was recorded. A signature that
-    does not validate is journaled too (outcome "failed") and reported, never kept as valid.
+    The stored version's SHA-256 is the one the CMS must sign. A valid signature is kept with the
+    version in the ``signatures`` database (the CMS, the chain, the validation result and time, the
+    journal leaf index) in the same transaction as its journal leaf (operation "sign", the version,
+    its digest, the citizen and kiosk, outcome "ok"; extra fields: the CMS's SHA-256, the CMS itself
+    when it fits a leaf, the result and its time, the SHA-256 of every certificate of the chain);
+    the leaf's receipt proves when it was recorded. A signature that does not validate is journaled
+    too (outcome "failed") and reported, never kept as valid.
     """
     if len(cms_der) > MAX_EVIDENCE_CMS:
         raise InvalidArgument(f"the signature is larger than {MAX_EVIDENCE_CMS} bytes")
@@ -486,12 +586,15 @@ def submit_signature(
     result = verify_cms(cms_der, stat.sha256, trust, at=at)
     from vaultd.journal.hook import leaf_factory
 
+    cms_bytes = bytes(cms_der)
     extra: dict[str, Any] = {
-        "cms": bytes(cms_der),
+        "cms_sha256": hashlib.sha256(cms_bytes).hexdigest(),
         "result": result.reason[:512],
         "validated_at": result.validated_at.isoformat(),
         "chain_sha256": ",".join(hashlib.sha256(c).hexdigest() for c in result.chain),
     }
+    if len(cms_bytes) <= MAX_LEAF_CMS:
+        extra["cms"] = cms_bytes
     if result.signer:
         extra["signer"] = result.signer
     if result.signing_time:
@@ -500,5 +603,29 @@ def submit_signature(
         "sign", actor=actor, vault=vault, name=name, version=stat.version, sha256=stat.sha256,
         outcome="ok" if result.valid else "failed", **extra,
     )
-    index, receipt = journal_event(vaults, leaf)
-    return SignatureEvidence(result, vault, name, stat.version, stat.sha256, index, receipt)
+    if not result.valid or getattr(vaults, "_leaf", None) is None:
+        index, receipt = journal_event(vaults, leaf)
+        return SignatureEvidence(result, vault, name, stat.version, stat.sha256, index, receipt)
+    db = signatures_db(vaults)
+    predicted: list[int | None] = []
+
+    def unit(t: Any) -> None:
+        if t.get_version(vault, name, stat.version) is None:
+            raise NotFound(f"version {stat.version} of object {name!r} was destroyed before the signature was kept")
+        index = _next_leaf_index(vaults, t)
+        predicted.append(index)
+        rec = StoredSignature(
+            vault, name, stat.version, stat.sha256, cms_bytes, tuple(result.chain), True, result.reason,
+            result.validated_at.isoformat(), result.signer, result.signer_subject,
+            result.signing_time.isoformat() if result.signing_time else None,
+            str(actor), str(getattr(actor, "kiosk", "") or ""), index,
+        )
+        seq = _U64.pack(index if index is not None else 0)
+        t.raw.put(_version_prefix(vault, name, stat.version) + seq, rec.to_record(), db=db)
+        t.journal(leaf)
+
+    committed = vaults.store.write(unit, len(cms_bytes))  # type: ignore[attr-defined]
+    index = committed.leaf_indexes[-1] if committed.leaf_indexes else None
+    if index != predicted[-1]:  # cannot happen with one writer; never keep a wrong index silently
+        raise IntegrityError(f"the signature's journal leaf is {index}, its evidence says {predicted[-1]}")
+    return SignatureEvidence(result, vault, name, stat.version, stat.sha256, index, committed.evidence)

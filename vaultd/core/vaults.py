@@ -182,6 +182,10 @@ class Vaults:
         # there is one: evidence of earlier operations (an idempotent retry, signatures) comes from it.
         self.journal_hook = journal
         self.denials = DenialBudget()
+        if hasattr(store, "open_db"):  # named databases are opened at start, outside any write
+            from vaultd.core.signatures import signatures_db
+
+            signatures_db(self)
         self._cache: dict[str, VaultKeys] = {}
         self._recover()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from vaultd import types as t
 from vaultd.v1 import vault_pb2 as pb
 
@@ -110,3 +112,18 @@ def vault_info_to_pb(v: t.VaultInfo) -> pb.VaultInfo:
 
 def vault_info_from_pb(m: pb.VaultInfo) -> t.VaultInfo:
     return t.VaultInfo(vault=m.vault, created_at_ns=m.created_at_ns, key_version=m.key_version)
+
+
+def _unix(iso: str | None) -> int:
+    import datetime as dt
+
+    return int(dt.datetime.fromisoformat(iso).timestamp()) if iso else 0
+
+
+def signature_to_pb(s: Any) -> pb.StoredSignature:
+    """A ``vaultd.core.signatures.StoredSignature`` as sent by GetSignatures."""
+    return pb.StoredSignature(
+        cms=s.cms, chain=list(s.chain), valid=s.valid, reason=s.reason, validated_at_unix=_unix(s.validated_at),
+        signer=s.signer or "", signer_subject=s.signer_subject or "", signing_time_unix=_unix(s.signing_time),
+        journal_index=s.journal_index or 0, receipt=s.receipt or b"", kiosk=s.kiosk,
+    )

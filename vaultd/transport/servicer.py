@@ -291,6 +291,18 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
         return pb.RotateKeysResponse(key_version=self._vaults.rotate_keys(identity_of(ctx)))
 
     @unary
+    def GetSignatures(self, request: pb.GetSignaturesRequest, ctx: Any) -> pb.GetSignaturesResponse:
+        from vaultd.core.signatures import stored_signatures
+
+        _note_vault(ctx, request.vault)
+        version, sigs = stored_signatures(self._vaults, identity_of(ctx), request.vault, request.name,
+                                          _optional(request, "version"))
+        resp = pb.GetSignaturesResponse(version=version, signatures=[convert.signature_to_pb(s) for s in sigs])
+        if sigs:
+            resp.sha256 = sigs[0].sha256
+        return resp
+
+    @unary
     def DestroyVault(self, request: pb.DestroyVaultRequest, ctx: Any) -> pb.DestroyVaultResponse:
         _note_vault(ctx, request.vault)
         self._vaults.destroy_vault(identity_of(ctx), request.vault)

@@ -297,3 +297,49 @@ class DestroyVaultRequest(_message.Message):
 class DestroyVaultResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GetSignaturesRequest(_message.Message):
+    __slots__ = ("vault", "name", "version")
+    VAULT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    vault: str
+    name: str
+    version: int
+    def __init__(self, vault: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class StoredSignature(_message.Message):
+    __slots__ = ("cms", "chain", "valid", "reason", "validated_at_unix", "signer", "signer_subject", "signing_time_unix", "journal_index", "receipt", "kiosk")
+    CMS_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_FIELD_NUMBER: _ClassVar[int]
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    VALIDATED_AT_UNIX_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_TIME_UNIX_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_INDEX_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    KIOSK_FIELD_NUMBER: _ClassVar[int]
+    cms: bytes
+    chain: _containers.RepeatedScalarFieldContainer[bytes]
+    valid: bool
+    reason: str
+    validated_at_unix: int
+    signer: str
+    signer_subject: str
+    signing_time_unix: int
+    journal_index: int
+    receipt: bytes
+    kiosk: str
+    def __init__(self, cms: _Optional[bytes] = ..., chain: _Optional[_Iterable[bytes]] = ..., valid: _Optional[bool] = ..., reason: _Optional[str] = ..., validated_at_unix: _Optional[int] = ..., signer: _Optional[str] = ..., signer_subject: _Optional[str] = ..., signing_time_unix: _Optional[int] = ..., journal_index: _Optional[int] = ..., receipt: _Optional[bytes] = ..., kiosk: _Optional[str] = ...) -> None: ...
+
+class GetSignaturesResponse(_message.Message):
+    __slots__ = ("version", "sha256", "signatures")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    sha256: bytes
+    signatures: _containers.RepeatedCompositeFieldContainer[StoredSignature]
+    def __init__(self, version: _Optional[int] = ..., sha256: _Optional[bytes] = ..., signatures: _Optional[_Iterable[_Union[StoredSignature, _Mapping]]] = ...) -> None: ...

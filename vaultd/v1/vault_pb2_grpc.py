@@ -99,6 +99,11 @@ class VaultServiceStub:
                 request_serializer=vaultd_dot_v1_dot_vault__pb2.DestroyVaultRequest.SerializeToString,
                 response_deserializer=vaultd_dot_v1_dot_vault__pb2.DestroyVaultResponse.FromString,
                 _registered_method=True)
+        self.GetSignatures = channel.unary_unary(
+                '/vaultd.v1.VaultService/GetSignatures',
+                request_serializer=vaultd_dot_v1_dot_vault__pb2.GetSignaturesRequest.SerializeToString,
+                response_deserializer=vaultd_dot_v1_dot_vault__pb2.GetSignaturesResponse.FromString,
+                _registered_method=True)
 
 
 class VaultServiceServicer:
@@ -203,6 +208,15 @@ class VaultServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSignatures(self, request, context):
+        """The citizens' signatures kept with one object version (the latest when none is given): each
+        CMS as submitted, its certificate chain, validation result and time, and the receipt of its
+        journal entry. Needs the "journal" verb on the vault.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VaultServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -270,6 +284,11 @@ def add_VaultServiceServicer_to_server(servicer, server):
                     servicer.DestroyVault,
                     request_deserializer=vaultd_dot_v1_dot_vault__pb2.DestroyVaultRequest.FromString,
                     response_serializer=vaultd_dot_v1_dot_vault__pb2.DestroyVaultResponse.SerializeToString,
+            ),
+            'GetSignatures': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSignatures,
+                    request_deserializer=vaultd_dot_v1_dot_vault__pb2.GetSignaturesRequest.FromString,
+                    response_serializer=vaultd_dot_v1_dot_vault__pb2.GetSignaturesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -623,6 +642,33 @@ class VaultService:
             '/vaultd.v1.VaultService/DestroyVault',
             vaultd_dot_v1_dot_vault__pb2.DestroyVaultRequest.SerializeToString,
             vaultd_dot_v1_dot_vault__pb2.DestroyVaultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSignatures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vaultd.v1.VaultService/GetSignatures',
+            vaultd_dot_v1_dot_vault__pb2.GetSignaturesRequest.SerializeToString,
+            vaultd_dot_v1_dot_vault__pb2.GetSignaturesResponse.FromString,
             options,
             channel_credentials,
             insecure,
