@@ -8,9 +8,11 @@
 3. Alice's card (issued by the development citizen-card CA) goes into the reader "Virtual PCD 00 00".
 4. At the kiosk, Alice logs in with her card and PIN, downloads the form and signs it (CAdES-B, slot 9C).
    With --interactive you are Alice: type the PIN (123456) and choose; otherwise a script answers.
-5. The office fetches the signed evidence (the CMS from the journal) and the proof of delivery.
+5. The office fetches the signed evidence kept with the form (GetSignatures: the CMS, its chain, the
+   validation, the receipt of its journal entry) and the proof of delivery (Alice's first read).
 6. An auditor verifies everything offline: `openssl cms -verify` with the citizen-card CA, and
-   `vaultctl verify` for the journal receipts (signature and delivery) with the journal's public key.
+   `vaultctl verify` for the journal receipts (signature and delivery, with the form) with the
+   journal's public key and for the CMS (--cms --ca).
 Every file the auditor needs is left in DIR/evidence.
 """
 
@@ -31,13 +33,11 @@ from vaultd.cli.daemon import Daemon  # noqa: E402
 from vaultd.cli.kiosk import KioskApp  # noqa: E402
 from vaultd.client import VaultClient  # noqa: E402
 from vaultd.config import Config  # noqa: E402
-from vaultd.journal.leaf import Leaf  # noqa: E402
 from vaultd.kiosk import devca  # noqa: E402
 from vaultd.kiosk.virtual_card import VirtualPivCard  # noqa: E402
 from vaultd.kiosk.vpcd import VpcdLink  # noqa: E402
 from vaultd.pki import ensure_dev_pki, issue_cert  # noqa: E402
 from vaultd.transport.kiosk import KioskClient  # noqa: E402
-from vaultd.v1 import journal_pb2, journal_pb2_grpc  # noqa: E402
 
 READER = "Virtual PCD 00 00"
 VAULT = "citizen-alice.martin"
@@ -125,36 +125,38 @@ def main() -> int:
 
         step("5. The office fetches the signed evidence and the proof of delivery")
         with VaultClient.for_dev(daemon.address, data, "permits", server_name="localhost") as permits:
-            stub = journal_pb2_grpc.JournalServiceStub(permits._channel)  # type: ignore[no-untyped-call]
-            entries = stub.ReadJournal(journal_pb2.ReadJournalRequest(vault=VAULT, page_size=1000), timeout=10).entries
-            signs = [(e.index, Leaf.decode(e.leaf)) for e in entries if Leaf.decode(e.leaf).operation == "sign"]
-            signs = [(i, lf) for i, lf in signs if lf.outcome == "ok"]
-            if not signs:
-                print("no signature in the journal", file=sys.stderr)
+            kept = permits.signatures(VAULT, FORM_NAME)
+            valid = [s for s in kept.signatures if s.valid]
+            if not valid:
+                print("no signature kept with the form", file=sys.stderr)
                 return 1
-            index, leaf = signs[-1]
+            sig = valid[-1]
             (evidence / "form.txt").write_bytes(permits.read_bytes(VAULT, FORM_NAME))
-            (evidence / "form.p7s").write_bytes(leaf.extra_dict["cms"])
-            proof = stub.GetInclusionProof(journal_pb2.GetInclusionProofRequest(index=index), timeout=10)
-            (evidence / "signature-receipt.json").write_bytes(proof.receipt)
-            delivery = stub.GetDeliveryProof(
-                journal_pb2.GetDeliveryProofRequest(vault=VAULT, name=FORM_NAME, version=leaf.version), timeout=10)
-            print(f"signed by {leaf.extra_dict['signer'].decode()} at kiosk {leaf.kiosk}; "
-                  f"delivered: {delivery.read} (read by {delivery.reader})")
+            (evidence / "form.p7s").write_bytes(sig.cms)
+            (evidence / "signature-receipt.json").write_bytes(sig.receipt)
+            delivery = permits.delivery_proof(VAULT, FORM_NAME, version=kept.version)
+            print(f"signed by {sig.signer} at kiosk {sig.kiosk} (journal entry {sig.journal_index}); "
+                  f"delivered: {delivery.read} (first read by {delivery.reader or 'nobody'})")
             if delivery.read:
                 (evidence / "delivery-receipt.json").write_bytes(delivery.receipt)
-            key = stub.GetPublicKey(journal_pb2.GetPublicKeyRequest(), timeout=10)
-            (evidence / "journal-key.txt").write_text(key.verifier_key + "\n")
+            (evidence / "journal-key.txt").write_text(permits.journal_public_key().verifier_key + "\n")
         (evidence / "citizen-ca.pem").write_bytes(citizen_ca.cert_pem)
+        (evidence / "citizen-ca.crl.pem").write_bytes((data / "citizen-ca" / "crl.pem").read_bytes())
 
         step("6. The auditor verifies offline")
         ok = run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(evidence / "form.p7s"),
                   "-content", str(evidence / "form.txt"), "-CAfile", str(evidence / "citizen-ca.pem"),
                   "-purpose", "any", "-out", "/dev/null"]).returncode == 0
         vaultctl = [sys.executable, "-m", "vaultd.cli.vaultctl", "verify", "--public-key", str(evidence / "journal-key.txt")]
-        ok &= run(vaultctl + [str(evidence / "signature-receipt.json")]).returncode == 0
-        if (evidence / "delivery-receipt.json").exists():
-            ok &= run(vaultctl + [str(evidence / "delivery-receipt.json")]).returncode == 0
+        ok &= run(vaultctl + [str(evidence / "signature-receipt.json"), "--cms", str(evidence / "form.p7s"),
+                              "--ca", str(evidence / "citizen-ca.pem"), "--crl", str(evidence / "citizen-ca.crl.pem"),
+                              "--document", str(evidence / "form.txt")]
+                  ).returncode == 0
+        ok &= delivery.read
+        if delivery.read:
+            ok &= run(vaultctl + [str(evidence / "delivery-receipt.json"), "--document",
+                                  str(evidence / "form.txt")]).returncode == 0
+            print(f"delivered: True, the proof of delivery verifies (journal entry {delivery.index})")
         print(f"\nEvidence in {evidence}: {'everything verifies' if ok else 'A CHECK FAILED'}")
         return 0 if ok else 1
     finally:
