@@ -54,9 +54,17 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(data).into()
 }
 
-/// Streaming BLAKE3 (optionally keyed) over a whole document.
+/// Streaming BLAKE3 (optionally keyed) over a whole document. Its state, which holds the key, is
+/// zeroized on drop.
 #[derive(Clone)]
 pub struct Blake3Hasher(blake3::Hasher);
+
+impl Drop for Blake3Hasher {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.0.zeroize();
+    }
+}
 
 impl Blake3Hasher {
     pub fn new(key: Option<&[u8; 32]>) -> Self {

@@ -71,6 +71,16 @@ fn run<T: Send, F: FnOnce() -> T + Send>(py: Python<'_>, work: usize, f: F) -> P
     }
 }
 
+/// Runs `f` on the calling thread (single-item work that has nothing to spread), with the GIL released
+/// when `work` is large enough.
+fn run_here<T: Send, F: FnOnce() -> T + Send>(py: Python<'_>, work: usize, f: F) -> T {
+    if work >= GIL_THRESHOLD {
+        py.detach(f)
+    } else {
+        f()
+    }
+}
+
 /// Sets how many threads batch calls use (1 = no parallelism). Takes effect for the next call.
 #[pyfunction]
 fn set_num_threads(n: usize) -> PyResult<()> {
@@ -215,7 +225,7 @@ fn sha256<'py>(py: Python<'py>, data: PyBuffer<u8>) -> PyResult<Bound<'py, PyByt
 }
 
 /// Streaming SHA-256 of a whole document.
-#[pyclass(module = "vaultd._vaultcore")]
+#[pyclass(module = "vaultd._vaultcore", frozen)]
 struct Sha256Hasher {
     inner: std::sync::Mutex<digest::Sha256Hasher>,
 }
@@ -234,12 +244,13 @@ impl Sha256Hasher {
 
     fn update(&self, py: Python<'_>, data: PyBuffer<u8>) -> PyResult<()> {
         let d = view(&data)?;
-        let mut g = self.inner.lock().unwrap();
-        let h = &mut *g;
+        let m = &self.inner;
+        // The lock is taken and released on the same side of the GIL release (no lock-order cycle
+        // with a thread that holds the GIL and waits for this hasher).
         if d.len() >= GIL_THRESHOLD {
-            py.detach(|| h.update(d));
+            py.detach(|| m.lock().unwrap().update(d));
         } else {
-            h.update(d);
+            m.lock().unwrap().update(d);
         }
         Ok(())
     }
@@ -257,8 +268,9 @@ impl Sha256Hasher {
     }
 }
 
-/// Streaming BLAKE3 (plain, or keyed with a 32-byte key) of a whole document.
-#[pyclass(module = "vaultd._vaultcore")]
+/// Streaming BLAKE3 (plain, or keyed with a 32-byte key) of a whole document; the state (and key) is
+/// zeroized on drop.
+#[pyclass(module = "vaultd._vaultcore", frozen)]
 struct Blake3Hasher {
     inner: std::sync::Mutex<digest::Blake3Hasher>,
 }
@@ -281,9 +293,16 @@ impl Blake3Hasher {
 
     fn update(&self, py: Python<'_>, data: PyBuffer<u8>) -> PyResult<()> {
         let d = view(&data)?;
-        let mut g = self.inner.lock().unwrap();
-        let h = &mut *g;
-        run(py, d.len(), || h.update(d))
+        let m = &self.inner;
+        let p = pool()?;
+        // The lock is taken by the calling thread, never by a pool thread: a pool thread blocked on it
+        // while the holder's parallel hashing waits for that pool thread would deadlock.
+        run_here(py, d.len(), || {
+            let mut g = m.lock().unwrap();
+            let h: &mut digest::Blake3Hasher = &mut g;
+            p.install(|| h.update(d))
+        });
+        Ok(())
     }
 
     #[pyo3(signature = (length = 32))]
@@ -314,7 +333,7 @@ fn aead_seal<'py>(py: Python<'py>, key: PyBuffer<u8>, nonce: PyBuffer<u8>, plain
         return Err(Error::invalid(format!("an AES-GCM nonce is 12 bytes, got {}", n.len())).into());
     }
     let (obj, out) = new_bytes(py, p.len() + seal::TAG_LEN)?;
-    run(py, p.len(), || k.seal_into(n, a, p, unsafe { out.slice() }))??;
+    run_here(py, p.len(), || k.seal_into(n, a, p, unsafe { out.slice() }))?;
     Ok(obj)
 }
 
@@ -329,7 +348,7 @@ fn aead_open<'py>(py: Python<'py>, key: PyBuffer<u8>, nonce: PyBuffer<u8>, ciphe
         return Err(Error::Integrity { index: None, what: "sealed data shorter than the tag" }.into());
     }
     let (obj, out) = new_bytes(py, c.len() - seal::TAG_LEN)?;
-    run(py, c.len(), || k.open_into(n, a, c, unsafe { out.slice() }))??;
+    run_here(py, c.len(), || k.open_into(n, a, c, unsafe { out.slice() }))?;
     Ok(obj)
 }
 
@@ -437,12 +456,12 @@ impl SealingKey {
         self.inner.reserve(1)?;
         let (obj, out) = new_bytes(py, seal::NONCE_LEN + p.len() + seal::TAG_LEN)?;
         let key = self.inner.key();
-        run(py, p.len(), || {
+        run_here(py, p.len(), || {
             let o = unsafe { out.slice() };
             let (nonce, rest) = o.split_at_mut(seal::NONCE_LEN);
             seal::random_bytes(nonce);
             key.seal_into(nonce, a, p, rest)
-        })??;
+        })?;
         Ok(obj)
     }
 
@@ -459,7 +478,7 @@ impl SealingKey {
         }
         let (obj, out) = new_bytes(py, s.len() - seal::NONCE_LEN - seal::TAG_LEN)?;
         let key = self.inner.key();
-        run(py, s.len(), || key.open_into(&s[..seal::NONCE_LEN], a, &s[seal::NONCE_LEN..], unsafe { out.slice() }))??;
+        run_here(py, s.len(), || key.open_into(&s[..seal::NONCE_LEN], a, &s[seal::NONCE_LEN..], unsafe { out.slice() }))?;
         Ok(obj)
     }
 
@@ -519,26 +538,30 @@ fn ingest<'py>(
     let prefix = view(&aad_prefix)?;
     let sizes = (min_size, avg_size, max_size);
     chunk::check_sizes(min_size, avg_size, max_size)?;
-    let mut guard = hasher.as_ref().map(|h| h.inner.lock().unwrap());
+    let hasher_lock = hasher.as_ref().map(|h| &h.inner);
 
     // Pass 1, GIL released: cut points (segments in parallel); with `known`, the ids too, so the
     // caller can say which chunks it has. The document digest runs beside it on another thread.
     let with_known = known.is_some();
-    let hs = guard.as_deref_mut();
-    let (spans, ids) = run(py, d.len(), || -> Result<_, Error> {
-        let spans = fused::spans(d, sizes, last)?;
-        let consumed = if last { d.len() } else { spans.last().map_or(0, |&(o, l)| o + l) };
-        let (ids, ()) = rayon::join(
-            || if with_known { Some(fused::identify(d, &dk, &spans)) } else { None },
-            || {
-                if let Some(h) = hs {
-                    h.update(&d[..consumed])
-                }
-            },
-        );
-        Ok((spans, ids))
-    })??;
-    drop(guard);
+    let p = pool()?;
+    let (spans, ids) = run_here(py, d.len(), || -> Result<_, Error> {
+        // Locked by the calling thread (see Blake3Hasher.update), then the work goes to the pool.
+        let mut h = hasher_lock.map(|m| m.lock().unwrap());
+        let hs = h.as_deref_mut();
+        p.install(|| {
+            let spans = fused::spans(d, sizes, last)?;
+            let consumed = if last { d.len() } else { spans.last().map_or(0, |&(o, l)| o + l) };
+            let (ids, ()) = rayon::join(
+                || if with_known { Some(fused::identify(d, &dk, &spans)) } else { None },
+                || {
+                    if let Some(h) = hs {
+                        h.update(&d[..consumed])
+                    }
+                },
+            );
+            Ok((spans, ids))
+        })
+    })?;
 
     // With the GIL: which ids the caller has; allocate the outputs of the rest.
     struct Slot<'py> {
