@@ -26,12 +26,6 @@ def softhsm_module() -> str:
     raise FileNotFoundError("SoftHSM2 module not found (install softhsm2 or set VAULTD_PKCS11_MODULE)")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the pkcs11 key provider logs in to the token, then the journal's ECDSA signer opens a "
-    "second session and logs in again: PKCS#11 answers CKR_USER_ALREADY_LOGGED_IN "
-    "(vaultd/journal/signer.py Pkcs11EcdsaSigner.__init__), so the daemon cannot start",
-)
 def test_pkcs11_master_key(tmp_path: Path) -> None:
     tokdir = tmp_path / "tokens"
     tokdir.mkdir()

@@ -109,6 +109,8 @@ class Pkcs11EcdsaSigner:
         create: bool = True,
     ) -> None:
         import pkcs11
+
+        from vaultd.keys.hsm import open_user_session
         from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
         from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
@@ -119,7 +121,7 @@ class Pkcs11EcdsaSigner:
             token = lib.get_token(token_label=token_label)
         except pkcs11.NoSuchToken:
             raise NotFound(f"PKCS#11 token {token_label!r} not found") from None
-        self._session: Any = token.open(user_pin=pin, rw=True)
+        self._session: Any = open_user_session(token, pin)
         priv: Any
         pub: Any
         try:

@@ -27,6 +27,19 @@ from vaultd.keys.provider import NONCE_LEN, KeyProvider, pack_wrapped, unpack_wr
 __all__ = ["Pkcs11KeyProvider"]
 
 
+def open_user_session(token: Any, pin: str) -> Any:
+    """A read-write session on ``token`` in the user's logged-in state.
+
+    PKCS#11 keeps the login per application, not per session: once one session of this process has
+    logged in (the master-key provider, say), every session it opens is already in the user state and
+    a second C_Login fails with CKR_USER_ALREADY_LOGGED_IN. That answer means the state we want.
+    """
+    try:
+        return token.open(user_pin=pin, rw=True)
+    except pkcs11.exceptions.UserAlreadyLoggedIn:
+        return token.open(rw=True)
+
+
 class Pkcs11KeyProvider(KeyProvider):
     name = "pkcs11"
 
@@ -41,7 +54,7 @@ class Pkcs11KeyProvider(KeyProvider):
         except (PKCS11Error, RuntimeError, OSError) as e:
             raise FailedPrecondition(f"PKCS#11 token {token_label!r} via {module} is unavailable: {e!r}") from None
         try:
-            self._session = self._token.open(user_pin=pin, rw=True)
+            self._session = open_user_session(self._token, pin)
         except pkcs11.exceptions.PinIncorrect:
             raise Unauthenticated(f"wrong PIN for PKCS#11 token {token_label!r}") from None
         except PKCS11Error as e:
