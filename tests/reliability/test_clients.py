@@ -339,3 +339,35 @@ def test_data_pieces_at_and_over_one_mebibyte(daemon: DaemonProcess, stub: pb_gr
     assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT)
     code = _code(lambda: stub.List(pb.ListRequest(vault=VAULT, page_token="%%%not-a-token"), timeout=30))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_malformed_stream_messages_do_not_exhaust_the_connection(daemon: DaemonProcess) -> None:
+    """Found by fuzz/fuzz_servicer.py: a request message whose bytes do not parse used to be refused by
+    gRPC's own receive callback, leaving its HTTP/2 stream counted on the connection; after 64 such
+    calls the connection refused every call (REFUSED_STREAM). Now the handler refuses it cleanly."""
+    ch = _channel(daemon)
+    try:
+        raw = ch.stream_unary("/vaultd.v1.VaultService/Deposit")
+        good = pb.DepositRequest(header=pb.DepositHeader(vault=VAULT, name="malformed"), data=b"abcd").SerializeToString()
+        codes: Counter[str] = Counter()
+        for i in range(150):
+            msgs = [b"\x00\x00"] if i % 2 else [good, b"\xff\xff\xff", pb.DepositRequest(end=pb.DepositEnd(size=4)).SerializeToString()]
+            try:
+                raw(iter(msgs), timeout=10)
+                codes["OK"] += 1
+            except grpc.RpcError as e:
+                codes[e.code().name] += 1
+        assert codes == {"INVALID_ARGUMENT": 150}, codes
+        # the same for unary requests, and for the journal service
+        for path in ("/vaultd.v1.VaultService/Stat", "/vaultd.v1.VaultService/CreateVault",
+                     "/vaultd.v1.JournalService/GetConsistencyProof"):
+            call = ch.unary_unary(path)
+            for _ in range(70):
+                with pytest.raises(grpc.RpcError) as e:
+                    call(b"\xff\xff\xff", timeout=10)
+                assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        stat = pb_grpc.VaultServiceStub(ch).Count(pb.CountRequest(vault=VAULT), timeout=10)
+        assert stat.count >= 0
+    finally:
+        ch.close()
+    _settled(daemon, "malformed")

@@ -95,6 +95,79 @@ def metrics_interceptor(metrics: Any) -> grpc.ServerInterceptor | None:
 ExtraService = tuple[str, Callable[[grpc.Server], None]]
 
 
+class _Malformed:
+    """Stands for a request message whose bytes did not parse."""
+
+
+_MALFORMED = _Malformed()
+_REFUSAL = "a request message is not a valid {}; nothing was done"
+
+
+def _lenient(cls: Any) -> Callable[[bytes], Any]:
+    def parse(raw: bytes) -> Any:
+        try:
+            return cls.FromString(raw)
+        except Exception:  # DecodeError and friends: any bytes that are not a message
+            return _MALFORMED
+
+    return parse
+
+
+def _lenient_handler(h: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """``h`` with a deserializer that never fails: the handler refuses what did not parse with
+    INVALID_ARGUMENT (gRPC's own refusal, from its receive callback, leaves the HTTP/2 stream counted
+    against the connection's max_concurrent_streams: after that many malformed requests the
+    connection refused every new call)."""
+    deserializer = h.request_deserializer
+    cls = getattr(deserializer, "__self__", None)  # the generated code passes Message.FromString
+    if cls is None or not hasattr(cls, "FromString"):
+        return h
+    what = cls.DESCRIPTOR.name
+    behaviour: Any = h.unary_unary or h.unary_stream or h.stream_unary or h.stream_stream
+
+    def run(request: Any, context: Any) -> Any:
+        if h.request_streaming:
+            def checked() -> Any:
+                for msg in request:
+                    if msg is _MALFORMED:
+                        context.abort(grpc.StatusCode.INVALID_ARGUMENT, _REFUSAL.format(what))
+                    yield msg
+
+            return behaviour(checked(), context)
+        if request is _MALFORMED:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _REFUSAL.format(what))
+        return behaviour(request, context)
+
+    make = {(False, False): grpc.unary_unary_rpc_method_handler, (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler, (True, True): grpc.stream_stream_rpc_method_handler}
+    return make[(h.request_streaming, h.response_streaming)](
+        run, request_deserializer=_lenient(cls), response_serializer=h.response_serializer)
+
+
+class _LenientRegistrar:
+    """Stands for the server while generated ``add_*_to_server`` functions register a service: its
+    method handlers are registered with deserializers that never fail (``_lenient_handler``)."""
+
+    def __init__(self, server: grpc.Server) -> None:
+        self._server = server
+        self._pending: Any = None
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self.flush()
+        self._pending = handlers  # replaced when the registered handlers of the same service follow
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self._pending = None
+        wrapped = {name: _lenient_handler(h) for name, h in handlers.items()}
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
+        self._server.add_registered_method_handlers(service, wrapped)
+
+    def flush(self) -> None:
+        if self._pending is not None:
+            self._server.add_generic_rpc_handlers(self._pending)
+            self._pending = None
+
+
 class VaultServer:
     """VaultService over TLS with health and reflection; ``start`` then ``stop``."""
 
@@ -131,15 +204,18 @@ class VaultServer:
             options=limits.options(),
             maximum_concurrent_rpcs=limits.workers,
         )
+        registrar = _LenientRegistrar(self._server)
         vault_pb2_grpc.add_VaultServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            VaultServicer(vaults, max_response_bytes=limits.max_response_bytes), self._server)
+            VaultServicer(vaults, max_response_bytes=limits.max_response_bytes), registrar)
         self.health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, registrar)  # type: ignore[arg-type]
         names = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                  reflection.SERVICE_NAME]
         for name, add in extra_services:
-            add(self._server)
+            add(registrar)  # type: ignore[arg-type]
+            registrar.flush()
             names.append(name)
+        registrar.flush()
         self._served = [SERVICE_NAME] + [n for n, _ in extra_services]
         reflection.enable_server_reflection(names, self._server)
         creds = grpc.ssl_server_credentials(
