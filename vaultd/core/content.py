@@ -5,11 +5,15 @@ AES-256-GCM under the vault's data key with associated data ``aad_prefix(vault, 
 chunk id``. A stored chunk is ``nonce(12) || ciphertext || tag(16)``. Opening checks every tag and
 re-derives every id from the plaintext (constant-time comparison, in Rust); a failure raises
 IntegrityError and hands out no byte.
+
+``metrics`` (a ``vaultd.metrics.Metrics`` or None) records each Rust call: its operation, items
+(chunks), bytes and time, two clock reads per call of megabytes.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Container, Sequence
 from typing import Any
 
@@ -38,10 +42,16 @@ def aad_prefix(vault: str, data_key_version: int) -> bytes:
 
 
 def ingest(
-    buf: Any, keys: VaultKeys, prefix: bytes, *, last: bool, known: Container[bytes], hasher: Any
+    buf: Any, keys: VaultKeys, prefix: bytes, *, last: bool, known: Container[bytes], hasher: Any,
+    metrics: Any = None,
 ) -> list[Any]:
     """Cut, identify and seal one buffer (see ``vaultd.crypto.ingest``); known ids are not sealed."""
-    return crypto.ingest(buf, keys.dedup_key, keys.data_key, prefix, last=last, known=known, hasher=hasher)
+    if metrics is None:
+        return crypto.ingest(buf, keys.dedup_key, keys.data_key, prefix, last=last, known=known, hasher=hasher)
+    started = time.perf_counter()
+    chunks = crypto.ingest(buf, keys.dedup_key, keys.data_key, prefix, last=last, known=known, hasher=hasher)
+    metrics.observe_crypto("ingest", len(chunks), len(buf), time.perf_counter() - started)
+    return chunks
 
 
 def chunk_id(dedup_key: bytes, data: Any) -> bytes:
@@ -52,7 +62,9 @@ def stored_form(nonce: bytes, sealed: bytes) -> bytes:
     return nonce + sealed
 
 
-def open_many(keys: VaultKeys, prefix: bytes, ids: Sequence[bytes], stored: Sequence[bytes]) -> list[bytes]:
+def open_many(
+    keys: VaultKeys, prefix: bytes, ids: Sequence[bytes], stored: Sequence[bytes], metrics: Any = None
+) -> list[bytes]:
     """Open stored chunks in one call (parallel in Rust); IntegrityError names the lowest bad one."""
     views = [memoryview(s) for s in stored]
     for cid, v in zip(ids, views, strict=True):
@@ -60,6 +72,10 @@ def open_many(keys: VaultKeys, prefix: bytes, ids: Sequence[bytes], stored: Sequ
             from vaultd.errors import IntegrityError
 
             raise IntegrityError(f"chunk {cid.hex()[:16]} is truncated")
-    return crypto.open_chunks(
+    started = time.perf_counter() if metrics is not None else 0.0
+    plains = crypto.open_chunks(
         keys.data_key, keys.dedup_key, prefix, list(ids), [v[:NONCE_LEN] for v in views], [v[NONCE_LEN:] for v in views]
     )
+    if metrics is not None:
+        metrics.observe_crypto("open", len(views), sum(len(v) for v in views), time.perf_counter() - started)
+    return plains

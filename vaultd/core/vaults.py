@@ -172,8 +172,11 @@ class Vaults:
         max_object_size: int = DEFAULT_MAX_OBJECT_SIZE,
         leaf_factory: Callable[..., bytes] | None = None,
         journal: Any = None,
+        metrics: Any = None,
     ) -> None:
         self.store = store
+        # vaultd.metrics.Metrics of the daemon (or None): Rust call sizes and times, integrity errors
+        self.metrics = metrics
         self.policy = policy
         self.keys = key_provider
         self.max_object_size = max_object_size
@@ -188,6 +191,7 @@ class Vaults:
             signatures_db(self)
         self._cache: dict[str, VaultKeys] = {}
         self._recover()
+        self._init_stats()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -209,6 +213,56 @@ class Vaults:
                 self._rollback_part(t, key, rec)
 
             self.store.write(unit)
+
+    # --- counters kept with the data (the ``stats`` record) ---------------------------------------
+    # ``logical_bytes`` (sizes of live versions as deposited), ``vault_bytes/<vault>`` (the same per
+    # vault, so destroying a vault subtracts its share) and ``kek/<version>`` (vaults whose keys that
+    # master key version wraps) change in the transaction of the deposit, destroy, creation, rotation
+    # or vault destruction they count, so a metrics scrape reads them instead of scanning.
+
+    def _init_stats(self) -> None:
+        """Count once (a store made before the counters existed), then keep them up to date."""
+        with self.store.read() as r:
+            if not hasattr(r, "get_stat") or r.get_stat(_STATS_READY) is not None:
+                return
+        def unit(t: WriteTxn) -> None:
+            if t.get_stat(_STATS_READY) is not None:  # type: ignore[attr-defined]
+                return
+            total = 0
+            for vault, raw in t.iter_vaults():
+                try:
+                    kek = int(json.loads(raw)["kek_version"])
+                except (ValueError, KeyError, TypeError):
+                    kek = 0
+                t.add_stat(f"kek/{kek}", 1)  # type: ignore[attr-defined]
+                size = 0
+                for nm, _ in t.iter_objects(vault):
+                    for _, vraw in t.iter_versions(vault, nm):
+                        try:
+                            size += int(json.loads(vraw)["size"])
+                        except (ValueError, KeyError, TypeError):
+                            pass
+                t.put_stat(f"vault_bytes/{vault}", size)  # type: ignore[attr-defined]
+                total += size
+            t.put_stat("logical_bytes", total)  # type: ignore[attr-defined]
+            t.put_stat(_STATS_READY, 1)  # type: ignore[attr-defined]
+
+        self.store.write(unit)
+
+    def _integrity_error(self, where: str, n: int = 1) -> None:
+        if self.metrics is not None:
+            for _ in range(n):
+                self.metrics.integrity_error(where)
+
+    def storage_counters(self) -> dict[str, float]:
+        """What the metrics read at each scrape: ``logical_bytes`` and ``kek_versions_in_use`` (one
+        short read transaction over the ``stats`` record)."""
+        with self.store.read() as r:
+            if not hasattr(r, "get_stat"):
+                return {}
+            logical = r.get_stat("logical_bytes") or 0
+            in_use = sum(1 for _, n in r.iter_stats("kek/") if n > 0)
+        return {"logical_bytes": float(logical), "kek_versions_in_use": float(in_use)}
 
     @staticmethod
     def _rollback_part(t: WriteTxn, key: bytes, rec: bytes) -> None:
@@ -296,6 +350,7 @@ class Vaults:
             if t.get_vault(vault) is not None:
                 raise AlreadyExists(f"vault {vault!r} exists already")
             t.put_vault(vault, rec)
+            _count(t, f"kek/{w.kek_version}", 1)
             if self._leaf:
                 t.journal(self._leaf("create_vault", actor=actor, vault=vault))
 
@@ -461,11 +516,14 @@ class Vaults:
                     if r.get_version(vault, name, version) is None:
                         raise NotFound(f"object {name!r} version {version} was destroyed while being read")
                 missing = next(cid for (cid, _, _), s in zip(batch, sealed) if s is None)
+                self._integrity_error("read")
                 raise IntegrityError(f"object {name!r} version {version} in vault {vault!r} is damaged: "
                                      f"its chunk {missing.hex()[:16]} is missing")
             try:
-                plains = C.open_many(keys, prefix, [cid for cid, _, _ in batch], sealed)  # type: ignore[arg-type]
+                plains = C.open_many(keys, prefix, [cid for cid, _, _ in batch], sealed,  # type: ignore[arg-type]
+                                     self.metrics)
             except IntegrityError as e:
+                self._integrity_error("read")
                 raise IntegrityError(f"object {name!r} version {version} in vault {vault!r} is damaged: {e}") from None
             for (_, lo, hi), plain in zip(batch, plains, strict=True):
                 yield plain if (lo, hi) == (0, len(plain)) else plain[lo:hi]
@@ -584,6 +642,8 @@ class Vaults:
                 except KeyError:
                     pass
             t.delete_version(vault, name, v)
+            _count(t, "logical_bytes", -int(rec.get("size", 0)))
+            _count(t, f"vault_bytes/{vault}", -int(rec.get("size", 0)))
             head = json.loads(t.get_object(vault, name) or b'{"next":1,"latest":0}')
             if head["latest"] == v:
                 head["latest"] = next((ver for ver, _ in t.iter_versions(vault, name, reverse=True)), 0)
@@ -640,7 +700,10 @@ class Vaults:
 
     # --- check ---------------------------------------------------------------------------------
 
-    def check(self, actor: Identity, vault: str, name: str | None = None, version: int | None = None) -> CheckReport:
+    def check(self, actor: Identity, vault: str, name: str | None = None, version: int | None = None,
+              *, record_errors: bool = True) -> CheckReport:
+        """Open every chunk of the version(s) and compare sizes and SHA-256. Problems count as
+        integrity errors found by ``check`` unless ``record_errors`` is off (the scrub counts its own)."""
         if not self.policy.allows(actor, "check", vault):
             try:
                 self.policy.check(actor, "admin", None)
@@ -686,7 +749,7 @@ class Vaults:
                     ok = False
                     continue
                 try:
-                    plain = C.open_many(keys, prefix, [cid], [sealed])[0]
+                    plain = C.open_many(keys, prefix, [cid], [sealed], self.metrics)[0]
                 except IntegrityError as e:
                     problems.append(Problem(vault, nm, v, f"chunk {cid.hex()[:16]}: {e}"))
                     ok = False
@@ -703,6 +766,8 @@ class Vaults:
                     problems.append(Problem(vault, nm, v, f"size is {size}, recorded {rec['size']}"))
                 elif not secrets.compare_digest(h.digest(), bytes.fromhex(rec["sha256"])):
                     problems.append(Problem(vault, nm, v, "SHA-256 of the content differs from the recorded one"))
+        if problems and record_errors:
+            self._integrity_error("check", len(problems))
         return CheckReport(vault=vault, objects=len(targets), chunks=len(opened), bytes=nbytes, problems=problems)
 
     # --- keys: rotation and shredding ----------------------------------------------------------
@@ -735,6 +800,8 @@ class Vaults:
                     )
                     k = unwrap_vault_keys(self.keys, vault, w)
                     nw = wrap_vault_keys(self.keys, vault, k, new)
+                    _count(t, f"kek/{rec['kek_version']}", -1)
+                    _count(t, f"kek/{new}", 1)
                     rec.update(kek_version=new, data_key=_b64(nw.data_key), dedup_key=_b64(nw.dedup_key))
                     t.put_vault(vault, _dumps(rec))
                 if self._leaf:
@@ -749,8 +816,17 @@ class Vaults:
         validate_vault_id(vault)
 
         def shred(t: WriteTxn) -> None:
+            raw = t.get_vault(vault)
             if not t.delete_vault(vault):
                 raise NotFound(f"vault {vault!r} does not exist")
+            if raw is not None and hasattr(t, "get_stat"):
+                try:
+                    _count(t, f"kek/{json.loads(raw)['kek_version']}", -1)
+                except (ValueError, KeyError, TypeError):
+                    pass
+                share = t.get_stat(f"vault_bytes/{vault}") or 0
+                _count(t, "logical_bytes", -share)
+                t.put_stat(f"vault_bytes/{vault}", 0)  # type: ignore[attr-defined]
             t.delete_requests(vault)
             if self._leaf:
                 t.journal(self._leaf("destroy_vault", actor=actor, vault=vault))
@@ -842,7 +918,8 @@ class _Deposit:
     def _process(self, final: bool) -> None:
         with self.v.store.read() as r:
             known = _Known(self.seen, r, self.vault)
-            chunks = C.ingest(self.buf, self.keys, self.prefix, last=final, known=known, hasher=self.hasher)
+            chunks = C.ingest(self.buf, self.keys, self.prefix, last=final, known=known, hasher=self.hasher,
+                              metrics=self.v.metrics)
         consumed = 0
         chunks.reverse()
         while chunks:
@@ -934,6 +1011,8 @@ class _Deposit:
             }
             t.put_version(vault, name, version, _dumps(rec), manifest)
             t.put_object(vault, name, _dumps({"next": version + 1, "latest": version}))
+            _count(t, "logical_bytes", self.size)
+            _count(t, f"vault_bytes/{vault}", self.size)
             for k in staged_keys:
                 t.delete_pending(k)
             stat = _stat_from(vault, name, version, rec)
@@ -1026,6 +1105,16 @@ class _Known:
         return b in self._seen or self._r.chunk_refs(self._vault, b) > 0
 
 
+_STATS_READY = "stats/v1"
+
+
+def _count(t: Any, name: str, delta: int) -> None:
+    """Move a counter of the ``stats`` record in ``t`` (stores without one keep no counters)."""
+    add = getattr(t, "add_stat", None)
+    if add is not None and delta:
+        add(name, delta)
+
+
 class _Duplicate(Exception):
     def __init__(self, raw: bytes) -> None:
         super().__init__("duplicate request")
@@ -1043,6 +1132,7 @@ def open_vaults(
     leaf_factory: Callable[..., bytes] | None = None,
     journal: Any = None,
     after_commit: Callable[[list[Committed[Any]]], None] | None = None,
+    metrics: Any = None,
 ) -> Vaults:
     """Open (creating) the store under ``data_dir/store`` and return the use cases over it."""
     store = open_store(
@@ -1051,10 +1141,11 @@ def open_vaults(
         max_map_size=max_map_size,
         journal=journal,
         after_commit=after_commit,
+        metrics=metrics,
     )
     try:
         return Vaults(store, policy=policy, key_provider=key_provider, max_object_size=max_object_size,
-                      leaf_factory=leaf_factory, journal=journal)
+                      leaf_factory=leaf_factory, journal=journal, metrics=metrics)
     except BaseException:
         store.close()
         raise

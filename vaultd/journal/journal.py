@@ -28,6 +28,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lmdb
 
@@ -68,8 +69,12 @@ class Journal:
         state_dir: Path | str | None = None,
         fsync: bool = True,
         background: bool = True,
+        metrics: Any = None,
     ) -> None:
         self.env = env
+        # vaultd.metrics.Metrics (or None; the composition root may also set it after opening):
+        # checkpoints signed, leaves appended, integrity errors found by the journal
+        self.metrics = metrics
         self.tree = MerkleTree(env)
         self.first_read = env.open_db(DB_FIRST_READ)
         self.deposits = env.open_db(DB_DEPOSITS)
@@ -214,6 +219,7 @@ class Journal:
                 if prev is not None:
                     old = prev.checkpoint
                     if size < old.size:
+                        self._integrity_error()
                         raise IntegrityError(
                             f"journal rolled back: size {size} is smaller than the signed size {old.size}; not signing"
                         )
@@ -222,6 +228,7 @@ class Journal:
                         try:
                             proofs.verify_consistency(old.size, size, proof, old.root, root)
                         except proofs.ProofError as e:
+                            self._integrity_error()
                             raise IntegrityError(
                                 f"journal: the tree of size {size} is not consistent with the signed checkpoint "
                                 f"of size {old.size}; not signing ({e})"
@@ -230,7 +237,14 @@ class Journal:
             note = sign_note(cp.body(), self.signer)
             self._head = SignedHead(cp, note)
             self._publish(note)
+            if self.metrics is not None:
+                self.metrics.journal_appended_leaves(size - (prev.checkpoint.size if prev else 0))
+                self.metrics.checkpoint_signed()
             return self._head
+
+    def _integrity_error(self) -> None:
+        if self.metrics is not None:
+            self.metrics.integrity_error("journal")
 
     def head(self) -> SignedHead:
         """The latest signed checkpoint (signing one first if none exists yet)."""
@@ -260,6 +274,7 @@ class Journal:
         try:
             proofs.verify_inclusion(index, size, proofs.leaf_hash(leaf), proof, head.checkpoint.root)
         except proofs.ProofError:
+            self._integrity_error()
             raise IntegrityError(
                 f"journal: leaf {index} or the stored hashes on its path were altered: its inclusion proof "
                 f"does not lead to the signed root of size {size}"

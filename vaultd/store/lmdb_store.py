@@ -2,7 +2,9 @@
 
 Databases: ``vaults``, ``objects`` (object heads), ``versions``, ``manifests``, ``chunks`` (sealed
 bytes), ``refs`` (chunk reference counts), ``requests`` (idempotent request ids), ``pending`` (staged
-parts of deposits in flight, rolled back after a crash). Other layers (the journal) may open their
+parts of deposits in flight, rolled back after a crash), ``stats`` (counters the core keeps in the same
+transaction as the changes they count: logical bytes, vaults per master key version; read at every
+metrics scrape instead of a scan). Other layers (the journal) may open their
 own databases in the same environment through ``open_db`` and write them in the writer's transaction.
 
 Durability: the environment is opened with ``sync=True`` and ``metasync=True`` and without
@@ -35,8 +37,9 @@ from vaultd.store.writer import Journal, Writer
 
 __all__ = ["LmdbStore", "open_store", "DB_NAMES"]
 
-DB_NAMES = ("vaults", "objects", "versions", "manifests", "chunks", "refs", "requests", "pending")
+DB_NAMES = ("vaults", "objects", "versions", "manifests", "chunks", "refs", "requests", "pending", "stats")
 _Q = struct.Struct(">Q")
+_SQ = struct.Struct(">q")
 _H = struct.Struct(">H")
 
 
@@ -176,6 +179,22 @@ class _ReadTxn:
             for k, v in c:
                 yield bytes(k), bytes(v)
 
+    def get_stat(self, name: str) -> int | None:
+        """A counter of the ``stats`` record (None: never set)."""
+        v = self.raw.get(name.encode("utf-8"), db=self._dbs["stats"])
+        return None if v is None else int(_SQ.unpack(v)[0])
+
+    def iter_stats(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        p = prefix.encode("utf-8")
+        with self.raw.cursor(db=self._dbs["stats"]) as c:
+            if not c.set_range(p):
+                return
+            for k, v in c:
+                kb = bytes(k)
+                if not kb.startswith(p):
+                    return
+                yield kb.decode("utf-8"), int(_SQ.unpack(v)[0])
+
 
 class _WriteTxn(_ReadTxn):
     def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
@@ -275,6 +294,26 @@ class _WriteTxn(_ReadTxn):
     def journal(self, leaf: bytes) -> None:
         self.leaves.append(bytes(leaf))
 
+    def add_stat(self, name: str, delta: int) -> int:
+        """Add ``delta`` to a counter of the ``stats`` record in this transaction (a counter that
+        drops to 0 is removed); returns the new value."""
+        k = name.encode("utf-8")
+        db = self._dbs["stats"]
+        v = self.raw.get(k, db=db)
+        n = (0 if v is None else int(_SQ.unpack(v)[0])) + delta
+        if n == 0:
+            self.raw.delete(k, db=db)
+        else:
+            self.raw.put(k, _SQ.pack(n), db=db)
+        return n
+
+    def put_stat(self, name: str, value: int) -> None:
+        k = name.encode("utf-8")
+        if value == 0:
+            self.raw.delete(k, db=self._dbs["stats"])
+        else:
+            self.raw.put(k, _SQ.pack(value), db=self._dbs["stats"])
+
 
 def _split_head(v: bytes) -> tuple[str, bytes]:
     (n,) = _H.unpack_from(v)
@@ -295,6 +334,7 @@ class LmdbStore:
         journal: Journal | None = None,
         after_commit: Callable[[list[Committed[Any]]], None] | None = None,
         extra_dbs: int = 16,
+        metrics: Any = None,
     ) -> None:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
@@ -326,6 +366,7 @@ class LmdbStore:
             after_commit=after_commit,
             max_batch_units=max_batch_units,
             max_batch_bytes=max_batch_bytes,
+            metrics=metrics,
         )
 
     # --- the Store interface -------------------------------------------------------------------
@@ -371,6 +412,11 @@ class LmdbStore:
         self.env.close()
 
     # --- extras for other layers ----------------------------------------------------------------
+
+    def databases(self) -> dict[str, Any]:
+        """The store's named database handles by name (``vaults``, ``objects``, ``versions``,
+        ``chunks``...), for read-only statistics such as ``vaultd.metrics.lmdb_storage_source``."""
+        return dict(self._dbs)
 
     def open_db(self, name: str) -> Any:
         """Open (creating) a named database for another layer, e.g. the journal. Call at start-up."""

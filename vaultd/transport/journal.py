@@ -45,9 +45,14 @@ def _entry_pb(index: int, raw: bytes, leaf: Leaf) -> pb.JournalEntry:
 
 
 class JournalServicer(pb_grpc.JournalServiceServicer):
-    def __init__(self, journal: Journal, authorize: Authorize) -> None:
+    def __init__(self, journal: Journal, authorize: Authorize, metrics: Any = None) -> None:
         self._journal = journal
         self._authorize = authorize
+        self._metrics = metrics  # vaultd.metrics.Metrics or None: proofs served, by kind
+
+    def _served(self, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.proof_served(kind)
 
     @unary
     def GetCheckpoint(self, request: pb.GetCheckpointRequest, ctx: Any) -> pb.Checkpoint:
@@ -63,10 +68,12 @@ class JournalServicer(pb_grpc.JournalServiceServicer):
             size = head.checkpoint.size
             proof = self._journal.inclusion(request.index, size)
             leaf = self._journal.tree.leaf(request.index)
+            self._served("inclusion")
             return pb.InclusionProof(index=request.index, tree_size=size, leaf=leaf, hashes=proof,
                                      checkpoint=_checkpoint_pb(head), receipt=receipt)
         proof = self._journal.inclusion(request.index, request.tree_size)
         leaf = self._journal.tree.leaf(request.index)
+        self._served("inclusion")
         return pb.InclusionProof(index=request.index, tree_size=request.tree_size, leaf=leaf, hashes=proof)
 
     @unary
@@ -77,6 +84,7 @@ class JournalServicer(pb_grpc.JournalServiceServicer):
         if old == 0 or old > new:
             raise InvalidArgument(f"no consistency proof from size {old} to size {new}")
         hashes = self._journal.consistency(old, new)
+        self._served("consistency")
         return pb.ConsistencyProof(old_size=old, new_size=new, hashes=hashes,
                                    proof_file=encode_consistency_proof(old, new, hashes))
 
@@ -109,8 +117,10 @@ class JournalServicer(pb_grpc.JournalServiceServicer):
     def GetReceipt(self, request: pb.GetReceiptRequest, ctx: Any) -> pb.ReceiptFile:
         actor = identity_of(ctx)
         self._authorize(actor, "journal", request.vault)
-        return pb.ReceiptFile(receipt=self._journal.object_receipt(
-            request.vault, request.name, request.version, destroyed=request.destroyed))
+        receipt = self._journal.object_receipt(
+            request.vault, request.name, request.version, destroyed=request.destroyed)
+        self._served("inclusion")  # a receipt carries the leaf's inclusion proof
+        return pb.ReceiptFile(receipt=receipt)
 
     @unary
     def GetDeliveryProof(self, request: pb.GetDeliveryProofRequest, ctx: Any) -> pb.DeliveryProof:
@@ -120,20 +130,22 @@ class JournalServicer(pb_grpc.JournalServiceServicer):
         if index is None:
             return pb.DeliveryProof(read=False)
         receipt = self._journal.receipt("delivery", index)
+        self._served("inclusion")
         leaf = Leaf.decode(self._journal.tree.leaf(index))
         return pb.DeliveryProof(read=True, receipt=receipt, index=index, read_at_ns=leaf.time_ns,
                                 reader=f"{leaf.actor_kind}:{leaf.actor_name}")
 
 
-def add_to_server(server: Any, journal: Journal, authorize: Authorize) -> JournalServicer:
-    servicer = JournalServicer(journal, authorize)
+def add_to_server(server: Any, journal: Journal, authorize: Authorize, metrics: Any = None) -> JournalServicer:
+    servicer = JournalServicer(journal, authorize, metrics)
     pb_grpc.add_JournalServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     return servicer
 
 
-def journal_service(journal: Journal, authorize: Authorize) -> tuple[str, Callable[[Any], None]]:
+def journal_service(journal: Journal, authorize: Authorize,
+                    metrics: Any = None) -> tuple[str, Callable[[Any], None]]:
     """The (name, add) pair ``VaultServer(extra_services=...)`` takes."""
     def add(server: Any) -> None:
-        add_to_server(server, journal, authorize)
+        add_to_server(server, journal, authorize, metrics)
 
     return SERVICE_NAME, add
