@@ -272,8 +272,16 @@ def ed25519_sign_batch(private_key: Buffer, messages: Sequence[Buffer]) -> list[
 def ed25519_verify_batch(
     public_keys: Sequence[Buffer], messages: Sequence[Buffer], signatures: Sequence[Buffer]
 ) -> list[bool]:
-    """One answer per item. Items are checked 64 at a time with one batch equation; when a batch
-    fails, its items are checked one by one (RFC 8032, canonical S, small-order keys refused)."""
+    """One answer per item, as the strict single check gives it (RFC 8032 cofactorless equation,
+    canonical S, canonical A and R, small-order A or R refused).
+
+    Items are checked 128 at a time with one batch equation (random 128-bit weights), batches
+    spread over the pool; items whose A or R encoding the single check would refuse never enter a
+    batch, and when a batch fails each of its items is checked alone. One caveat of every Ed25519
+    batch verifier: a signature whose R or A carries a small-torsion component (which only the key's
+    owner can make) fails the strict single check but can pass the batch equation with probability
+    up to 1/2; signatures from a signer not trusted on that point are checked in lists of one item.
+    """
     return _core.ed25519_verify_batch(public_keys, messages, signatures)
 
 
