@@ -17,6 +17,8 @@ metrics on loopback only. The TOML file holds the field names below at top level
     citizen_crls = ["/var/lib/vaultd/citizen-ca.crl"]  # its revocation lists
     session_secret = "/var/lib/vaultd/session.key"
     journal_origin = "vaultd/city.example"
+    scrub_interval = 86400.0         # seconds between scheduled scrubs; 0: no scheduled scrub
+    scrub_bytes_per_second = 67108864  # scrub pace; 0: no limit
 
 The environment variable of a field is ``VAULTD_`` + its name in capitals (``VAULTD_LISTEN``,
 ``VAULTD_DATA_DIR``, ``VAULTD_MAP_SIZE``...); a list (``VAULTD_CITIZEN_CRLS``) is comma-separated.
@@ -94,6 +96,13 @@ class Config:
         default=None,
         metadata={"help": "file of 32 random bytes keying the kiosk session tokens (made mode 0600 on first "
                   "run); default <data-dir>/session.key"})
+    scrub_interval: float = field(
+        default=86400.0,
+        metadata={"help": "seconds between the starts of two scheduled scrubs (Check over every object "
+                  "version); the first starts after min(interval, 600 s); 0: no scheduled scrub"})
+    scrub_bytes_per_second: float = field(
+        default=float(64 << 20),
+        metadata={"help": "pace of the scheduled scrub, bytes checked per second; 0: no limit"})
     journal_origin: str = field(
         default="",
         metadata={"help": "the journal's name (checkpoint origin and signing key name), fixed on first "
@@ -134,6 +143,8 @@ class Config:
                 raise InvalidArgument(f"{name} must be positive")
         if self.grace_period < 0:
             raise InvalidArgument("grace_period must not be negative")
+        if self.scrub_interval < 0 or self.scrub_bytes_per_second < 0:
+            raise InvalidArgument("scrub_interval and scrub_bytes_per_second must not be negative")
         if ":" not in self.listen:
             raise InvalidArgument(f"listen must be host:port, not {self.listen!r}")
         if self.citizen_crls and self.citizen_ca is None:

@@ -31,7 +31,7 @@ from typing import Any
 from vaultd.errors import NotFound, VaultError
 from vaultd.types import Identity
 
-__all__ = ["Scrubber", "ScrubResult", "journal_pass", "SCRUB_IDENTITY"]
+__all__ = ["Scrubber", "ScrubResult", "journal_pass", "last_pass", "SCRUB_IDENTITY"]
 
 log = logging.getLogger("vaultd.scrub")
 
@@ -144,7 +144,8 @@ class Scrubber:
                     if self._stop.is_set():
                         raise InterruptedError("the scrub was stopped")
                     try:
-                        report = self.vaults.check(self.identity, vault, name, version)
+                        report = self.vaults.check(self.identity, vault, name, version,
+                                                   record_errors=False)
                     except NotFound:  # destroyed while the pass runs
                         continue
                     res.objects += 1
@@ -187,17 +188,47 @@ class Scrubber:
             self._stop.wait(ahead)
 
 
+#: Counters of the store's ``stats`` record written with each pass's journal leaf, so a daemon
+#: that starts again knows when the last clean pass ended without searching the journal.
+STAT_LAST_CLEAN_NS = "scrub/last_clean_ns"
+STAT_LAST_PROBLEMS = "scrub/last_problems"
+
+
 def journal_pass(store: Any, leaf_factory: Callable[..., bytes],
                  identity: Identity = SCRUB_IDENTITY) -> Callable[[ScrubResult], None]:
     """``on_pass`` that journals one ``check`` leaf per pass in the store's writer transaction
-    (outcome ok, or failed when it found problems or did not finish; counts as extra fields)."""
+    (outcome ok, or failed when it found problems or did not finish; counts as extra fields).
+    In the same transaction a completed pass sets the ``scrub/*`` counters of the store's stats
+    record (when the store keeps one): the time of the last clean pass, the problems of the last."""
 
     def on_pass(res: ScrubResult) -> None:
+        finished_ns = int(res.finished_at * 1e9)
         leaf = leaf_factory(
             "check", actor=identity, vault="", name="", version=0,
-            outcome="ok" if res.clean else "failed",
+            outcome="ok" if res.clean else "failed", time_ns=finished_ns,
             scope="all", vaults=res.vaults, objects=res.objects, bytes=res.bytes,
             problems=len(res.problems), completed=int(res.completed))
-        store.write(lambda t: t.journal(leaf))
+
+        def unit(t: Any) -> None:
+            t.journal(leaf)
+            put = getattr(t, "put_stat", None)
+            if put is not None and res.completed:
+                put(STAT_LAST_PROBLEMS, len(res.problems))
+                if res.clean:
+                    put(STAT_LAST_CLEAN_NS, finished_ns)
+
+        store.write(unit)
 
     return on_pass
+
+
+def last_pass(store: Any) -> tuple[float | None, int | None]:
+    """(unix time of the last clean pass, problems of the last completed pass) as recorded by
+    :func:`journal_pass`, or None for what was never recorded."""
+    with store.read() as r:
+        get = getattr(r, "get_stat", None)
+        if get is None:
+            return None, None
+        clean_ns = get(STAT_LAST_CLEAN_NS)
+        problems = get(STAT_LAST_PROBLEMS)
+    return (None if clean_ns is None else clean_ns / 1e9), problems

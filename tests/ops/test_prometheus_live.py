@@ -25,7 +25,6 @@ import pytest
 
 from servers import RunningServer, new_vault_id, start_server
 from vaultd.errors import NotFound
-from vaultd.metrics import lmdb_storage_source
 
 PROMETHEUS = shutil.which("prometheus")
 if PROMETHEUS is None:  # a failure, not a skip
@@ -112,31 +111,20 @@ def daemon(tmp_path: Path) -> Iterator[RunningServer]:
 
 
 def metrics_endpoint(srv: RunningServer) -> str:
-    server = srv.daemon._metrics_server  # the daemon's metrics HTTP server (vaultd.metrics)
-    assert server is not None, "the daemon started no metrics endpoint"
-    return f"127.0.0.1:{server.port}"
-
-
-def ensure_storage_source(srv: RunningServer) -> bool:
-    """Until the store registers its own storage source, register the LMDB one here.
-
-    Returns True when the daemon had none (so the report can say the wiring is missing).
-    """
-    m = srv.daemon.metrics
-    if m.registry.get_sample_value("vaultd_store_objects") is not None:
-        return False
-    store = srv.daemon.vaults.store
-    m.set_storage_source(lmdb_storage_source(
-        store.env, store._dbs, extra=lambda: {"ready": float(srv.daemon.vaults.ready())}))
-    return True
+    port = srv.daemon.metrics_port  # the port the daemon's metrics endpoint chose
+    assert port is not None, "the daemon started no metrics endpoint"
+    return f"127.0.0.1:{port}"
 
 
 def test_prometheus_sees_traffic_and_storage(daemon: RunningServer, tmp_path: Path) -> None:
-    wired_here = ensure_storage_source(daemon)
     prom = Prometheus(tmp_path / "prom", metrics_endpoint(daemon))
     try:
         prom.wait_for('up{job="vaultd"}', lambda v: v == 1)
         prom.wait_for("vaultd_store_objects", lambda v: v == 0)
+        assert prom.value("vaultd_store_logical_bytes") == 0
+        assert prom.value("vaultd_key_kek_versions_in_use") == 0  # no vault yet
+        leaves_before = prom.value("vaultd_journal_leaves")
+        assert leaves_before is not None
         used_before = prom.value("vaultd_lmdb_map_used_bytes")
         assert used_before is not None and used_before > 0
         assert prom.value("vaultd_lmdb_map_size_bytes") == 1 << 30
@@ -212,6 +200,33 @@ def test_prometheus_sees_traffic_and_storage(daemon: RunningServer, tmp_path: Pa
         used_after = prom.value("vaultd_lmdb_map_used_bytes")
         assert used_after is not None and used_after >= used_before + sum(sizes)
         assert prom.value("vaultd_ready") == 1
+        # logical bytes: exactly what was deposited, counted by the core with each deposit
+        assert prom.value("vaultd_store_logical_bytes") == sum(sizes)
+        assert prom.value("vaultd_key_kek_versions_in_use") == 1
+        assert prom.value("vaultd_key_kek_current_version") == 1
+
+        # the writer, the Rust core and the journal record what the traffic made them do
+        commits = prom.value('vaultd_writer_transactions_total{outcome="committed"}')
+        assert commits is not None and commits >= 5  # the vault and 4 deposits at least
+        assert (prom.value("vaultd_writer_batch_operations_count") or 0) == commits
+        assert (prom.value("vaultd_writer_commit_seconds_sum") or 0) > 0
+        ingested = prom.value('vaultd_crypto_batch_bytes_sum{operation="ingest"}')
+        assert ingested == sum(sizes)
+        opened = prom.value('vaultd_crypto_batch_items_sum{operation="open"}')
+        assert opened is not None and opened >= 2  # at least one chunk per document read
+        leaves = prom.value("vaultd_journal_leaves")
+        # create, 4 deposits, 2 reads at least (denied attempts add leaves too)
+        assert leaves is not None and leaves >= leaves_before + 7
+        assert prom.value("vaultd_journal_leaves_appended_total") == leaves - leaves_before
+        signed = prom.value("vaultd_journal_last_checkpoint_timestamp_seconds")
+        assert signed is not None and abs(signed - time.time()) < 60
+        client.inclusion_proof(0)
+        client.inclusion_proof(1)
+        prom.wait_for('vaultd_journal_proofs_served_total{kind="inclusion"}', lambda v: v == 2)
+        assert prom.value('vaultd_journal_proofs_served_total{kind="consistency"}') == 0
+        for role in ("server", "client_ca", "citizen_ca"):
+            expiry = prom.value(f'vaultd_certificate_expiry_timestamp_seconds{{role="{role}"}}')
+            assert expiry is not None and expiry > time.time() + 86400, role
 
         # a second deposit of the same content adds a version, not stored bytes
         client.deposit(vault, "doc-3", blobs[3])
@@ -220,7 +235,9 @@ def test_prometheus_sees_traffic_and_storage(daemon: RunningServer, tmp_path: Pa
         stored_again = prom.value("vaultd_store_stored_bytes")
         assert stored_again is not None and stored_again < stored + 100_000
         prom.wait_for(handled.format(sel(deposits, grpc_code="OK")), lambda v: v == 5)
+        prom.wait_for("vaultd_store_logical_bytes", lambda v: v == sum(sizes) + sizes[3])
+        # destroying a version gives its bytes back
+        client.destroy(vault, "doc-0")
+        prom.wait_for("vaultd_store_logical_bytes", lambda v: v == sum(sizes) + sizes[3] - sizes[0])
     finally:
         prom.close()
-    if wired_here:
-        print("note: the daemon registers no storage source yet; the test registered the LMDB one")

@@ -51,29 +51,68 @@ def _call_with_known(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
 
 
-def _storage_source(vaults: Any) -> Any:
-    """What the metrics endpoint reads at each scrape from the store and the keys (cheap calls)."""
+def _storage_source(vaults: Any, journal: Any) -> Any:
+    """What the metrics endpoint reads at each scrape: LMDB's own entry counts and page use (one
+    short read transaction), the counters the core keeps in the store's stats record (logical
+    bytes, master key versions in use), the journal's size and the keys' state. When the store is
+    closing only readiness is reported."""
+    from vaultd.metrics import lmdb_storage_source
+
+    def extra() -> dict[str, float]:
+        out = dict(vaults.storage_counters())
+        out["kek_current_version"] = float(vaults.keys.current_version())
+        out["journal_leaves"] = float(journal.tree.size())
+        out["ready"] = float(bool(vaults.ready()))
+        return out
+
+    lmdb_source = lmdb_storage_source(vaults.store.env, vaults.store.databases(), extra=extra)
 
     def source() -> dict[str, float]:
-        out: dict[str, float] = {"ready": float(bool(vaults.ready()))}
+        if not vaults.ready():
+            return {"ready": 0.0}
         try:
-            st = vaults.store.stats()
-            out["map_size_bytes"] = float(st.map_size)
-            out["map_used_bytes"] = float(st.used_bytes)
-            out["kek_current_version"] = float(vaults.keys.current_version())
-            out["kek_versions_in_use"] = float(len(vaults.keys.versions()))
-        except Exception:  # a closing store: report readiness only
-            pass
-        return out
+            return lmdb_source()
+        except Exception:  # closed between the check and the read: report readiness only
+            return {"ready": float(bool(vaults.ready()))}
 
     return source
 
 
-def _certificate_not_after(path: Path) -> float:
-    from cryptography import x509
+def _last_checkpoint_time(journal: Any, state_dir: Path) -> float | None:
+    """When the journal's current head was signed: its state file is rewritten after each signing,
+    and its last leaf was appended just before (the later of the two)."""
+    size = journal.head().checkpoint.size
+    times: list[float] = []
+    try:
+        times.append((state_dir / "checkpoint").stat().st_mtime)
+    except OSError:
+        pass
+    if size:
+        from vaultd.journal.leaf import Leaf
 
-    cert = x509.load_pem_x509_certificate(path.read_bytes())
-    return cert.not_valid_after_utc.timestamp()
+        times.append(Leaf.decode(journal.tree.leaf(size - 1)).time_ns / 1e9)
+    return max(times) if times else None
+
+
+def _last_scrub_from_journal(journal: Any, limit: int = 10_000) -> tuple[float | None, int | None]:
+    """(time of the last clean whole-store ``check`` leaf, problems of the last one) among the last
+    ``limit`` leaves: for a store whose stats record holds no scrub yet (bounded, read at start)."""
+    from vaultd.journal.leaf import Leaf
+
+    size = journal.tree.size()
+    clean: float | None = None
+    problems: int | None = None
+    for index in range(size - 1, max(-1, size - 1 - limit), -1):
+        leaf = Leaf.decode(journal.tree.leaf(index))
+        extra = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in leaf.extra}
+        if leaf.operation != "check" or extra.get("scope") != "all" or extra.get("completed") != "1":
+            continue
+        if problems is None:
+            problems = int(extra.get("problems", "0") or 0)
+        if leaf.outcome == "ok":
+            clean = leaf.time_ns / 1e9
+            break
+    return clean, problems
 
 
 class Daemon:
@@ -84,12 +123,24 @@ class Daemon:
         self.vaults: Any = None
         self.server: Any = None
         self.metrics: Any = None
+        self.scrubber: Any = None
         self._metrics_server: Any = None
         self._stopped = threading.Event()
 
     @property
     def address(self) -> str:
         return str(self.server.address)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The TCP port of the Prometheus endpoint (the one chosen when ``metrics_listen`` asked
+        for port 0), or None when metrics are off."""
+        return None if self._metrics_server is None else int(self._metrics_server.port)
+
+    @property
+    def metrics_url(self) -> str | None:
+        """``http://HOST:PORT/metrics`` of this daemon, or None when metrics are off."""
+        return None if self._metrics_server is None else str(self._metrics_server.url)
 
     def start(self) -> None:
         cfg = self.config
@@ -124,6 +175,7 @@ class Daemon:
                 self.vaults.store.env, cfg.data_dir / "journal", name=cfg.journal_origin or None,
                 pkcs11=(cfg.pkcs11_module, cfg.pkcs11_token, pin) if pin else None,
             )
+            self.journal.metrics = self.metrics  # checkpoints signed, leaves, journal integrity errors
             hook.bind(self.journal)
             from vaultd.cli.kiosk import kiosk_for_daemon
 
@@ -136,18 +188,59 @@ class Daemon:
                                     max_calls_per_identity=min(cfg.max_calls_per_identity, cfg.workers)),
                 metrics=self.metrics,
                 tokens=self.sessions,
-                extra_services=[journal_service(self.journal, self.vaults.authorize), *kiosk],
+                extra_services=[journal_service(self.journal, self.vaults.authorize, self.metrics), *kiosk],
             )
-            self.metrics.set_storage_source(_storage_source(self.vaults))
-            self.metrics.set_certificate_expiry("server", _certificate_not_after(cfg.tls_cert))
+            self._start_operations(kiosks=self.sessions is not None)
             if cfg.metrics_listen:
                 self._metrics_server = start_metrics_server(self.metrics, cfg.metrics_listen)
             self.server.start()
+            if self.scrubber is not None:
+                self.scrubber.start()
         except BaseException:
+            if self.scrubber is not None:
+                self.scrubber.stop()
+            if self._metrics_server is not None:
+                self._metrics_server.close()
+                self._metrics_server = None
             self.vaults.close()
             raise
         log.info("vaultd serving", extra={"listen": self.address, "data_dir": str(cfg.data_dir),
                                           "metrics": cfg.metrics_listen or None})
+
+    def _start_operations(self, *, kiosks: bool) -> None:
+        """Metrics wiring done once the store, journal and server exist: the storage source, the
+        certificates to watch, the last checkpoint and scrub as recorded, and the scrub schedule."""
+        cfg = self.config
+        m = self.metrics
+        m.set_storage_source(_storage_source(self.vaults, self.journal))
+        assert cfg.tls_cert is not None and cfg.client_ca is not None
+        m.watch_certificate("server", cfg.tls_cert)
+        m.watch_certificate("client_ca", cfg.client_ca)
+        citizen_ca = cfg.citizen_ca
+        if citizen_ca is None and cfg.dev and kiosks:
+            citizen_ca = cfg.data_dir / "citizen-ca" / "ca.pem"  # the development citizen-card CA
+        if kiosks and citizen_ca is not None and Path(citizen_ca).exists():
+            m.watch_certificate("citizen_ca", citizen_ca)
+        signed_at = _last_checkpoint_time(self.journal, cfg.data_dir / "journal")
+        if signed_at is not None:
+            m.journal_checkpoint_ts.set(signed_at)
+        from vaultd.scrub import Scrubber, journal_pass, last_pass
+
+        clean_at, problems = last_pass(self.vaults.store)
+        if clean_at is None and problems is None:
+            clean_at, problems = _last_scrub_from_journal(self.journal)
+        if clean_at is not None:
+            m.scrub_last_success_ts.set(clean_at)
+        if clean_at is not None or problems is not None:
+            m.scrub_last_problems.set(problems or 0)
+        if cfg.scrub_interval > 0:
+            from vaultd.journal.hook import leaf_factory
+
+            self.scrubber = Scrubber(
+                self.vaults, metrics=m, interval=cfg.scrub_interval,
+                initial_delay=min(cfg.scrub_interval, 600.0),
+                bytes_per_second=cfg.scrub_bytes_per_second or None,
+                on_pass=journal_pass(self.vaults.store, leaf_factory))
 
     def stop(self, grace: float | None = None) -> None:
         if self._stopped.is_set():
@@ -156,6 +249,8 @@ class Daemon:
         grace = self.config.grace_period if grace is None else grace
         log.info("vaultd stopping", extra={"grace_seconds": grace})
         try:
+            if self.scrubber is not None:  # a pass in progress ends now and counts as failed
+                self.scrubber.stop()
             if self.server is not None:
                 self.server.stop(grace)
         finally:
@@ -220,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=_help("citizen_crls"))
     s.add_argument("--session-secret", type=Path, metavar="FILE", help=_help("session_secret"))
     s.add_argument("--journal-origin", metavar="NAME", help=_help("journal_origin"))
+    s.add_argument("--scrub-interval", type=float, metavar="SECONDS", help=_help("scrub_interval"))
+    s.add_argument("--scrub-bytes-per-second", type=float, metavar="BYTES",
+                   help=_help("scrub_bytes_per_second"))
     s.add_argument("--dev", action="store_true", default=None,
                    help="development mode: on first run make a CA, server and service certificates "
                    "(svc-permits, svc-taxation, svc-procurement, op-admin) in <data-dir>/pki, a "
