@@ -59,3 +59,23 @@ def test_ingest_and_hash_while_other_threads_run() -> None:
         assert b"".join(crypto.open_chunks(key, dedup, b"p", [c.chunk_id for c in chunks], [c.nonce for c in chunks], [c.sealed for c in chunks])) == d  # type: ignore[misc]
         assert hs.digest() == hashlib.sha256(d).digest()
     assert ticks > 0
+
+
+def test_thread_count_is_settable_and_bounded() -> None:
+    from vaultd.errors import InvalidArgument
+
+    before = crypto.num_threads()
+    try:
+        crypto.set_num_threads(1)
+        assert crypto.num_threads() == 1
+        data = os.urandom(4 << 20)
+        one = crypto.chunk_boundaries(data, 4096, 16384, 65536)
+        crypto.set_num_threads(3)
+        assert crypto.num_threads() == 3
+        assert crypto.chunk_boundaries(data, 4096, 16384, 65536) == one
+        with pytest.raises(InvalidArgument):
+            crypto.set_num_threads(0)
+    finally:
+        crypto.set_num_threads(before)
+    probed = {"aes", "pclmulqdq", "avx", "avx2", "vaes", "vpclmulqdq", "sha", "sse4.1", "avx512f"}
+    assert set(crypto.cpu_features()) <= probed
