@@ -121,9 +121,12 @@ class DaemonProcess:
         return rc
 
 
-def store_structure(data_dir: Path) -> list[str]:
-    """Every structural fault of the store at ``data_dir/store`` (empty when it is sound)."""
-    env = lmdb.open(str(Path(data_dir) / "store"), readonly=True, lock=True, max_dbs=64, subdir=True)
+def store_structure(data_dir: Path, env: lmdb.Environment | None = None) -> list[str]:
+    """Every structural fault of the store at ``data_dir/store`` (empty when it is sound). ``env``:
+    the environment when this process has it open already (LMDB allows one per process)."""
+    own = env is None
+    if env is None:
+        env = lmdb.open(str(Path(data_dir) / "store"), readonly=True, lock=True, max_dbs=64, subdir=True)
     problems: list[str] = []
     try:
         dbs = {n: env.open_db(n.encode(), create=False) for n in
@@ -167,7 +170,8 @@ def store_structure(data_dir: Path) -> list[str]:
             if k in manifests and total != rec["size"]:
                 problems.append(f"version {k!r}: manifest covers {total} bytes, record says {rec['size']}")
     finally:
-        env.close()
+        if own:
+            env.close()
     return problems
 
 
