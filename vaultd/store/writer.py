@@ -6,13 +6,6 @@ that raises drops only its own changes), appends the journal leaves each success
 that same transaction, commits once (one fsync), then calls ``after_commit`` (where the journal signs
 one tree head for the batch) and only then resolves the futures. A deposit is thus acknowledged only
 once durable.
-
-A commit costs a fixed part (two fsyncs) plus a part per byte, so bulk data is written faster in
-larger batches. Concurrent large deposits tend to fall into step: all wait for the same commit, then
-all stream their next part, and the first to arrive would be committed alone. When bulk units
-(at least ``BULK_UNIT`` bytes) have been arriving more often than a commit lasts, the writer
-therefore lingers (at most ``LINGER_MAX`` and half a recent bulk commit) for more of them before it
-commits a small bulk batch. A lone deposit, or small documents, never wait.
 """
 
 from __future__ import annotations
@@ -47,13 +40,9 @@ class _Item:
     unit: Callable[[Any], Any]
     future: Future[Committed[Any]]
     size: int
-    at: float = 0.0  # time.monotonic() of the submission
 
 
 _STOP = object()
-BULK_UNIT = 1 << 20  # a unit of at least this many bytes is bulk data
-LINGER_MAX = 0.030  # seconds a small bulk batch may wait for more units
-_EWMA = 0.2
 
 
 class Writer:
@@ -84,10 +73,6 @@ class Writer:
         self.units = 0
         self.last_batch_units = 0
         self.last_commit_seconds = 0.0
-        self.lingered = 0  # batches that waited for more bulk units
-        self._bulk_gap = float("inf")  # moving average of the time between bulk units (s)
-        self._bulk_commit = 0.0  # moving average of the commit time of bulk batches (s)
-        self._last_bulk_at: float | None = None
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="vaultd-store-writer", daemon=True)
         self._thread.start()
@@ -97,7 +82,7 @@ class Writer:
             raise Unavailable("the store is shutting down")
         f: Future[Committed[Any]] = Future()
         f.set_running_or_notify_cancel()
-        self._q.put(_Item(unit, f, size, time.monotonic()))
+        self._q.put(_Item(unit, f, size))
         return f
 
     def alive(self) -> bool:
@@ -119,50 +104,20 @@ class Writer:
             if first is _STOP:
                 return [], True
             batch.append(first)
-        for it in batch:
-            self._note_arrival(it)
         size = sum(i.size for i in batch)
-        deadline: float | None = None
         while len(batch) < self._max_units and size < self._max_bytes:
             try:
-                if deadline is None:
-                    nxt = self._q.get_nowait()
-                else:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    nxt = self._q.get(timeout=left)
+                nxt = self._q.get_nowait()
             except queue.Empty:
-                linger = self._linger(size) if deadline is None else 0.0
-                if linger <= 0:
-                    break
-                self.lingered += 1
-                deadline = time.monotonic() + linger
-                continue
+                break
             if nxt is _STOP:
                 stop = True
                 break
-            self._note_arrival(nxt)
             batch.append(nxt)
             size += nxt.size
         if self._metrics is not None:
             self._metrics.set_writer_queue(self._q.qsize())
         return batch, stop
-
-    def _note_arrival(self, it: _Item) -> None:
-        if it.size < BULK_UNIT:
-            return
-        if self._last_bulk_at is not None:
-            gap = max(0.0, it.at - self._last_bulk_at)
-            self._bulk_gap = gap if self._bulk_gap == float("inf") else (1 - _EWMA) * self._bulk_gap + _EWMA * gap
-        self._last_bulk_at = max(it.at, self._last_bulk_at or 0.0)
-
-    def _linger(self, size: int) -> float:
-        """How long a batch of ``size`` bytes waits for more: only a bulk batch under half the byte
-        budget, and only while bulk units arrive faster than a bulk batch commits."""
-        if size < BULK_UNIT or size >= self._max_bytes // 2 or self._bulk_gap >= self._bulk_commit:
-            return 0.0
-        return min(LINGER_MAX, self._bulk_commit / 2)
 
     def _run(self) -> None:
         while True:
@@ -249,8 +204,6 @@ class Writer:
             self._observe(len(batch), t0, committed=False)
             raise
         self.last_commit_seconds = time.perf_counter() - t0
-        if sum(it.size for it in batch) >= BULK_UNIT:
-            self._bulk_commit = (1 - _EWMA) * self._bulk_commit + _EWMA * self.last_commit_seconds
         self._observe(len(ok), t0, committed=bool(ok))
         if ok:
             self.batches += 1
