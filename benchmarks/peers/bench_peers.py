@@ -20,8 +20,9 @@ clients). Every restored file is compared with the expected content (BLAKE3) aft
 
 Per phase and system: MB/s (MiB of the data set per second of wall time), CPU seconds (the
 children's rusage: the peers' processes; vaultd's client processes and the daemon's utime+stime),
-peak RSS (``ru_maxrss``) and peak anonymous RSS (``RssAnon`` of /proc/PID/status sampled every
-20 ms; for vaultd the daemon and the largest client process separately), and bytes on disk
+peak RSS (``VmHWM``; ``ru_maxrss`` would count the forking parent) and peak anonymous RSS
+(``RssAnon``), both from /proc/PID/status sampled every 20 ms (for vaultd the daemon and the
+largest client process separately), and bytes on disk
 (allocated blocks of the repository or data folder) against the unique bytes of the data set.
 
 Ceilings, measured in the same rounds: ``lmdb ceiling`` writes values of vaultd's average chunk
@@ -169,15 +170,20 @@ def disk_bytes(path: Path) -> int:
 
 # -- process measurement -----------------------------------------------------------------------------
 
-def anon_rss(pid: int) -> int:
+def status_kib(pid: int, field: str) -> int:
+    """A field of /proc/PID/status in bytes (``RssAnon``, ``VmHWM``), 0 once the process is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("RssAnon:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except (FileNotFoundError, ProcessLookupError):
         pass
     return 0
+
+
+def anon_rss(pid: int) -> int:
+    return status_kib(pid, "RssAnon")
 
 
 def proc_cpu(pid: int) -> float:
@@ -187,11 +193,13 @@ def proc_cpu(pid: int) -> float:
 
 
 class Sampler:
-    """Peak RssAnon of a set of processes (and their children), every 20 ms."""
+    """Peak RssAnon of a set of processes (and their children), every 20 ms; and their peak RSS
+    (``VmHWM``, which starts afresh at exec, unlike ``ru_maxrss`` that keeps the forking parent's)."""
 
     def __init__(self, pids: list[int]) -> None:
         self.pids = list(pids)
         self.peak = {p: 0 for p in pids}
+        self.hwm = {p: 0 for p in pids}
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -209,7 +217,9 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.wait(0.02):
             for p in self.pids:
-                self.peak[p] = max(self.peak[p], sum(anon_rss(q) for q in self._tree(p)))
+                tree = self._tree(p)
+                self.peak[p] = max(self.peak[p], sum(anon_rss(q) for q in tree))
+                self.hwm[p] = max(self.hwm[p], sum(status_kib(q, "VmHWM") for q in tree))
 
     def stop(self) -> dict[int, int]:
         self._stop.set()
@@ -218,7 +228,8 @@ class Sampler:
 
 
 def run_tool(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> dict[str, Any]:
-    """Run one peer command; wall time, its rusage (CPU s, ru_maxrss) and sampled peak RssAnon."""
+    """Run one peer command; wall time, its rusage (CPU s), peak RSS (sampled VmHWM) and sampled
+    peak RssAnon."""
     log = tempfile.TemporaryFile()
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=log)
@@ -227,10 +238,11 @@ def run_tool(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> di
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
     peak = s.stop()[p.pid]
+    hwm = s.hwm[p.pid]
     if p.returncode not in (0,):
         log.seek(0)
         raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {log.read()[-2000:].decode(errors='replace')}")
-    return {"seconds": wall, "cpu": ru.ru_utime + ru.ru_stime, "maxrss": ru.ru_maxrss * 1024, "anon": peak}
+    return {"seconds": wall, "cpu": ru.ru_utime + ru.ru_stime, "maxrss": hwm, "anon": peak}
 
 
 # -- worker processes (vaultd clients, gRPC sink) ----------------------------------------------------
@@ -349,6 +361,7 @@ def run_clients(kind: str, jobs: list[dict[str, Any]], tmp: Path, server_pid: in
         "cpu clients": sum(r["cpu"] for r in results), "cpu server": cpu_server,
         "anon client": max(peak[p.pid] for p in procs), "anon clients sum": sum(peak[p.pid] for p in procs),
         "anon server": peak[server_pid] if server_pid else 0,
+        "hwm server": s.hwm[server_pid] if server_pid else 0,
     }
 
 
@@ -402,7 +415,7 @@ def run_vaultd(root: Path, work: Path, plan: dict[str, Any], changed: list[str],
             res[phase] = {"seconds": r["seconds"], "cpu": r["cpu clients"] + r["cpu server"],
                           "cpu daemon": r["cpu server"], "cpu clients": r["cpu clients"],
                           "anon": r["anon server"] + r["anon client"], "anon daemon": r["anon server"],
-                          "anon client": r["anon client"], "maxrss": 0}
+                          "anon client": r["anon client"], "maxrss": r["hwm server"]}
         res["changed saved"] = saved
     finally:
         d.stop()
@@ -604,7 +617,7 @@ def write_report(out: Path, meta: dict[str, Any], plan: dict[str, Any], s: dict[
         if k == "vaultd":
             anon = (f"daemon {r['ingest peak anon daemon MiB']:.0f} / {r['restore peak anon daemon MiB']:.0f}, "
                     f"client {r['ingest peak anon client MiB']:.0f} / {r['restore peak anon client MiB']:.0f}")
-            rss = "(see RssAnon)"
+            rss = f"daemon {max(r['ingest peak RSS MiB'], r['restore peak RSS MiB']):.0f} (LMDB map pages included)"
             cpu_i = (f"{r['ingest CPU s']:.1f} (daemon {r['ingest cpu daemon s']:.1f}, clients "
                      f"{r['ingest cpu clients s']:.1f})")
             cpu_r = (f"{r['restore CPU s']:.1f} (daemon {r['restore cpu daemon s']:.1f}, clients "
