@@ -322,7 +322,115 @@ def build_parser() -> argparse.ArgumentParser:
                    help="development mode: on first run make a CA, server and service certificates "
                    "(svc-permits, svc-taxation, svc-procurement, op-admin) in <data-dir>/pki, a "
                    "keyring and a development policy <data-dir>/policy.toml, and use them")
+    r = sub.add_parser(
+        "restore",
+        help="bring a backup (vaultctl backup) back into an empty data folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Restore the backup SRC into the data folder DIR, with the keys kept apart from "
+        "backups (ESCROW), checked against the checkpoint the backup printed. The daemon must not run "
+        "on DIR.",
+        epilog=RESTORE_EPILOG,
+    )
+    r.add_argument("src", type=Path, metavar="SRC", help="the backup folder (made by vaultctl backup)")
+    r.add_argument("--data-dir", type=Path, metavar="DIR", required=True,
+                   help="the data folder to restore into; its store/ and journal/ must be absent or empty")
+    r.add_argument("--expect-checkpoint", type=Path, metavar="FILE", required=True,
+                   help="the checkpoint vaultctl backup printed, kept apart from the backup")
+    r.add_argument("--keys-from", type=Path, metavar="ESCROW", required=True,
+                   help="folder with the keys kept in escrow: " + ", ".join(ESCROW_FILES)
+                   + " (those that exist; with pkcs11 the master and journal keys stay in the token)")
     return p
+
+
+#: Files kept apart from backups (key material), copied from the escrow folder by ``vaultd restore``.
+ESCROW_FILES = ("keyring.json", "journal/journal.key", "session.key")
+_MAX_CHECKPOINT = 64 * 1024
+
+RESTORE_EPILOG = """\
+Before anything is written: every file of the backup is checked against its manifest (size,
+SHA-256), the backup's checkpoint must be the expected one byte for byte, and DIR must not hold a
+store or journal (a folder in use is refused). Then the store, the journal's name and the escrowed
+keys are copied in (keys mode 0600), and the restored journal must have exactly the tree of the
+checkpoint (size and root; its signature is checked with journal/journal.key when that is in
+ESCROW). A failed restore removes what it wrote.
+
+exit codes:
+   0  restored: start the daemon on DIR
+   1  usage error (bad arguments, a file or folder missing, nothing in ESCROW)
+   2  other error
+   7  SRC is not a vaultd backup (no or malformed MANIFEST.json)
+   8  DIR is not empty (holds a store, a journal or keys already) or is in use
+  11  integrity: a file differs from the manifest, the checkpoint is not the expected one, or
+      the restored journal does not match it
+"""
+
+
+def _verify_restored_journal(journal_key: Path | None) -> Any:
+    """``verify(env, note)`` for ``vaultd.store.backup.restore``: the restored journal has exactly the
+    tree of the checkpoint (size and root), whose signature verifies when the key file is at hand."""
+
+    def verify(env: Any, note: bytes) -> None:
+        from vaultd.errors import IntegrityError
+        from vaultd.journal.checkpoint import Checkpoint, SignedNote, open_checkpoint
+        from vaultd.journal.tree import MerkleTree
+
+        cp = Checkpoint.parse_body(SignedNote.parse(note).text)
+        if journal_key is not None:
+            from vaultd.journal.signer import Ed25519Signer
+
+            open_checkpoint(note, Ed25519Signer.load_or_create(journal_key, cp.origin).verifier())
+        tree = MerkleTree(env)
+        size = tree.size()
+        if size != cp.size:
+            raise IntegrityError(f"the restored journal holds {size} leaves, its checkpoint {cp.size}")
+        if size and tree.root(size) != cp.root:
+            raise IntegrityError("the restored journal's root differs from its checkpoint's")
+
+    return verify
+
+
+def restore_command(args: argparse.Namespace) -> int:
+    from vaultd.errors import FailedPrecondition, IntegrityError, InvalidArgument
+    from vaultd.store.backup import restore
+
+    try:
+        with open(args.expect_checkpoint, "rb") as f:
+            expected = f.read(_MAX_CHECKPOINT + 1)
+    except OSError as e:
+        print(f"vaultd restore: cannot read the expected checkpoint: {e}", file=sys.stderr)
+        return 1
+    if len(expected) > _MAX_CHECKPOINT or not expected.strip():
+        print(f"vaultd restore: {args.expect_checkpoint} is not a checkpoint", file=sys.stderr)
+        return 1
+    if not args.src.is_dir():
+        print(f"vaultd restore: {args.src} is not a folder", file=sys.stderr)
+        return 1
+    if not args.keys_from.is_dir():
+        print(f"vaultd restore: the escrow folder {args.keys_from} does not exist", file=sys.stderr)
+        return 1
+    secrets = {name: args.keys_from / name for name in ESCROW_FILES if (args.keys_from / name).is_file()}
+    if not secrets:
+        print(f"vaultd restore: {args.keys_from} holds none of {', '.join(ESCROW_FILES)}", file=sys.stderr)
+        return 1
+    data_dir: Path = args.data_dir
+    if data_dir.exists() and not data_dir.is_dir():
+        print(f"vaultd restore: {data_dir} is not a folder", file=sys.stderr)
+        return 1
+    codes: list[tuple[type[Exception], int]] = [
+        (IntegrityError, 11), (FailedPrecondition, 8), (InvalidArgument, 7)]
+    try:
+        result = restore(args.src, data_dir, expected_checkpoint=expected, secret_files=secrets,
+                         verify=_verify_restored_journal(secrets.get("journal/journal.key")))
+    except VaultError as e:
+        code = next((c for cls, c in codes if isinstance(e, cls)), 2)
+        print(f"vaultd restore: refused ({type(e).__name__}): {e}", file=sys.stderr)
+        return code
+    except Exception as e:  # OSError, lmdb.Error: the copy could not be made or opened
+        print(f"vaultd restore: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    print(f"vaultd restore: {data_dir} restored from {args.src}: journal tree size {result.tree_size}, "
+          f"keys from escrow: {', '.join(sorted(secrets))}. Start the daemon on it.", file=sys.stderr)
+    return 0
 
 
 def no_core_dumps() -> None:
@@ -365,6 +473,8 @@ def serve(cfg: Config) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "restore":
+        return restore_command(args)
     if args.command != "serve":
         parser.print_help()
         return 1

@@ -221,6 +221,81 @@ def cmd_keys_rotate(c: VaultClient, a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+BACKUP_EPILOG = """\
+Run it on the daemon's host, as the daemon's user (it registers as an LMDB reader in
+DIR/store/lock.mdb), while the daemon serves or not. The copy is one consistent snapshot (LMDB
+copy with compaction) with the signed journal checkpoint of exactly that snapshot; it never holds
+key material (keyring, journal signing key, session secret): keep those in escrow.
+
+stdout: the checkpoint (signed note) the backup leads to; keep it apart from the backup, `vaultd
+restore --expect-checkpoint` checks the backup against it. stderr: a summary (and progress on a
+terminal, unless -q).
+
+exit codes: 0 done; 1 usage (bad arguments, DIR holds no store); 3 UNAVAILABLE (no checkpoint
+matched the store in time: is the journal signing?); 7 INVALID_ARGUMENT; 8 FAILED_PRECONDITION
+(DEST exists and is not empty); 2 any other failure. A failed backup leaves no DEST behind.
+"""
+
+
+def cmd_backup(a: argparse.Namespace) -> int:
+    """``vaultctl backup DEST --data-dir DIR``: a hot backup from beside the running daemon (no
+    server connection: LMDB lets this process read the daemon's environment)."""
+    from vaultd.store.backup import backup_data_dir
+
+    data_dir = a.backup_data_dir or a.data_dir
+    if data_dir is None:
+        print("vaultctl backup: give the daemon's data folder with --data-dir DIR", file=sys.stderr)
+        return EXIT_USAGE
+    data_dir = Path(data_dir)
+    if not (data_dir / "store" / "data.mdb").is_file():
+        print(f"vaultctl backup: {data_dir} holds no vaultd store (no store/data.mdb)", file=sys.stderr)
+        return EXIT_USAGE
+    bars: list[Any] = []  # made at the first report, once the size to copy is known
+
+    def progress(done: int, total: int | None) -> None:
+        if not bars:
+            bars.append(_progress_bar(total, "backup", not a.quiet))
+        update, bar = bars[0]
+        if update is not None:
+            if total is not None and bar.total != total:  # the end: the copy's real size
+                bar.total = total
+            update(min(done, total) if total else done, total)
+
+    try:
+        try:
+            r = backup_data_dir(data_dir, a.dest, tree_size=_journal_tree_size, timeout=a.timeout,
+                                progress=progress)
+        finally:
+            if bars and bars[0][1] is not None:
+                bars[0][1].close()
+    except errors.VaultError as e:
+        print(f"vaultctl backup: {type(e).__name__}: {e}", file=sys.stderr)
+        return exit_code_for(e)
+    except Exception as e:  # OSError, lmdb.Error (a store LMDB cannot open read-only)
+        print(f"vaultctl backup: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    sys.stdout.buffer.write(r.checkpoint)
+    sys.stdout.flush()
+    print(f"vaultctl backup: {r.path}: journal tree size {r.tree_size}, store {r.store_bytes} bytes, "
+          f"{r.seconds:.1f} s; keep the checkpoint above with the backup's catalogue entry",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _journal_tree_size(env: Any, txn: Any) -> int:
+    """The journal's tree size in ``txn`` of the daemon's environment (opened read-only here)."""
+    import struct
+
+    from vaultd.journal.tree import DB_META
+
+    try:
+        meta = env.open_db(DB_META, txn=txn, create=False)
+    except Exception:  # lmdb.NotFoundError: no journal yet
+        return 0
+    raw = txn.get(b"size", db=meta)
+    return 0 if raw is None else int(struct.unpack(">Q", bytes(raw))[0])
+
+
 def cmd_signatures(c: VaultClient, a: argparse.Namespace) -> int:
     """The signatures kept with NAME; with -o DIR each CMS (.p7s) and its journal receipt are written
     there, for `openssl cms -verify` and `vaultctl verify`."""
@@ -317,6 +392,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", metavar="DIR", help="folder for the .p7s, .chain.pem and .receipt.json files")
     sp = add("mkvault", cmd_mkvault, "create VAULT")
     sp.add_argument("vault")
+    bk = sub.add_parser(
+        "backup", help="hot backup of the store beside the running daemon; prints its checkpoint",
+        description="Copy the store of the daemon in DIR (one consistent snapshot, compacted) and the "
+        "signed journal checkpoint of that snapshot to DEST, while the daemon serves.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=BACKUP_EPILOG)
+    bk.add_argument("dest", metavar="DEST", help="the backup folder to make (absent or empty)")
+    bk.add_argument("--data-dir", dest="backup_data_dir", type=Path, metavar="DIR",
+                    help="the daemon's data folder (e.g. /var/lib/vaultd)")
+    bk.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                    help="how long to wait for a signed checkpoint matching the snapshot (default 60)")
+    bk.set_defaults(offline=True, run=cmd_backup)
     keys = sub.add_parser("keys", help="master key administration (operators)")
     ksub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", parser_class=_Parser)
     kr = ksub.add_parser("rotate", help="re-wrap every vault key under a new master key version")

@@ -33,6 +33,7 @@ import hmac
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -157,11 +158,15 @@ def backup(
     head_for: HeadFor,
     copy_files: Mapping[str, Path | str] | None = None,
     timeout: float = 30.0,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> BackupResult:
     """Copy the store (hot, compacted, one snapshot) and the checkpoint of that snapshot to
     ``dest`` (absent or an empty folder). ``store`` is the open LMDB store (its ``read()`` gives
     a transaction wrapper with ``.raw``; its ``env`` is the environment). ``copy_files`` maps
-    relative names in the backup to non-secret files to include (``journal/origin``)."""
+    relative names in the backup to non-secret files to include (``journal/origin``).
+    ``progress(bytes_copied, estimate)`` is called a few times a second while the store is copied
+    (the estimate is the pages in use, an upper bound: compaction drops free pages) and once at
+    the end with the copy's size twice."""
     dest = Path(dest)
     if not _empty_or_absent(dest):
         raise FailedPrecondition(f"backup destination {dest} exists and is not empty")
@@ -183,7 +188,8 @@ def backup(
                 head = head_for(r.raw)
                 if head is not None:
                     # the snapshot of this transaction, compacted; writers go on meanwhile
-                    store.env.copy(str(tmp / "store"), compact=True, txn=r.raw)
+                    with _CopyProgress(tmp / STORE_FILE, store.env, progress):
+                        store.env.copy(str(tmp / "store"), compact=True, txn=r.raw)
                     break
             if time.monotonic() > deadline:
                 raise Unavailable(
@@ -203,6 +209,8 @@ def backup(
             rel = path.relative_to(tmp).as_posix()
             files[rel] = _sha256_file(path)
         store_bytes = (tmp / STORE_FILE).stat().st_size
+        if progress is not None:
+            progress(store_bytes, store_bytes)
         manifest = {
             "format": FORMAT,
             "created_at": int(time.time()),
@@ -220,6 +228,43 @@ def backup(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return BackupResult(dest, tree_size, note, files, store_bytes, time.monotonic() - started)
+
+
+class _CopyProgress:
+    """Reports the growth of the copy's file from a thread while LMDB writes it."""
+
+    def __init__(self, path: Path, env: Any, progress: Callable[[int, int | None], None] | None) -> None:
+        self._path = path
+        self._progress = progress
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._total: int | None = None
+        if progress is not None:
+            try:
+                info, st = env.info(), env.stat()
+                self._total = int((info["last_pgno"] + 1) * st["psize"])
+            except lmdb.Error:
+                self._total = None
+
+    def _run(self) -> None:
+        assert self._progress is not None
+        while not self._done.wait(0.25):
+            try:
+                size = self._path.stat().st_size
+            except OSError:
+                size = 0
+            self._progress(size, self._total)
+
+    def __enter__(self) -> _CopyProgress:
+        if self._progress is not None:
+            self._thread = threading.Thread(target=self._run, name="vaultd-backup-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 class _EnvStore:
@@ -266,6 +311,7 @@ def backup_data_dir(
     tree_size: Callable[[lmdb.Environment, Any], int],
     timeout: float = 60.0,
     max_dbs: int = 32,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> BackupResult:
     """``vaultctl backup``: the same backup from ANOTHER process on the daemon's host, while the
     daemon serves. LMDB lets this process open the environment read-only beside the daemon
@@ -291,7 +337,8 @@ def backup_data_dir(
 
         origin = data_dir / "journal" / "origin"
         extra = {"journal/origin": origin} if origin.exists() else {}
-        return backup(_EnvStore(env), dest, head_for=head_for, copy_files=extra, timeout=timeout)
+        return backup(_EnvStore(env), dest, head_for=head_for, copy_files=extra, timeout=timeout,
+                      progress=progress)
     finally:
         env.close()
 
