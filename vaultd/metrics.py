@@ -200,8 +200,8 @@ class Metrics:
             "LMDB write transactions, by outcome (committed, aborted).", ["outcome"], registry=r)
         self.writer_queue = Gauge(
             "vaultd_writer_queue_operations", "Units of work waiting for the writer.", registry=r)
-        for outcome in ("committed", "aborted"):
-            self.writer_transactions.labels(outcome)
+        self._committed = self.writer_transactions.labels("committed")
+        self._aborted = self.writer_transactions.labels("aborted")
 
         # --- the Rust core ------------------------------------------------------------------
         self.crypto_items = Histogram(
@@ -267,6 +267,7 @@ class Metrics:
 
         self._lock = threading.Lock()
         self._certificates: dict[str, _WatchedCertificate] = {}
+        self._crypto_children: dict[str, tuple[Any, Any, Any]] = {}
 
     # --- storage ----------------------------------------------------------------------------
     def set_storage_source(self, fn: Callable[[], Mapping[str, float]] | None) -> None:
@@ -280,7 +281,7 @@ class Metrics:
     # --- writer -----------------------------------------------------------------------------
     def observe_commit(self, operations: int, seconds: float, *, committed: bool = True) -> None:
         """One write transaction of ``operations`` units of work took ``seconds``."""
-        self.writer_transactions.labels("committed" if committed else "aborted").inc()
+        (self._committed if committed else self._aborted).inc()
         if committed:
             self.writer_batch.observe(operations)
             self.writer_commit_seconds.observe(seconds)
@@ -291,9 +292,14 @@ class Metrics:
     # --- Rust core ----------------------------------------------------------------------------
     def observe_crypto(self, operation: str, items: int, nbytes: int, seconds: float) -> None:
         """One call into the Rust core (``operation`` e.g. ingest, open, sign, verify, merkle)."""
-        self.crypto_items.labels(operation).observe(items)
-        self.crypto_bytes.labels(operation).observe(nbytes)
-        self.crypto_seconds.labels(operation).observe(seconds)
+        children = self._crypto_children.get(operation)
+        if children is None:  # the labelled series, looked up once per operation (hot path)
+            children = (self.crypto_items.labels(operation), self.crypto_bytes.labels(operation),
+                        self.crypto_seconds.labels(operation))
+            self._crypto_children[operation] = children
+        children[0].observe(items)
+        children[1].observe(nbytes)
+        children[2].observe(seconds)
 
     @contextlib.contextmanager
     def time_crypto(self, operation: str, items: int, nbytes: int) -> Iterator[None]:
