@@ -171,8 +171,25 @@ def test_certificates_watched_and_start_gauges(tmp_path: Path) -> None:
         head_at = sample(again, "vaultd_journal_last_checkpoint_timestamp_seconds")
         assert head_at is not None and head_at >= signed_at - 1
         assert again.daemon.metrics_port is None  # metrics off in this test server
+
+        # a store whose stats record holds no scrub (older): the last check leaf of the journal
+        def forget(t) -> None:  # type: ignore[no-untyped-def]
+            t.put_stat("scrub/last_clean_ns", 0)
+            t.put_stat("scrub/last_problems", 0)
+
+        again.daemon.vaults.store.write(forget)
     finally:
         again.stop()
+    third = start_server(tmp_path / "a", scrub_interval=0)
+    try:
+        from vaultd.scrub import last_pass
+
+        assert last_pass(third.daemon.vaults.store) == (None, None)
+        from_leaf = sample(third, "vaultd_scrub_last_success_timestamp_seconds")
+        assert from_leaf is not None and abs(from_leaf - restored) < 1e-3
+        assert sample(third, "vaultd_scrub_last_problems") == 0
+    finally:
+        third.stop()
 
 
 def test_scrub_settings_from_toml_env_and_flags(tmp_path: Path) -> None:
