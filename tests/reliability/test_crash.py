@@ -24,6 +24,9 @@ import hashlib
 import json
 import os
 import random
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +38,7 @@ import pytest
 from daemon_proc import DaemonProcess, journal_audit, pending_count, store_structure  # type: ignore[import-not-found]
 from vaultd.errors import AlreadyExists, NotFound, VaultError
 from vaultd.journal.receipt import verify_consistency, verify_receipt
+from vaultd.store.backup import verify_backup
 from vaultd.v1 import journal_pb2 as jpb
 from vaultd.v1 import journal_pb2_grpc as jpb_grpc
 
@@ -55,6 +59,8 @@ class Ledger:
     rotations: int = 0
     kills: int = 0
     pending_at_kill: int = 0  # staged parts a crash left, rolled back at the next start
+    backups: list[tuple[Path, int, bytes]] = field(default_factory=list)  # (dest, exit code, stdout)
+    backups_verified: int = 0
 
     def checkpoint_of(self, evidence: bytes) -> bytes:
         return str(json.loads(evidence)["checkpoint"]).encode()
@@ -139,7 +145,21 @@ def _traffic(d: DaemonProcess, ledger: Ledger, rng: random.Random, stop: threadi
                 with ledger.lock:
                     ledger.checkpoints.add(bytes(note))
 
+    def backer(seed: int) -> None:
+        """``vaultctl backup`` beside the daemon, from another process, as an operator runs it."""
+        r = random.Random(seed)
+        n = 0
+        while not stop.wait(r.uniform(0.05, 0.4)):  # one after the other: the kill lands in one
+            dest = d.data_dir.parent / "backups" / f"b{seed}-{n}"
+            n += 1
+            p = subprocess.run([sys.executable, "-m", "vaultd.cli.vaultctl", "backup", str(dest), "--data-dir",
+                                str(d.data_dir), "--timeout", "5"], capture_output=True, timeout=120,
+                               stdin=subprocess.DEVNULL)
+            with ledger.lock:
+                ledger.backups.append((dest, p.returncode, p.stdout))
+
     threads = [threading.Thread(target=depositor, args=(w, rng.getrandbits(32))) for w in range(4)]
+    threads.append(threading.Thread(target=backer, args=(rng.getrandbits(32),)))
     threads += [threading.Thread(target=destroyer, args=(rng.getrandbits(32),)),
                 threading.Thread(target=rotator, args=(rng.getrandbits(32),)),
                 threading.Thread(target=watcher)]
@@ -152,12 +172,28 @@ def _sample(items: list[Any], keep: set[Any], rng: random.Random, full: bool, n:
     """All of ``items`` when ``full``; else those in ``keep`` (the last cycle's) and ``n`` others."""
     if full or len(items) <= n:
         return items
-    return [i for i in items if i in keep] + rng.sample([i for i in items if i not in keep], n)
+    others = [i for i in items if i not in keep]
+    return [i for i in items if i in keep] + rng.sample(others, min(n, len(others)))
+
+
+def _verify_backups(ledger: Ledger) -> None:
+    """A backup either completed (its files match its manifest, its store is sound, its checkpoint
+    joins those that must stay consistent) or left nothing behind."""
+    for dest, rc, out in ledger.backups[ledger.backups_verified:]:
+        if rc == 0:
+            verify_backup(dest)
+            assert store_structure(dest) == [], dest
+            ledger.checkpoints.add(out)
+            shutil.rmtree(dest)  # verified: its checkpoint is kept, its bytes need not be
+        else:
+            assert not dest.exists(), f"a failed backup (exit {rc}) left {dest} behind"
+    ledger.backups_verified = len(ledger.backups)
 
 
 def _verify(d: DaemonProcess, ledger: Ledger, fresh: set[Any], rng: random.Random, full: bool) -> dict[str, int]:
     problems = store_structure(d.data_dir)
     assert problems == [], problems
+    _verify_backups(ledger)
     assert pending_count(d.data_dir) == 0
     with d.client("permits", timeout=30) as c:
         jstub = jpb_grpc.JournalServiceStub(c._channel)
@@ -250,6 +286,8 @@ def test_sigkill_cycles(tmp_path: Path, kill_cycles: int) -> None:
     assert journal_audit(data) == []
     assert ledger.kills == kill_cycles
     assert len(ledger.acked) > 0 and ledger.rotations > 0
+    assert any(rc == 0 for _, rc, _ in ledger.backups), "no backup completed"
     print(f"{kill_cycles} SIGKILL cycles in {time.monotonic() - started:.1f} s: {len(ledger.acked)} deposits, "
           f"{len(ledger.destroyed)} destroys, {ledger.rotations} rotations, {len(ledger.checkpoints)} checkpoints, "
-          f"{ledger.pending_at_kill} staged parts left by the kills and rolled back")
+          f"{ledger.pending_at_kill} staged parts left by the kills and rolled back, "
+          f"{sum(rc == 0 for _, rc, _ in ledger.backups)} of {len(ledger.backups)} backups completed")
