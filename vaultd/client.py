@@ -74,6 +74,10 @@ class VaultClient:
             ("grpc.max_receive_message_length", (4 << 20) + (128 << 10)),
             ("grpc.keepalive_time_ms", 60_000),
             ("grpc.keepalive_timeout_ms", 20_000),
+            # Streamed responses (Read, journal reads) are received on the calling thread instead of
+            # being handed over from the channel's thread message by message: about 12% less client
+            # CPU on a 512 MiB read (2.84 -> 2.51 s over 4 processes, benchmarks/peers).
+            ("SingleThreadedUnaryStream", 1),  # grpc.experimental.ChannelOptions.SingleThreadedUnaryStream
         ]
         if server_name:
             opts.append(("grpc.ssl_target_name_override", server_name))
