@@ -172,6 +172,8 @@ def _sample(items: list[Any], keep: set[Any], rng: random.Random, full: bool, n:
     """All of ``items`` when ``full``; else those in ``keep`` (the last cycle's) and ``n`` others."""
     if full or len(items) <= n:
         return items
+    if not keep:
+        return rng.sample(items, n)
     others = [i for i in items if i not in keep]
     return [i for i in items if i in keep] + rng.sample(others, min(n, len(others)))
 
