@@ -49,8 +49,9 @@ def test_a_read_is_journaled_before_its_bytes_are_served(tmp_path: Path) -> None
         journal.close()
 
 
-def test_a_read_whose_leaf_cannot_be_written_is_refused(tmp_path: Path) -> None:
-    """A full map: the read's leaf cannot be committed, so not one byte of the document is served."""
+def test_reads_go_on_with_deferred_leaves_when_the_map_is_full(tmp_path: Path) -> None:
+    """A full map: reads are still served, their leaves wait in a bounded backlog (the journal does not
+    grow); once the backlog is full, a read is refused and not one byte of it is served."""
     vaults, journal = _open(tmp_path, 1 << 20)
     try:
         vaults.create_vault(SVC, "permits")
@@ -65,20 +66,29 @@ def test_a_read_whose_leaf_cannot_be_written_is_refused(tmp_path: Path) -> None:
                 break
         else:
             pytest.fail("the map never filled")
-        for _ in range(5000):  # read until the reads' own leaves filled the map
+        vaults.deferred_reads.limit = 8
+        committed = 0
+        for _ in range(5000):  # read until the map is full for the reads' own leaves too
             size = journal.tree.size()
-            stat, data = vaults.read(SVC, "permits", "doc")  # the metadata is known before the leaf
-            served: list[bytes] = []
-            try:
-                for piece in data:
-                    served.append(piece)
-            except ResourceExhausted as e:
-                assert "this read was not served" in str(e)
-                assert served == [] and journal.tree.size() == size  # not one byte, no leaf
+            _, data = vaults.read(SVC, "permits", "doc")
+            assert b"".join(data) == doc
+            if journal.tree.size() == size:
                 break
-            assert b"".join(served) == doc and journal.tree.size() == size + 1
+            committed += 1
         else:
             pytest.fail("the reads' leaves never filled the map")
+        assert len(vaults.deferred_reads) == 1
+        size = journal.tree.size()
+        for _ in range(7):  # served, deferred
+            _, data = vaults.read(SVC, "permits", "doc")
+            assert b"".join(data) == doc
+        assert len(vaults.deferred_reads) == 8 and journal.tree.size() == size
+        stat, data = vaults.read(SVC, "permits", "doc")  # the metadata is known before the leaf
+        served: list[bytes] = []
+        with pytest.raises(ResourceExhausted, match="this read was not served"):
+            for piece in data:
+                served.append(piece)
+        assert served == [] and journal.tree.size() == size and len(vaults.deferred_reads) == 8
     finally:
         vaults.close()
         journal.close()

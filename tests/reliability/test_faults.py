@@ -95,9 +95,12 @@ def test_failed_fsync(tmp_path: Path, shim: Path) -> None:
             with pytest.raises(Unavailable):
                 c.destroy(VAULT, "before0")
             assert _injected(switches) >= 6
-            # reads, stat, list and Check keep working while nothing can be made durable
+            # reads, stat, list and Check keep working while nothing can be made durable; the reads'
+            # journal entries wait in memory and are committed once the disk works again
+            reads_before = _journal_reads(c)
             for name, doc in acked.items():
                 assert c.read_bytes(VAULT, name) == doc
+            deferred_reads = len(acked)
             assert c.count(VAULT) == len(acked)
             assert c.check(VAULT).ok
 
@@ -121,10 +124,24 @@ def test_failed_fsync(tmp_path: Path, shim: Path) -> None:
                 evidence[f"after{i}"] = c.deposit(VAULT, f"after{i}", doc).evidence or b""
                 acked[f"after{i}"] = doc
             assert c.read_bytes(VAULT, "before0") == acked["before0"]
+            # the deferred entries went in with that read, keeping their order and their time
+            assert _journal_reads(c) == reads_before + deferred_reads + 1
         assert '"level":"error"' in d.stderr()
+        assert "journal entry deferred" in d.stderr()
     finally:
         d.kill()
     _after_restart(data, acked, refused, evidence)
+
+
+def _journal_reads(c: object) -> int:
+    """How many ``read`` entries the vault's journal holds."""
+    n, start = 0, 0
+    while True:
+        page = c.read_journal(VAULT, start=start, page_size=500)  # type: ignore[attr-defined]
+        n += sum(1 for e in page.entries if e.operation == "read")
+        if page.next_index >= page.tree_size or not page.entries:
+            return n
+        start = page.next_index
 
 
 def _fill(c: object, acked: dict[str, bytes], evidence: dict[str, bytes], prefix: str, limit: int = 200) -> str:

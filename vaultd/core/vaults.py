@@ -39,6 +39,7 @@ from vaultd.errors import (
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    Unavailable,
     VaultError,
 )
 from vaultd.keys.envelope import (
@@ -185,6 +186,7 @@ class Vaults:
         # there is one: evidence of earlier operations (an idempotent retry, signatures) comes from it.
         self.journal_hook = journal
         self.denials = DenialBudget()
+        self.deferred_reads = DeferredReadLeaves()
         if hasattr(store, "open_db"):  # named databases are opened at start, outside any write
             from vaultd.core.signatures import signatures_db
 
@@ -487,7 +489,9 @@ class Vaults:
             return stat, stream
         # The read is journaled as it starts: its leaf goes to the writer now (group-committed with
         # everything else) while the first chunks are opened, and no byte is served before the leaf is
-        # durable. A read whose leaf cannot be written is refused: the journal is the evidence.
+        # durable. When the store cannot commit at all (disk or map full, failed fsync), reads must keep
+        # working: the leaf is then kept in a bounded backlog, committed with the next read that
+        # commits, and the read is served; with the backlog full, the read is refused.
         extra: dict[str, Any] = {}
         if stat.depositor != str(actor):
             extra["depositor"] = stat.depositor  # a read by a recipient: proof of delivery
@@ -495,10 +499,15 @@ class Vaults:
             extra["range"] = f"{offset}-{end}"
         leaf = self._leaf("read", actor=actor, vault=vault, name=name, version=v, sha256=stat.sha256, **extra)
 
+        backlog = self.deferred_reads.take()
+
         def unit(t: WriteTxn) -> None:
+            for earlier in backlog:
+                t.journal(earlier)
             t.journal(leaf)
 
-        return stat, _journaled(self.store.submit(unit, len(leaf)), stream)
+        size = len(leaf) + sum(map(len, backlog))
+        return stat, _journaled(self.store.submit(unit, size), stream, backlog + [leaf], self.deferred_reads)
 
     def _stream(
         self, vault: str, name: str, version: int, keys: VaultKeys, entries: list[tuple[bytes, int]], start: int, end: int
@@ -1077,13 +1086,61 @@ class _Deposit:
             Vaults._rollback_part(t, key, with_rec)
 
 
-def _journaled(entry: Future[Committed[None]], stream: Iterator[bytes]) -> Iterator[bytes]:
-    """``stream``, once the read's journal entry is durable (its first piece is prepared meanwhile)."""
+class DeferredReadLeaves:
+    """Journal leaves of reads served while the store could not commit, waiting for it to recover.
+
+    Bounded: past ``limit`` leaves a read is refused rather than served without its evidence. The
+    leaves keep the time of their read; they are committed, oldest first, with the next read whose
+    unit commits. They live in memory only: a crash before the store recovers loses them (the
+    ``backlog`` count is exported so that an operator sees the journal is behind).
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._leaves: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._leaves)
+
+    def take(self) -> list[bytes]:
+        with self._lock:
+            leaves, self._leaves = self._leaves, []
+            return leaves
+
+    def give_back(self, earlier: list[bytes], leaf: bytes | None = None) -> bool:
+        """Keep ``earlier`` (leaves taken by a commit that failed; their reads were served) ahead of the
+        rest, then ``leaf`` of a read about to be served, unless the bound is reached: False then, and
+        that read must be refused."""
+        with self._lock:
+            self._leaves = earlier + self._leaves
+            if leaf is None:
+                return True
+            if len(self._leaves) >= self.limit:
+                return False
+            self._leaves.append(leaf)
+            return True
+
+
+def _journaled(entry: Future[Committed[None]], stream: Iterator[bytes], leaves: list[bytes],
+               backlog: DeferredReadLeaves) -> Iterator[bytes]:
+    """``stream``, once the read's journal entry is durable (its first piece is prepared meanwhile).
+
+    When the store cannot commit (full, or its disk failed to sync), the read is served and its leaf
+    (with any earlier deferred ones) waits in ``backlog``; with the backlog full, the read is refused.
+    """
     try:
         first = next(stream, None)
         try:
             entry.result()
+        except (ResourceExhausted, Unavailable) as e:
+            if not backlog.give_back(leaves[:-1], leaves[-1]):
+                raise type(e)(f"this read was not served: its journal entry could not be written and "
+                              f"{backlog.limit} earlier ones are still waiting ({e})") from None
+            log.warning("read served with its journal entry deferred: the store cannot commit (%s); "
+                        "%d entries waiting", e, len(backlog))
         except VaultError as e:
+            backlog.give_back(leaves[:-1])  # served earlier: they still wait for a commit
             raise type(e)(f"this read was not served: its journal entry could not be written ({e})") from None
         if first is not None:
             yield first
