@@ -280,16 +280,14 @@ def test_racing_retries_store_once(daemon: DaemonProcess) -> None:
 
 # -- at and one byte over every bound ------------------------------------------------------------------
 
-# Found by this test: the journal's deposit/destroy index keys carry the whole object name, so a
-# name longer than about 490 bytes exceeds LMDB's 511-byte key bound and the deposit fails INTERNAL
-# (vaultd/journal/journal.py ``_object_key``; the store itself hashes long names, vaultd/store/keys.py).
-_LONG_NAME_BUG = pytest.mark.xfail(strict=True, reason="journal index key exceeds LMDB's key bound for long names")
+# Found by this test: the journal's deposit/destroy index keys once carried the whole object name,
+# so a name longer than about 490 bytes exceeded LMDB's 511-byte key bound; they now carry its SHA-256.
 
 BOUNDS: list[Any] = [
     # (what, at the bound, one over)
     ("name bytes (LMDB key bound)", {"name": "n" * 400}, {"name": "\x00" * 400}),
-    pytest.param("name bytes", {"name": "n" * 1024}, {"name": "n" * 1025}, marks=_LONG_NAME_BUG),
-    pytest.param("name bytes (multi-byte)", {"name": "é" * 512}, {"name": "é" * 512 + "n"}, marks=_LONG_NAME_BUG),
+    ("name bytes", {"name": "n" * 1024}, {"name": "n" * 1025}),
+    ("name bytes (multi-byte)", {"name": "é" * 512}, {"name": "é" * 512 + "n"}),
     ("metadata entries", {"metadata": {f"k{i}": "v" for i in range(64)}},
      {"metadata": {f"k{i}": "v" for i in range(65)}}),
     ("metadata key", {"metadata": {"k" * 128: "v"}}, {"metadata": {"k" * 129: "v"}}),

@@ -21,6 +21,7 @@ of that object version, once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import struct
@@ -56,7 +57,9 @@ class SignedHead:
 
 
 def _object_key(vault: str, name: str, version: int) -> bytes:
-    return vault.encode() + b"\x00" + name.encode() + b"\x00" + _U64.pack(version)
+    """Index key of an object version: the name enters as its SHA-256, so that every name allowed
+    (up to 1,024 bytes) gives a key well under LMDB's 511-byte bound."""
+    return vault.encode() + b"\x00" + hashlib.sha256(name.encode()).digest() + _U64.pack(version)
 
 
 class Journal:
