@@ -281,6 +281,13 @@ def main() -> int:
                   f"fill rate {nr['fill rate objects/s']:.0f} objects/s"
                   + (f", so {nr['milestone']:,} would need about {nr['estimated seconds'] / 60:.0f} more minutes "
                      f"(budget left {nr['budget left seconds']:.0f} s)." if "estimated seconds" in nr else ".")]
+    if ms and ms[-1]["objects"] < 10**6 and "not reached" not in results:
+        rate = ms[-1]["fill objects/s (this step)"]
+        results["10^6 estimate seconds"] = (10**6 - ms[-1]["objects"]) / rate
+        lines += ["", f"10^6 objects not attempted (largest milestone {ms[-1]['objects']:,}): at the last measured "
+                  f"fill rate of {rate:.0f} objects/s the remaining {10**6 - ms[-1]['objects']:,} objects would "
+                  f"take about {results['10^6 estimate seconds'] / 60:.0f} minutes."]
+        (a.out / "scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     md = "\n".join(lines) + "\n"
     (a.out / "scale.md").write_text(md)
     print(md)
