@@ -13,7 +13,6 @@ import _harness
 
 with atheris.instrument_imports(include=["vaultd", "asn1crypto"]):
     from cryptography import x509
-    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
@@ -43,11 +42,8 @@ def test_one_input(data: bytes) -> None:
         try:
             res = verify_cms(blob, DOC_SHA, TRUST, at=AT)
         except VaultError:
-            return
-        except (x509.InvalidVersion, UnsupportedAlgorithm):
             # Found by this harness: a certificate inside the CMS with an unknown X.509 version or
-            # curve escapes as this exception instead of an invalid result. Kept visible by strict
-            # xfails in tests/reliability/test_fuzz.py; drop this branch once it is refused.
+            # curve once escaped as x509.InvalidVersion / UnsupportedAlgorithm; now InvalidArgument.
             return
         if res.valid:
             assert blob == GOOD or _same_signature(blob), "a CMS other than the one made was reported valid"
@@ -60,12 +56,8 @@ def test_one_input(data: bytes) -> None:
             try:
                 check_certificate(cert, TRUST, usage=usage, at=AT)
             except (CertificateRejected, VaultError, ValueError):
-                pass
-            except UnsupportedAlgorithm:
-                # Found by this harness (regressions/cms/unsupported-curve-certificate): a certificate
-                # on a curve cryptography does not know escapes as UnsupportedAlgorithm instead of a
-                # refusal. Kept visible by a strict xfail in tests/reliability/test_fuzz.py; drop this
-                # branch once check_certificate refuses it.
+                # regressions/cms/unsupported-curve-certificate: a certificate on a curve cryptography
+                # does not know once escaped as UnsupportedAlgorithm; now CertificateRejected.
                 pass
 
 

@@ -1,8 +1,7 @@
 """The atheris harnesses of fuzz/ in CI: each runs for a bounded number of executions in a child
 process (``--fuzz-runs N``, ``VAULTD_FUZZ_RUNS``; many more with ``--soak``) from its seed corpus
 and must end without a crash. Inputs that once crashed a harness are kept under
-fuzz/regressions/<harness>/ and replayed; findings not fixed yet are strict xfails here, so they
-turn into failures the day they are fixed (and the harness's tolerance for them can go)."""
+fuzz/regressions/<harness>/ and replayed, and each fixed finding has a test of its own here."""
 
 from __future__ import annotations
 
@@ -60,7 +59,6 @@ def _regression(name: str) -> bytes:
     return (FUZZ / "regressions" / "cms" / name).read_bytes()[1:]  # the first byte picks the input kind
 
 
-@pytest.mark.xfail(strict=True, reason="check_certificate lets UnsupportedAlgorithm escape (vaultd/core/signatures.py)")
 def test_certificate_on_an_unknown_curve_is_refused() -> None:
     from cryptography import x509
 
@@ -95,7 +93,6 @@ class _OneReplyCard:
         pass
 
 
-@pytest.mark.xfail(strict=True, reason="PivCard.read_certificate lets x509.InvalidVersion escape (vaultd/kiosk/piv.py)")
 def test_card_certificate_with_an_unknown_x509_version_is_a_card_error() -> None:
     from vaultd.errors import VaultError
     from vaultd.kiosk import tlv
@@ -107,8 +104,6 @@ def test_card_certificate_with_an_unknown_x509_version_is_a_card_error() -> None
         PivCard(_OneReplyCard(reply), "regression").read_certificate(0x9A)
 
 
-@pytest.mark.xfail(strict=True, reason="Sessions.complete catches ValueError only: x509.InvalidVersion escapes "
-                   "(vaultd/core/sessions.py), so the login is answered INTERNAL")
 def test_login_with_an_unknown_x509_version_is_refused() -> None:
     import time
 

@@ -146,7 +146,7 @@ class Sessions:
             raise LoginFailed("certificate or signature too large")
         try:
             cert = x509.load_der_x509_certificate(bytes(certificate))
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise LoginFailed("the card certificate is not a valid X.509 certificate") from exc
         try:
             citizen = citizen_of(cert)

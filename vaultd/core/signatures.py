@@ -32,7 +32,7 @@ from typing import Any
 import asn1crypto.tsp  # type: ignore[import-untyped]  # noqa: F401  (registers signing-certificate-v2)
 from asn1crypto import cms
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -246,7 +246,10 @@ def check_certificate(
     Raises CertificateRejected with the reason.
     """
     at = _utc(at or dt.datetime.now(dt.timezone.utc))
-    pk = cert.public_key()
+    try:
+        pk = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:  # an unknown curve or a malformed key
+        raise CertificateRejected("the card key is not ECDSA P-256") from exc
     if not isinstance(pk, ec.EllipticCurvePublicKey) or pk.curve.name != "secp256r1":
         raise CertificateRejected("the card key is not ECDSA P-256")
     bc = _ext(cert, x509.BasicConstraints)
@@ -326,7 +329,8 @@ def verify_cms_batch(
         try:
             try:
                 pending.append((i, *_prepare(cms_der, expected, trust, at)))
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:  # parsed lazily: malformed
+            except (ValueError, TypeError, KeyError, AttributeError, x509.InvalidVersion,
+                    UnsupportedAlgorithm) as exc:  # parsed lazily: malformed
                 if isinstance(exc, InvalidArgument):
                     raise
                 raise InvalidArgument(f"the signature is not a well-formed CMS: {exc}") from exc

@@ -252,7 +252,7 @@ class PivCard:
             raise CardError("to give a certificate of a sensible size", 0x9000)
         try:
             return x509.load_der_x509_certificate(cert)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:  # a card is an untrusted source
             raise CardError("to give a valid certificate", 0x9000) from exc
 
     def pin_retries(self) -> int | None:
