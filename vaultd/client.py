@@ -421,6 +421,14 @@ class VaultClient:
 
         return self._call(self._journal.GetCheckpoint, jpb.GetCheckpointRequest())
 
+    def consistency_proof(self, old_size: int, new_size: int = 0) -> Any:
+        """A proof that the journal at ``new_size`` (0: the latest checkpoint) extends the one at
+        ``old_size`` (``hashes`` and ``proof_file``, as ``vaultctl verify-consistency`` reads it)."""
+        from vaultd.v1 import journal_pb2 as jpb
+
+        req = jpb.GetConsistencyProofRequest(old_size=old_size, new_size=new_size)
+        return self._call(self._journal.GetConsistencyProof, req)
+
     def read_journal(self, vault: str = "", *, start: int = 0, page_size: int = 100) -> Any:
         """One page of journal entries (``entries``, ``next_index``), of one vault or (operators) all."""
         from vaultd.v1 import journal_pb2 as jpb

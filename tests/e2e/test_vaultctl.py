@@ -112,3 +112,40 @@ def test_help_documents_exit_codes() -> None:
     assert out.returncode == 0
     for word in ("NOT_FOUND", "PERMISSION_DENIED", "DATA_LOSS", "exit codes"):
         assert word in out.stdout
+
+
+def test_an_auditor_verifies_offline_with_what_vaultctl_fetches(vault_server: RunningServer, tmp_path: Path) -> None:
+    """put -> receipt, journal key, checkpoints and a consistency proof fetched with vaultctl; then
+    `vaultctl verify` and `verify-consistency` with no server: 0 when all holds, 11 when the
+    document or the proof is not the right one."""
+    vault = new_vault_id()
+    ok(ctl(vault_server, "mkvault", vault))
+    doc = tmp_path / "contract.pdf"
+    doc.write_bytes(os.urandom(300_000))
+    ok(ctl(vault_server, "put", vault, "contract.pdf", str(doc)))
+    files = {n: tmp_path / n for n in ("receipt.json", "key.txt", "cp1.note", "cp2.note", "proof.json")}
+    ok(ctl(vault_server, "receipt", vault, "contract.pdf", "-o", str(files["receipt.json"])))
+    ok(ctl(vault_server, "journal", "key", "-o", str(files["key.txt"])))
+    ok(ctl(vault_server, "journal", "checkpoint", "-o", str(files["cp1.note"])))
+    old_size = int(files["cp1.note"].read_text().splitlines()[1])
+    for i in range(3):
+        ok(ctl(vault_server, "put", vault, f"later-{i}", "-", stdin=os.urandom(1000)))
+    ok(ctl(vault_server, "journal", "checkpoint", "-o", str(files["cp2.note"])))
+    new_size = int(files["cp2.note"].read_text().splitlines()[1])
+    assert new_size >= old_size + 3
+    ok(ctl(vault_server, "journal", "consistency", str(old_size), str(new_size), "-o", str(files["proof.json"])))
+
+    def offline(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "vaultd.cli.vaultctl", *args], capture_output=True, timeout=60)
+
+    key = str(files["key.txt"])
+    assert offline("verify", str(files["receipt.json"]), "--document", str(doc), "--public-key", key).returncode == 0
+    assert offline("verify-consistency", str(files["cp1.note"]), str(files["cp2.note"]), str(files["proof.json"]),
+                   "--public-key", key).returncode == 0
+    other = tmp_path / "other.pdf"
+    other.write_bytes(os.urandom(300_000))
+    bad = offline("verify", str(files["receipt.json"]), "--document", str(other), "--public-key", key)
+    assert bad.returncode == 11 and b"document-sha256" in bad.stdout + bad.stderr
+    swapped = offline("verify-consistency", str(files["cp2.note"]), str(files["cp1.note"]), str(files["proof.json"]),
+                      "--public-key", key)
+    assert swapped.returncode == 11

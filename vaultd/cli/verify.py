@@ -119,6 +119,29 @@ def cmd_receipt(client: Any, args: argparse.Namespace) -> int:
     return EXIT_VERIFIED
 
 
+def _write(data: bytes, output: str | None) -> None:
+    if output:
+        Path(output).write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+
+def cmd_journal(client: Any, args: argparse.Namespace) -> int:
+    """Fetch what an auditor needs beside a receipt: the journal's public key, the latest signed
+    checkpoint, or a consistency proof between two tree sizes (online)."""
+    if args.what == "key":
+        _write(client.journal_public_key().verifier_key.encode() + b"\n", args.output)
+    elif args.what == "checkpoint":
+        _write(client.checkpoint().note, args.output)
+    else:
+        if args.old_size is None:
+            print("vaultctl journal consistency: give OLD_SIZE (and optionally NEW_SIZE)", file=sys.stderr)
+            return EXIT_USAGE
+        _write(client.consistency_proof(args.old_size, args.new_size or 0).proof_file, args.output)
+    return EXIT_VERIFIED
+
+
 def register(subparsers: Any) -> None:
     """Add ``verify`` and ``verify-consistency`` (offline: they set ``offline=True`` and
     ``run=fn(args) -> exit status`` and need no server) and ``receipt`` (online: ``fn(client, args)``)
@@ -133,6 +156,17 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--destroyed", action="store_true", help="the destruction receipt instead")
     sp.add_argument("-o", "--output", metavar="FILE", help="default stdout")
     sp.set_defaults(fn=cmd_receipt)
+    sp = subparsers.add_parser(
+        "journal", help="fetch the journal's public key, latest checkpoint, or a consistency proof",
+        description="Fetch from the server what offline verification needs beside a receipt: "
+                    "`key` (the journal's public key, for --public-key), `checkpoint` (the latest signed "
+                    "checkpoint, to keep), `consistency OLD_SIZE [NEW_SIZE]` (a proof that the journal at "
+                    "NEW_SIZE, default the latest, extends the one at OLD_SIZE, for verify-consistency).")
+    sp.add_argument("what", choices=["key", "checkpoint", "consistency"])
+    sp.add_argument("old_size", nargs="?", type=int, metavar="OLD_SIZE")
+    sp.add_argument("new_size", nargs="?", type=int, metavar="NEW_SIZE")
+    sp.add_argument("-o", "--output", metavar="FILE", help="default stdout")
+    sp.set_defaults(fn=cmd_journal)
     sp = subparsers.add_parser(
         "verify", help="check a receipt offline: document SHA-256, inclusion proof, checkpoint signature",
         description="Check a receipt (evidence file) with no server: the document's SHA-256 against the "
