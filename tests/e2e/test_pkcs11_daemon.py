@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from daemon_process import DaemonProcess
-
-MODULES = [
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-]
-
-
-def softhsm_module() -> str:
-    env = os.environ.get("VAULTD_PKCS11_MODULE")
-    for m in ([env] if env else []) + MODULES:
-        if m and Path(m).exists():
-            return m
-    raise FileNotFoundError("SoftHSM2 module not found (install softhsm2 or set VAULTD_PKCS11_MODULE)")
-
+from softhsm import make_token, softhsm_module
 
 def test_pkcs11_master_key(tmp_path: Path) -> None:
-    tokdir = tmp_path / "tokens"
-    tokdir.mkdir()
-    conf = tmp_path / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokdir}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    util = shutil.which("softhsm2-util")
-    assert util, "softhsm2-util is required (Debian package softhsm2)"
+    conf = make_token(tmp_path, "vaultd-e2e")
     env = {"SOFTHSM2_CONF": str(conf), "VAULTD_PKCS11_MODULE": softhsm_module(), "VAULTD_PKCS11_TOKEN": "vaultd-e2e",
            "VAULTD_PKCS11_PIN": "1234"}
-    subprocess.run([util, "--init-token", "--free", "--label", "vaultd-e2e", "--pin", "1234", "--so-pin", "5678"],
-                   check=True, capture_output=True, env=dict(os.environ, **env))
     data = tmp_path / "data"
     d = DaemonProcess(data, "--key-provider", "pkcs11", env=env)
     body = os.urandom(300_000)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from softhsm import make_token, softhsm_module
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -17,33 +15,17 @@ from vaultd.errors import NotFound
 from vaultd.journal.checkpoint import Checkpoint, Verifier, open_checkpoint, sign_note
 from vaultd.journal.signer import Pkcs11EcdsaSigner
 
-MODULES = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-           "/usr/local/lib/softhsm/libsofthsm2.so"]
 NAME = "vaultd.test/journal"
-
-
-def _module() -> str:
-    for m in [os.environ.get("VAULTD_PKCS11_MODULE", "")] + MODULES:
-        if m and Path(m).exists():
-            return m
-    raise FileNotFoundError("SoftHSM2 module not found (install softhsm2 or set VAULTD_PKCS11_MODULE)")
 
 
 @pytest.fixture()
 def token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    (tmp_path / "tokens").mkdir()
-    conf = tmp_path / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
-    util = shutil.which("softhsm2-util")
-    assert util, "softhsm2-util is required"
-    subprocess.run([util, "--init-token", "--free", "--label", "journal", "--pin", "1234", "--so-pin", "5678"],
-                   check=True, capture_output=True)
+    monkeypatch.setenv("SOFTHSM2_CONF", str(make_token(tmp_path, "journal")))
     return "journal"
 
 
 def test_sign_checkpoint_with_token_key(token: str) -> None:
-    signer = Pkcs11EcdsaSigner(NAME, module=_module(), token_label=token, pin="1234")
+    signer = Pkcs11EcdsaSigner(NAME, module=softhsm_module(), token_label=token, pin="1234")
     body = Checkpoint(NAME, 9, hashlib.sha256(b"r").digest()).body()
     note = sign_note(body, signer)
     assert open_checkpoint(note, Verifier.from_vkey(signer.verifier().vkey())).size == 9
@@ -56,7 +38,7 @@ def test_sign_checkpoint_with_token_key(token: str) -> None:
     pub.verify(raw[4:], body, ec.ECDSA(hashes.SHA256()))
     signer.close()
     # The key persists on the token and is found again; it is not extractable.
-    again = Pkcs11EcdsaSigner(NAME, module=_module(), token_label=token, pin="1234", create=False)
+    again = Pkcs11EcdsaSigner(NAME, module=softhsm_module(), token_label=token, pin="1234", create=False)
     assert again.key_id == signer.key_id
     import pkcs11
     from pkcs11 import Attribute
@@ -68,6 +50,6 @@ def test_sign_checkpoint_with_token_key(token: str) -> None:
 
 def test_missing_key_or_token(token: str) -> None:
     with pytest.raises(NotFound, match="no journal key"):
-        Pkcs11EcdsaSigner(NAME, module=_module(), token_label=token, pin="1234", key_label="absent", create=False)
+        Pkcs11EcdsaSigner(NAME, module=softhsm_module(), token_label=token, pin="1234", key_label="absent", create=False)
     with pytest.raises(NotFound, match="token"):
-        Pkcs11EcdsaSigner(NAME, module=_module(), token_label="nope", pin="1234")
+        Pkcs11EcdsaSigner(NAME, module=softhsm_module(), token_label="nope", pin="1234")
