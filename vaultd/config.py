@@ -19,6 +19,7 @@ metrics on loopback only. The TOML file holds the field names below at top level
     journal_origin = "vaultd/city.example"
     scrub_interval = 86400.0         # seconds between scheduled scrubs; 0: no scheduled scrub
     scrub_bytes_per_second = 67108864  # scrub pace; 0: no limit
+    key_max_age_days = 365.0         # rotate the master key at least this often (drives an alert)
 
 The environment variable of a field is ``VAULTD_`` + its name in capitals (``VAULTD_LISTEN``,
 ``VAULTD_DATA_DIR``, ``VAULTD_MAP_SIZE``...); a list (``VAULTD_CITIZEN_CRLS``) is comma-separated.
@@ -103,6 +104,11 @@ class Config:
     scrub_bytes_per_second: float = field(
         default=float(64 << 20),
         metadata={"help": "pace of the scheduled scrub, bytes checked per second; 0: no limit"})
+    key_max_age_days: float = field(
+        default=365.0,
+        metadata={"help": "the longest a master key version should stay current, in days: the metric "
+                  "vaultd_key_expiry_timestamp_seconds{role=\"kek\"} is its start plus this, and an alert "
+                  "fires 14 days before; 0: no deadline"})
     journal_origin: str = field(
         default="",
         metadata={"help": "the journal's name (checkpoint origin and signing key name), fixed on first "
@@ -143,6 +149,8 @@ class Config:
                 raise InvalidArgument(f"{name} must be positive")
         if self.grace_period < 0:
             raise InvalidArgument("grace_period must not be negative")
+        if self.key_max_age_days < 0:
+            raise InvalidArgument("key_max_age_days must not be negative")
         if self.scrub_interval < 0 or self.scrub_bytes_per_second < 0:
             raise InvalidArgument("scrub_interval and scrub_bytes_per_second must not be negative")
         if ":" not in self.listen:

@@ -94,6 +94,10 @@ STORAGE_GAUGES: dict[str, tuple[str, str]] = {
         "vaultd_key_kek_versions_in_use",
         "Distinct master key (KEK) versions still wrapping some vault key.",
     ),
+    "kek_current_since": (
+        "vaultd_key_kek_current_since_timestamp_seconds",
+        "Unix time the current master key (KEK) version came into use.",
+    ),
     "ready": ("vaultd_ready", "1 when the store is open and the keys are unlocked, else 0."),
 }
 

@@ -209,3 +209,26 @@ def test_scrub_settings_from_toml_env_and_flags(tmp_path: Path) -> None:
     bad = load_config(None, env={"VAULTD_SCRUB_INTERVAL": "-1"}, overrides={"dev": True})
     with pytest.raises(VaultError):
         bad.resolved().validate()
+
+
+def test_master_key_rotation_deadline(tmp_path: Path) -> None:
+    """vaultd_key_expiry_timestamp_seconds{role="kek"}: when the current master key version came into
+    use plus key_max_age_days; a rotation moves it; it survives a restart (kept in the store)."""
+    before = time.time()
+    srv = start_server(tmp_path / "k", key_max_age_days=30.0)
+    try:
+        since = sample(srv, "vaultd_key_kek_current_since_timestamp_seconds")
+        assert since is not None and before - 1 <= since <= time.time() + 1
+        assert sample(srv, "vaultd_key_expiry_timestamp_seconds", {"role": "kek"}) == since + 30 * 86400
+        time.sleep(1.1)  # the record has a one-second resolution
+        srv.client("op-admin").rotate_keys()
+        rotated = sample(srv, "vaultd_key_kek_current_since_timestamp_seconds")
+        assert rotated is not None and rotated > since
+        assert sample(srv, "vaultd_key_expiry_timestamp_seconds", {"role": "kek"}) == rotated + 30 * 86400
+    finally:
+        srv.stop()
+    again = start_server(tmp_path / "k", key_max_age_days=30.0)
+    try:
+        assert sample(again, "vaultd_key_kek_current_since_timestamp_seconds") == rotated
+    finally:
+        again.stop()

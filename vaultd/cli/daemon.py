@@ -51,7 +51,7 @@ def _call_with_known(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
 
 
-def _storage_source(vaults: Any, journal: Any) -> Any:
+def _storage_source(vaults: Any, journal: Any, metrics: Any = None, key_max_age_days: float = 0.0) -> Any:
     """What the metrics endpoint reads at each scrape: LMDB's own entry counts and page use (one
     short read transaction), the counters the core keeps in the store's stats record (logical
     bytes, master key versions in use), the journal's size and the keys' state. When the store is
@@ -61,6 +61,9 @@ def _storage_source(vaults: Any, journal: Any) -> Any:
     def extra() -> dict[str, float]:
         out = dict(vaults.storage_counters())
         out["kek_current_version"] = float(vaults.keys.current_version())
+        since = out.get("kek_current_since")
+        if metrics is not None and since is not None and key_max_age_days > 0:
+            metrics.set_key_expiry("kek", since + key_max_age_days * 86400.0)
         out["journal_leaves"] = float(journal.tree.size())
         out["ready"] = float(bool(vaults.ready()))
         return out
@@ -212,7 +215,7 @@ class Daemon:
         certificates to watch, the last checkpoint and scrub as recorded, and the scrub schedule."""
         cfg = self.config
         m = self.metrics
-        m.set_storage_source(_storage_source(self.vaults, self.journal))
+        m.set_storage_source(_storage_source(self.vaults, self.journal, m, cfg.key_max_age_days))
         assert cfg.tls_cert is not None and cfg.client_ca is not None
         m.watch_certificate("server", cfg.tls_cert)
         m.watch_certificate("client_ca", cfg.client_ca)
@@ -316,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--session-secret", type=Path, metavar="FILE", help=_help("session_secret"))
     s.add_argument("--journal-origin", metavar="NAME", help=_help("journal_origin"))
     s.add_argument("--scrub-interval", type=float, metavar="SECONDS", help=_help("scrub_interval"))
+    s.add_argument("--key-max-age-days", type=float, metavar="DAYS", help=_help("key_max_age_days"))
     s.add_argument("--scrub-bytes-per-second", type=float, metavar="BYTES",
                    help=_help("scrub_bytes_per_second"))
     s.add_argument("--dev", action="store_true", default=None,

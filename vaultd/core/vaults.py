@@ -194,6 +194,7 @@ class Vaults:
         self._cache: dict[str, VaultKeys] = {}
         self._recover()
         self._init_stats()
+        self._note_kek_since()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -251,6 +252,21 @@ class Vaults:
 
         self.store.write(unit)
 
+    def _note_kek_since(self) -> None:
+        """Record when the current master key version came into use (``kek_since/<version>``, unix
+        seconds), if not yet known: the first open of a store, or a rotation made by an earlier run
+        before this was kept. Rotation records it as it happens."""
+        current = self.keys.current_version()
+        with self.store.read() as r:
+            if not hasattr(r, "get_stat") or r.get_stat(f"kek_since/{current}") is not None:
+                return
+
+        def unit(t: WriteTxn) -> None:
+            if t.get_stat(f"kek_since/{current}") is None:  # type: ignore[attr-defined]
+                t.put_stat(f"kek_since/{current}", int(time.time()))  # type: ignore[attr-defined]
+
+        self.store.write(unit)
+
     def _integrity_error(self, where: str, n: int = 1) -> None:
         if self.metrics is not None:
             for _ in range(n):
@@ -264,7 +280,11 @@ class Vaults:
                 return {}
             logical = r.get_stat("logical_bytes") or 0
             in_use = sum(1 for _, n in r.iter_stats("kek/") if n > 0)
-        return {"logical_bytes": float(logical), "kek_versions_in_use": float(in_use)}
+            since = r.get_stat(f"kek_since/{self.keys.current_version()}")
+        out = {"logical_bytes": float(logical), "kek_versions_in_use": float(in_use)}
+        if since is not None:
+            out["kek_current_since"] = float(since)
+        return out
 
     @staticmethod
     def _rollback_part(t: WriteTxn, key: bytes, rec: bytes) -> None:
@@ -786,12 +806,14 @@ class Vaults:
         new = self.keys.rotate()
         with self.store.read() as r:
             vaults = [v for v, _ in r.iter_vaults()]
-        if not vaults and self._leaf:  # nothing to re-wrap: the new master key version is still recorded
 
-            def record(t: WriteTxn) -> None:
+        def record(t: WriteTxn) -> None:
+            if hasattr(t, "put_stat"):
+                t.put_stat(f"kek_since/{new}", int(time.time()))
+            if not vaults and self._leaf:  # nothing to re-wrap: the new master key version is still recorded
                 t.journal(self._leaf("rotate_keys", actor=actor, vault="", version=new, vaults=0))  # type: ignore[misc]
 
-            self.store.write(record)
+        self.store.write(record)
         for i in range(0, len(vaults), 64):
             group = vaults[i : i + 64]
 
