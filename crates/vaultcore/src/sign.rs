@@ -1,9 +1,8 @@
 //! Signatures: Ed25519 (RFC 8032; `ed25519-dalek`, batch verification) and ECDSA P-256 with SHA-256
-//! (`p256`), DER or IEEE P1363 (r || s) encoded.
+//! (`ring`: constant-time P-256 in assembly on x86_64 and aarch64), DER or IEEE P1363 (r || s) encoded.
 
 use crate::error::{Error, Result};
 use ed25519_dalek::{Signature as EdSignature, Signer, SigningKey, VerifyingKey};
-use p256::ecdsa::signature::Verifier as _;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -127,14 +126,39 @@ fn strict_encoding(b: &[u8]) -> bool {
     !non_canonical && !small_order_ys().contains(&y)
 }
 
+/// Items per ECDSA work unit: a compressed public key is decompressed once per unit (keys repeat: a few
+/// signers, many signatures), and a long list still splits over the cores.
+pub const ECDSA_GROUP: usize = 64;
+
+/// A SEC1 public key in the uncompressed form `ring` takes (0x04 || x || y). A compressed key (0x02/0x03
+/// || x) is decompressed here; anything else is passed on as is, for `ring` to refuse or accept.
+fn sec1_uncompressed(public_key: &[u8]) -> Option<Vec<u8>> {
+    use p256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
+    match public_key.first() {
+        Some(0x02 | 0x03) if public_key.len() == 33 => {
+            let ep = p256::EncodedPoint::from_bytes(public_key).ok()?;
+            let point: Option<p256::AffinePoint> = p256::AffinePoint::from_encoded_point(&ep).into();
+            Some(point?.to_encoded_point(false).as_bytes().to_vec())
+        }
+        _ => Some(public_key.to_vec()),
+    }
+}
+
+fn ecdsa_alg(der: bool) -> &'static ring::signature::EcdsaVerificationAlgorithm {
+    if der {
+        &ring::signature::ECDSA_P256_SHA256_ASN1
+    } else {
+        &ring::signature::ECDSA_P256_SHA256_FIXED
+    }
+}
+
 /// One ECDSA P-256 / SHA-256 signature; `public_key` is SEC1 (compressed or uncompressed); `der` selects
-/// ASN.1 DER (strict) or P1363 (64 bytes r || s).
+/// ASN.1 DER (strict: minimal integers, no trailing bytes) or P1363 (64 bytes r || s). r and s must be in
+/// [1, n-1]; a high s is accepted, as ECDSA (FIPS 186-5) does.
 pub fn ecdsa_p256_verify(public_key: &[u8], message: &[u8], signature: &[u8], der: bool) -> bool {
-    let Ok(vk) = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key) else { return false };
-    let sig = if der { p256::ecdsa::Signature::from_der(signature) } else { p256::ecdsa::Signature::from_slice(signature) };
-    match sig {
-        Ok(sig) => vk.verify(message, &sig).is_ok(),
-        Err(_) => false,
+    match sec1_uncompressed(public_key) {
+        Some(pk) => ring::signature::UnparsedPublicKey::new(ecdsa_alg(der), &pk).verify(message, signature).is_ok(),
+        None => false,
     }
 }
 
@@ -144,7 +168,21 @@ pub fn ecdsa_p256_verify_batch(public_keys: &[&[u8]], messages: &[&[u8]], signat
     if public_keys.len() != n || signatures.len() != n {
         return Err(Error::invalid("public_keys, messages and signatures must have the same length"));
     }
-    Ok((0..n).into_par_iter().map(|i| ecdsa_p256_verify(public_keys[i], messages[i], signatures[i], der)).collect())
+    let alg = ecdsa_alg(der);
+    let idx: Vec<usize> = (0..n).collect();
+    let parts: Vec<Vec<bool>> = idx
+        .par_chunks(ECDSA_GROUP)
+        .map(|ix| {
+            let mut keys: HashMap<&[u8], Option<Vec<u8>>> = HashMap::new();
+            ix.iter()
+                .map(|&i| match keys.entry(public_keys[i]).or_insert_with(|| sec1_uncompressed(public_keys[i])) {
+                    Some(pk) => ring::signature::UnparsedPublicKey::new(alg, &pk[..]).verify(messages[i], signatures[i]).is_ok(),
+                    None => false,
+                })
+                .collect()
+        })
+        .collect();
+    Ok(parts.into_iter().flatten().collect())
 }
 
 #[cfg(test)]
@@ -226,14 +264,40 @@ mod tests {
 
     #[test]
     fn ecdsa_roundtrip_and_reject() {
-        use p256::ecdsa::{signature::Signer as _, Signature, SigningKey};
-        let sk = SigningKey::from_slice(&[3u8; 32]).unwrap();
-        let pk = sk.verifying_key().to_encoded_point(false);
-        let sig: Signature = sk.sign(b"msg");
-        assert!(ecdsa_p256_verify(pk.as_bytes(), b"msg", sig.to_der().as_bytes(), true));
-        assert!(ecdsa_p256_verify(pk.as_bytes(), b"msg", &sig.to_bytes(), false));
-        assert!(!ecdsa_p256_verify(pk.as_bytes(), b"msh", &sig.to_bytes(), false));
-        assert!(!ecdsa_p256_verify(pk.as_bytes(), b"msg", &sig.to_bytes(), true));
-        assert!(!ecdsa_p256_verify(b"junk", b"msg", &sig.to_bytes(), false));
+        use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let der_kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let fixed_kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let pk = der_kp.public_key().as_ref().to_vec();
+        assert_eq!((pk.len(), pk[0]), (65, 0x04));
+        let mut compressed = vec![0x02 | (pk[64] & 1)];
+        compressed.extend_from_slice(&pk[1..33]);
+        let der_sig = der_kp.sign(&rng, b"msg").unwrap().as_ref().to_vec();
+        let fixed_sig = fixed_kp.sign(&rng, b"msg").unwrap().as_ref().to_vec();
+        for key in [&pk, &compressed] {
+            assert!(ecdsa_p256_verify(key, b"msg", &der_sig, true));
+            assert!(ecdsa_p256_verify(key, b"msg", &fixed_sig, false));
+            assert!(!ecdsa_p256_verify(key, b"msh", &fixed_sig, false));
+            assert!(!ecdsa_p256_verify(key, b"msg", &fixed_sig, true));
+            assert!(!ecdsa_p256_verify(key, b"msg", &der_sig, false));
+        }
+        // The other root of the compressed x: a different key, which must refuse.
+        let mut flipped = compressed.clone();
+        flipped[0] ^= 1;
+        assert!(!ecdsa_p256_verify(&flipped, b"msg", &der_sig, true));
+        assert!(!ecdsa_p256_verify(b"junk", b"msg", &fixed_sig, false));
+        assert!(!ecdsa_p256_verify(&[0x02; 33], b"msg", &fixed_sig, false));
+        // Batch: per-item answers across groups, keys given in both forms.
+        let n = 3 * ECDSA_GROUP + 5;
+        let keys: Vec<&[u8]> = (0..n).map(|i| if i % 3 == 0 { &compressed[..] } else { &pk[..] }).collect();
+        let msgs: Vec<&[u8]> = vec![&b"msg"[..]; n];
+        let mut sigs: Vec<Vec<u8>> = vec![der_sig.clone(); n];
+        sigs[100][10] ^= 1;
+        let srefs: Vec<&[u8]> = sigs.iter().map(|s| s.as_slice()).collect();
+        let ok = ecdsa_p256_verify_batch(&keys, &msgs, &srefs, true).unwrap();
+        assert_eq!(ok.iter().filter(|b| !**b).count(), 1);
+        assert!(!ok[100]);
+        assert!(ecdsa_p256_verify_batch(&keys[..2], &msgs, &srefs, true).is_err());
     }
 }
