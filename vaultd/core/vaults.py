@@ -811,7 +811,7 @@ class Vaults:
             if hasattr(t, "put_stat"):
                 t.put_stat(f"kek_since/{new}", int(time.time()))
             if not vaults and self._leaf:  # nothing to re-wrap: the new master key version is still recorded
-                t.journal(self._leaf("rotate_keys", actor=actor, vault="", version=new, vaults=0))  # type: ignore[misc]
+                t.journal(self._leaf("rotate_keys", actor=actor, vault="", version=new, vaults=0))
 
         self.store.write(record)
         for i in range(0, len(vaults), 64):
