@@ -19,6 +19,16 @@ from servers import RunningServer, start_server
 from vaultd.client import VaultClient
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vaultd reliability")
+    group.addoption("--soak", action="store_true", default=False,
+                    help="long runs: many more SIGKILL cycles, faults and fuzz executions")
+    group.addoption("--kill-cycles", type=int, default=None,
+                    help="SIGKILL cycles of the crash test (default 6, 200 with --soak)")
+    group.addoption("--fuzz-runs", type=int, default=None,
+                    help="executions per fuzz harness (default 3000, 200000 with --soak)")
+
+
 @pytest.fixture(scope="module")
 def vault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     srv = start_server(tmp_path_factory.mktemp("vaultd"))

@@ -1,8 +1,6 @@
-"""Options of the reliability tests: ``--soak`` runs the crash loop and the fuzzers for longer.
-
-The options are registered when pytest starts from this folder (``pytest tests/reliability --soak``);
-from elsewhere the environment does the same: ``VAULTD_SOAK=1``, ``VAULTD_KILL_CYCLES=N``,
-``VAULTD_FUZZ_RUNS=N``.
+"""Fixtures of the reliability tests: how long to run. ``--soak`` (registered in tests/conftest.py,
+so it works from any folder) runs the crash loop and the fuzzers for longer; so do the environment
+variables ``VAULTD_SOAK=1``, ``VAULTD_KILL_CYCLES=N``, ``VAULTD_FUZZ_RUNS=N``.
 """
 
 from __future__ import annotations
@@ -14,16 +12,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("vaultd reliability")
-    group.addoption("--soak", action="store_true", default=False,
-                    help="long runs: many more SIGKILL cycles, faults and fuzz executions")
-    group.addoption("--kill-cycles", type=int, default=None,
-                    help="SIGKILL cycles of the crash test (default 6, 200 with --soak)")
-    group.addoption("--fuzz-runs", type=int, default=None,
-                    help="executions per fuzz harness (default 3000, 200000 with --soak)")
 
 
 def _soak(config: pytest.Config) -> bool:
