@@ -191,7 +191,7 @@ class KioskApp:
         target = self.download_dir / Path(doc.name).name
         bar: Any = None
         if self._progress:
-            from tqdm import tqdm  # type: ignore[import-untyped]
+            from tqdm import tqdm
 
             bar = tqdm(total=doc.size, unit="B", unit_scale=True, desc=target.name, file=self.out)
 

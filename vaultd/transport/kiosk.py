@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import grpc  # type: ignore[import-untyped]
+import grpc
 
 from vaultd.core import sessions as core_sessions
 from vaultd.core.sessions import LoginFailed, Sessions, journal_login

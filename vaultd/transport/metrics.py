@@ -34,7 +34,7 @@ def split_method(full_method: str) -> tuple[str, str]:
     return (service or "unknown"), (method or "unknown")
 
 
-def _rpc_type(handler: grpc.RpcMethodHandler) -> str:
+def _rpc_type(handler: grpc.RpcMethodHandler[Any, Any]) -> str:
     if handler.request_streaming and handler.response_streaming:
         return "bidi_stream"
     if handler.request_streaming:
@@ -72,9 +72,9 @@ class _Call:
 
 def _code_after(context: grpc.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
     """The status the call ends with, as the client will see it."""
-    code = None
+    code: grpc.StatusCode | None = None
     try:
-        code = context.code()
+        code = context.code()  # type: ignore[attr-defined]  # grpcio >= 1.38; missing from the stubs
     except (AttributeError, NotImplementedError):  # an old or foreign context
         pass
     if code is not None and code != grpc.StatusCode.OK:
@@ -97,9 +97,9 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(handler_call_details)
         if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
             return None
@@ -124,7 +124,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
             raw = serialize(message) if serialize is not None else message
             bytes_out.inc(len(raw))
             msg_out.inc()
-            return raw  # type: ignore[no-any-return]
+            return raw  # type: ignore[no-any-return,unused-ignore]
 
         def unary_response(behavior: Callable[..., Any]) -> Callable[..., Any]:
             def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
