@@ -180,11 +180,196 @@ def bench_core_deposits(tmp: Path, count: int, threads: int) -> list[dict[str, A
     return out
 
 
+def _open_core(d: Path, journaled: bool) -> tuple[Any, Any]:
+    from vaultd.core.policy import Policy
+    from vaultd.core.vaults import open_vaults
+    from vaultd.journal.hook import JournalHook, leaf_factory, open_journal
+    from vaultd.keys.file import FileKeyProvider
+    from vaultd.types import Identity
+
+    policy = Policy.from_dict({"rule": [{"identity": "service:permits", "vaults": ["permits"],
+                                         "verbs": ["create", "deposit"]}]})
+    kw: dict[str, Any] = {}
+    hook = JournalHook()
+    if journaled:
+        kw = dict(leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit)
+    v = open_vaults(d, policy=policy, key_provider=FileKeyProvider(d / "keys"), map_size=1 << 30, **kw)
+    if journaled:
+        hook.bind(open_journal(v.store.env, d / "journal", name="bench/journal"))
+    v.create_vault(Identity("service", "permits"), "permits")
+    return v, hook
+
+
+class WriterMeter:
+    """CPU time of the writer thread: whole commits, journal appends (inside the transaction) and the
+    after-commit hook (signing and receipts), measured with time.thread_time on that thread, so other
+    load on the machine does not count. With ``profile``, cProfile runs on the writer thread too."""
+
+    def __init__(self, vaults: Any, profile: bool = False) -> None:
+        import cProfile
+
+        self.writer = vaults.store._writer
+        self.commits = self.units = 0
+        self.commit_cpu = self.append_cpu = self.after_cpu = 0.0
+        self.prof = cProfile.Profile(time.thread_time) if profile else None
+        self.on = False
+        w = self.writer
+        commit, after, journal = w._commit, w._after_commit, w._journal
+
+        def timed_commit(batch: list[Any]) -> None:
+            if not self.on:
+                return commit(batch)
+            if self.prof is not None:
+                self.prof.enable()
+            t = time.thread_time()
+            try:
+                return commit(batch)
+            finally:
+                self.commit_cpu += time.thread_time() - t
+                if self.prof is not None:
+                    self.prof.disable()
+                self.commits += 1
+                self.units += len(batch)
+
+        w._commit = timed_commit
+        if after is not None:
+            def timed_after(batch: list[Any]) -> None:
+                t = time.thread_time()
+                try:
+                    after(batch)
+                finally:
+                    if self.on:
+                        self.after_cpu += time.thread_time() - t
+            w._after_commit = timed_after
+        if journal is not None:
+            inner = journal
+
+            class TimedJournal:
+                def append(_self, txn: Any, leaf: bytes) -> int:
+                    t = time.thread_time()
+                    try:
+                        return inner.append(txn, leaf)
+                    finally:
+                        if self.on:
+                            self.append_cpu += time.thread_time() - t
+
+            w._journal = TimedJournal()
+
+    def row(self) -> dict[str, Any]:
+        c = max(self.commits, 1)
+        return {"commits": self.commits, "units_per_commit": self.units / c,
+                "writer_cpu_us_per_commit": 1e6 * self.commit_cpu / c,
+                "journal_append_cpu_us_per_commit": 1e6 * self.append_cpu / c,
+                "journal_after_commit_cpu_us_per_commit": 1e6 * self.after_cpu / c}
+
+    def top(self, n: int = 14) -> list[str]:
+        """The writer's functions by own time (cProfile), most expensive first."""
+        if self.prof is None:
+            return []
+        import pstats
+
+        st = pstats.Stats(self.prof)
+        rows = []
+        for (file, line, fn), (_cc, nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
+            rows.append((tt, ct, nc, f"{Path(file).name}:{line}({fn})"))
+        rows.sort(reverse=True)
+        return [f"{tt * 1e6 / max(self.commits, 1):8.1f} us/commit own, {ct * 1e6 / max(self.commits, 1):8.1f} "
+                f"cumulative, {nc:7d} calls  {name}" for tt, ct, nc, name in rows[:n]]
+
+
+def bench_overhead(tmp: Path, count: int, threads: int, sizes: tuple[int, ...] = (1024, 4096, 16384),
+                   profile: bool = False) -> dict[str, Any]:
+    """The journal's cost on small deposits, journal off and on side by side in one process: both
+    cores are open at once and their deposits alternate (ABBA), so load on the shared machine falls on
+    both alike. Sequential median latency per size; concurrent throughput (``threads`` threads) in
+    alternating rounds; the writer thread's CPU per commit; the ratio on/off of each."""
+    from vaultd.journal.receipt import verify_receipt
+    from vaultd.types import DepositHeader, Identity
+
+    svc = Identity("service", "permits")
+    cores = {False: _open_core(tmp / "ovh-off", False), True: _open_core(tmp / "ovh-on", True)}
+    meters = {j: WriterMeter(cores[j][0], profile=profile and j) for j in cores}
+    out: dict[str, Any] = {"count": count, "threads": threads, "rows": []}
+    try:
+        seq = 0
+        for size in sizes:
+            lat: dict[bool, list[float]] = {False: [], True: []}
+            for m in meters.values():
+                m.on = True
+            for i in range(count):
+                order = (False, True) if i % 4 in (0, 3) else (True, False)
+                for j in order:
+                    v = cores[j][0]
+                    data = os.urandom(size)
+                    s = time.perf_counter()
+                    r = v.deposit(svc, DepositHeader("permits", f"seq-{seq}"), [data])
+                    lat[j].append(time.perf_counter() - s)
+                    seq += 1
+                    assert (r.evidence is not None) == j
+            for m in meters.values():
+                m.on = False
+            rec = r.evidence if r.evidence is not None else None
+            if rec is not None:
+                hook = cores[True][1]
+                assert verify_receipt(rec, data, hook.journal.verifier.vkey()).ok
+            row: dict[str, Any] = {"name": f"core.deposit[{size // 1024}KiB]", "size": size}
+            for j in (False, True):
+                la = sorted(lat[j])
+                tag = "on" if j else "off"
+                row[f"seq_median_ms_{tag}"] = 1000 * statistics.median(la)
+                row[f"seq_p90_ms_{tag}"] = 1000 * la[int(0.9 * len(la))]
+            row["seq_median_ratio"] = row["seq_median_ms_on"] / row["seq_median_ms_off"]
+            out["rows"].append(row)
+        # concurrent: rounds alternate off/on/on/off
+        size = 4096
+        per_round = max(threads, count // 2)
+        elapsed = {False: 0.0, True: 0.0}
+        done = {False: 0, True: 0}
+        for m in meters.values():
+            m.on = True
+        rnd = 0
+        for j in (False, True, True, False) * 2:
+            v = cores[j][0]
+            rnd += 1
+
+            def worker(w: int, v: Any = v, rnd: int = rnd) -> None:
+                for i in range(per_round // threads):
+                    v.deposit(svc, DepositHeader("permits", f"par-{rnd}-{w}-{i}"), [os.urandom(size)])
+
+            ts = [threading.Thread(target=worker, args=(w,)) for w in range(threads)]
+            s = time.perf_counter()
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            elapsed[j] += time.perf_counter() - s
+            done[j] += (per_round // threads) * threads
+        for m in meters.values():
+            m.on = False
+        out["concurrent"] = {
+            "name": f"core.deposit[4KiB, {threads} threads]",
+            "deposits_per_s_off": done[False] / elapsed[False], "deposits_per_s_on": done[True] / elapsed[True],
+        }
+        out["concurrent"]["throughput_ratio"] = (out["concurrent"]["deposits_per_s_on"]
+                                                 / out["concurrent"]["deposits_per_s_off"])
+        out["writer"] = {("on" if j else "off"): meters[j].row() for j in meters}
+        out["profile"] = meters[True].top()
+    finally:
+        for v, _ in cores.values():
+            v.close()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-leaves", type=int, default=10_000_000)
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
+    ap.add_argument("--overhead", action="store_true",
+                    help="only the journal-off/on comparison of small deposits (other sections carried over "
+                         "from the previous results file)")
+    ap.add_argument("--profile", action="store_true", help="cProfile the writer thread in the overhead mode")
+    ap.add_argument("--count", type=int, default=300, help="sequential deposits per size and mode (overhead)")
     ap.add_argument("--keep-larger", action="store_true",
                     help="carry over proof rows of sizes above --max-leaves from the previous results file")
     a = ap.parse_args()
@@ -192,6 +377,25 @@ def main() -> int:
     if a.quick:
         sizes = [1_000, 10_000]
     tmp = Path(tempfile.mkdtemp(prefix="vaultd-bench-journal-"))
+    previous = RESULTS / "journal.json"
+    if a.overhead:
+        res0 = json.loads(previous.read_text()) if previous.exists() else {}
+        try:
+            res0["overhead"] = bench_overhead(tmp, a.count, 16, profile=a.profile)
+            res0["overhead"]["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            res0["overhead"]["loadavg"] = os.getloadavg()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        res0.setdefault("machine", {"python": sys.version.split()[0], "platform": platform.platform(),
+                                    "cpus": os.cpu_count(), "lmdb": lmdb.version()})
+        res0.setdefault("when", res0["overhead"]["when"])
+        for k in ("appends", "core_deposits", "proofs"):
+            res0.setdefault(k, [])
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "journal.json").write_text(json.dumps(res0, indent=2) + "\n")
+        (RESULTS / "journal.md").write_text(render(res0))
+        print(render(res0))
+        return 0
     res: dict[str, Any] = {"machine": {"python": sys.version.split()[0], "platform": platform.platform(),
                                        "cpus": os.cpu_count(), "lmdb": lmdb.version()},
                            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -202,13 +406,15 @@ def main() -> int:
         except Exception as e:  # the core may be mid-change; the journal figures still stand
             res["core_deposits"] = []
             res["core_deposits_error"] = f"{type(e).__name__}: {e}"
+        res["overhead"] = bench_overhead(tmp, 100 if a.quick else a.count, 16, profile=a.profile)
+        res["overhead"]["when"] = res["when"]
+        res["overhead"]["loadavg"] = os.getloadavg()
         res["proofs"] = []
         for n in sizes:
             print(f"building and measuring {n} leaves ...", flush=True)
             res["proofs"].append(bench_size(tmp, n, a.samples))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    previous = RESULTS / "journal.json"
     if a.keep_larger and previous.exists():
         for row in json.loads(previous.read_text()).get("proofs", []):
             if row["leaves"] > max(sizes):
@@ -240,6 +446,7 @@ def render(res: dict[str, Any]) -> str:
         off, on = res["core_deposits"]
         lines.append(f"\nJournal overhead: sequential median {100 * (on['sequential_median_ms'] / off['sequential_median_ms'] - 1):+.1f}%,"
                  f" concurrent throughput {100 * (on['concurrent_deposits_per_s'] / off['concurrent_deposits_per_s'] - 1):+.1f}%.")
+    lines += render_overhead(res.get("overhead"))
     lines += ["", "## Proof generation from stored hashes", "",
               "| leaves | log2 n | build s (bulk) | DB MiB | inclusion µs | inclusion/s | reads/proof | hashes/proof "
               "| consistency µs | consistency/s | reads/proof | verify µs |",
@@ -256,6 +463,39 @@ def render(res: dict[str, Any]) -> str:
               "are built with the bulk path (MDB_APPEND, the same records as append). DB MiB of rows from runs",
               "before 2026-11-23T12:40Z is the map size (sparse file), not the space used (about 1.5 GiB at 10^7)."]
     return "\n".join(lines) + "\n"
+
+
+def render_overhead(o: dict[str, Any] | None) -> list[str]:
+    if not o:
+        return []
+    la = o.get("loadavg") or (0, 0, 0)
+    lines = ["", f"## Journal overhead on small deposits, off and on side by side ({o.get('when', '')}, "
+             f"load average {la[0]:.1f})", "",
+             "Both cores open in one process, deposits alternating off/on (ABBA), "
+             f"{o['count']} sequential deposits per size and mode; concurrent: {o['threads']} threads, "
+             "4 KiB, alternating rounds.", "",
+             "| case | off | on | on/off |", "|---|---:|---:|---:|"]
+    for r in o["rows"]:
+        lines.append(f"| {r['name']} sequential median ms | {r['seq_median_ms_off']:.2f} | {r['seq_median_ms_on']:.2f} "
+                     f"| {r['seq_median_ratio']:.3f} ({100 * (r['seq_median_ratio'] - 1):+.1f}%) |")
+    c = o["concurrent"]
+    lines.append(f"| {c['name']} deposits/s | {c['deposits_per_s_off']:,.0f} | {c['deposits_per_s_on']:,.0f} "
+                 f"| {c['throughput_ratio']:.3f} ({100 * (c['throughput_ratio'] - 1):+.1f}%) |")
+    w = o["writer"]
+    lines.append(f"| writer thread CPU µs per commit | {w['off']['writer_cpu_us_per_commit']:.0f} "
+                 f"| {w['on']['writer_cpu_us_per_commit']:.0f} "
+                 f"| {w['on']['writer_cpu_us_per_commit'] / max(w['off']['writer_cpu_us_per_commit'], 1e-9):.3f} |")
+    lines.append(f"| units per commit | {w['off']['units_per_commit']:.2f} | {w['on']['units_per_commit']:.2f} | |")
+    lines += ["", f"Of the writer's CPU per commit with the journal on: appends in the transaction "
+              f"{w['on']['journal_append_cpu_us_per_commit']:.0f} µs, after-commit (checkpoint and receipts) "
+              f"{w['on']['journal_after_commit_cpu_us_per_commit']:.0f} µs."]
+    if o.get("profile"):
+        lines += ["", "Writer thread profile (cProfile, journal on; own time per commit):", "", "```"]
+        lines += o["profile"]
+        lines += ["```"]
+    for note in o.get("notes", []):
+        lines += ["", note]
+    return lines
 
 
 if __name__ == "__main__":

@@ -21,7 +21,10 @@ of that object version, once.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import json
 import logging
 import os
 import struct
@@ -33,13 +36,13 @@ from typing import Any
 
 import lmdb
 
-from vaultd.errors import IntegrityError, InvalidArgument, NotFound
+from vaultd.errors import IntegrityError, InvalidArgument, NotFound, VaultError
 from vaultd.journal import proofs
 from vaultd.journal.checkpoint import Checkpoint, CheckpointError, open_checkpoint, sign_note
 from vaultd.journal.leaf import Leaf, Op, Outcome
-from vaultd.journal.receipt import make_receipt
+from vaultd.journal.receipt import KINDS, RECEIPT_FORMAT, RECEIPT_VERSION, make_receipt
 from vaultd.journal.signer import NoteSigner
-from vaultd.journal.tree import MerkleTree
+from vaultd.journal.tree import Extension, MerkleTree, frontier_ranges
 
 __all__ = ["Journal", "SignedHead", "DB_FIRST_READ", "DB_DEPOSITS"]
 
@@ -47,6 +50,11 @@ DB_FIRST_READ = b"journal.first_read"
 DB_DEPOSITS = b"journal.deposits"
 _U64 = struct.Struct(">Q")
 log = logging.getLogger("vaultd.journal")
+
+try:  # the Rust core's Merkle verifier, when the extension is built
+    from vaultd import crypto as _crypto
+except ImportError:  # pragma: no cover - a source tree without the extension
+    _crypto = None  # type: ignore[assignment]
 CHECKPOINT_FILE = "checkpoint"
 
 
@@ -60,6 +68,59 @@ def _object_key(vault: str, name: str, version: int) -> bytes:
     """Index key of an object version: the name enters as its SHA-256, so that every name allowed
     (up to 1,024 bytes) gives a key well under LMDB's 511-byte bound."""
     return vault.encode() + b"\x00" + hashlib.sha256(name.encode()).digest() + _U64.pack(version)
+
+
+def _verify_inclusion(index: int, size: int, leaf_hash: bytes, proof: list[bytes], root: bytes) -> None:
+    """The server's self-check of a proof it hands out: the Rust core's verifier when it is built
+    (several times faster), else the pure-Python one (offline verification always uses that one)."""
+    if _crypto is None:
+        proofs.verify_inclusion(index, size, leaf_hash, proof, root)
+        return
+    try:
+        ok = _crypto.merkle_verify_inclusion(leaf_hash, index, size, proof, root)
+    except (ValueError, TypeError, VaultError):
+        ok = False
+    if not ok:
+        raise proofs.ProofError(f"inclusion: the proof for leaf {index} does not lead to the root of size {size}")
+
+
+def _verify_consistency(old: int, new: int, proof: list[bytes], old_root: bytes, new_root: bytes) -> None:
+    if _crypto is None:
+        proofs.verify_consistency(old, new, proof, old_root, new_root)
+        return
+    try:
+        ok = _crypto.merkle_verify_consistency(old, new, old_root, new_root, proof)
+    except (ValueError, TypeError, VaultError):
+        ok = False
+    if not ok:
+        raise proofs.ProofError(f"consistency: the proof does not lead from size {old} to size {new}")
+
+
+class _ReceiptEncoder:
+    """Canonical receipt JSON (the bytes :func:`vaultd.journal.receipt.make_receipt` gives) for many
+    leaves under one checkpoint: the checkpoint's JSON string and each proof hash's base64 are made
+    once per batch."""
+
+    __slots__ = ("_prefix", "_suffix", "_b64")
+
+    def __init__(self, note: bytes, size: int) -> None:
+        self._prefix = '{"checkpoint":' + json.dumps(note.decode("utf-8"), ensure_ascii=True) + \
+            f',"format":"{RECEIPT_FORMAT}","inclusion_proof":['
+        self._suffix = f',"tree_size":{size},"version":{RECEIPT_VERSION}}}'
+        self._b64: dict[bytes, str] = {}
+
+    def encode(self, kind: str, leaf: bytes, index: int, proof: list[bytes]) -> bytes:
+        if kind not in KINDS:
+            raise InvalidArgument(f"receipt kind {kind!r}")
+        b64 = self._b64
+        parts = []
+        for h in proof:
+            s = b64.get(h)
+            if s is None:
+                s = b64[h] = '"' + base64.b64encode(h).decode() + '"'
+            parts.append(s)
+        return (self._prefix + ",".join(parts) + '],"kind":"' + kind + '","leaf":"'
+                + base64.b64encode(leaf).decode() + f'","leaf_index":{index}' + self._suffix).encode()
 
 
 class Journal:
@@ -100,6 +161,12 @@ class Journal:
         self._lock = threading.Lock()
         self._file_lock = threading.Lock()
         self._head: SignedHead | None = None
+        # The frontier of the last signed tree (complete-subtree hashes that hash to its root), the
+        # in-memory view of the tree it signed last, and the hashes of leaves appended since (by index;
+        # written on the writer thread, read when signing).
+        self._frontier: dict[tuple[int, int], bytes] | None = None
+        self._extension: Extension | None = None
+        self._leaf_hashes: dict[int, bytes] = {}
         self._load_head()
         # Leaves committed after the last persisted checkpoint (a crash between commit and signing, or
         # before the file was written) are signed now, once shown consistent with that checkpoint.
@@ -126,12 +193,14 @@ class Journal:
             raise IntegrityError(
                 f"journal rolled back: it holds {size} leaves but a checkpoint of size {cp.size} was signed"
             )
-        root = self.tree.root(cp.size)
-        if root != cp.root:
+        with self.env.begin() as txn:
+            ext = self._extension_from_storage(cp.size, txn)
+        if not hmac.compare_digest(ext.root(), cp.root):
             raise IntegrityError(
                 f"journal altered: its root at size {cp.size} differs from the signed checkpoint of that size"
             )
         self._head = SignedHead(cp, note)
+        self._frontier = ext.frontier()
 
     def _persist_loop(self) -> None:
         while True:
@@ -197,7 +266,10 @@ class Journal:
             decoded, raw = leaf, leaf.encode()
         else:
             raw, decoded = bytes(leaf), Leaf.decode(leaf)
-        index = self.tree.append(txn, raw)
+        index, h = self.tree.append_hashed(txn, raw)
+        # Remembered for signing and receipts; an index appended again after an aborted transaction
+        # overwrites its entry, and signing checks every hash it uses against storage.
+        self._leaf_hashes[index] = h
         if decoded.operation in (Op.DEPOSIT, Op.DESTROY) and decoded.outcome == Outcome.OK:
             key = bytes([0 if decoded.operation == Op.DEPOSIT else 1]) + _object_key(
                 decoded.vault, decoded.name, decoded.version)
@@ -211,39 +283,86 @@ class Journal:
     # -- after the commit ---------------------------------------------------------------------------
     def sign_head(self) -> SignedHead:
         """Sign a checkpoint of the current tree (once per group commit), after checking that it is
-        consistent with the last signed one. Returns the latest head if the tree has not grown."""
+        consistent with the last signed one. Returns the latest head if the tree has not grown.
+
+        The check runs from memory: the frontier of the last signed tree (its complete-subtree hashes,
+        shown to hash to its signed root) extended with the hashes of the leaves appended since gives
+        the new tree's frontier and root; every stored hash of that new frontier (what later proofs and
+        roots are read from) must equal it, and an RFC 9162 consistency proof built from those hashes
+        must verify, or nothing is signed. A proof of the leaves appended since costs no storage read
+        (see :meth:`batch_receipts`)."""
         with self._lock:
             with self.env.begin() as txn:
                 size = self.tree.size(txn)
                 prev = self._head
                 if prev is not None and prev.checkpoint.size == size:
                     return prev
-                root = self.tree.root(size, txn)
-                if prev is not None:
+                if prev is None or self._frontier is None:
+                    ext = self._extension_from_storage(size, txn)
+                else:
                     old = prev.checkpoint
                     if size < old.size:
                         self._integrity_error()
                         raise IntegrityError(
                             f"journal rolled back: size {size} is smaller than the signed size {old.size}; not signing"
                         )
-                    proof = self.tree.consistency_proof(old.size, size, txn) if old.size else []
-                    if old.size:
-                        try:
-                            proofs.verify_consistency(old.size, size, proof, old.root, root)
-                        except proofs.ProofError as e:
-                            self._integrity_error()
-                            raise IntegrityError(
-                                f"journal: the tree of size {size} is not consistent with the signed checkpoint "
-                                f"of size {old.size}; not signing ({e})"
-                            ) from None
+                    ext = self._extend(old.size, old.root, size, txn)
+            root = ext.root()
             cp = Checkpoint(self.origin, size, root)
             note = sign_note(cp.body(), self.signer)
             self._head = SignedHead(cp, note)
+            self._frontier = ext.frontier()
+            self._extension = ext
+            for i in [i for i in self._leaf_hashes if i < size]:
+                del self._leaf_hashes[i]
             self._publish(note)
             if self.metrics is not None:
                 self.metrics.journal_appended_leaves(size - (prev.checkpoint.size if prev else 0))
                 self.metrics.checkpoint_signed()
             return self._head
+
+    def _extension_from_storage(self, size: int, txn: lmdb.Transaction) -> Extension:
+        """The tree of ``size`` leaves as its stored frontier (no signed head to extend)."""
+        frontier = {r: self.tree.subtree(r[0], r[1], txn) for r in frontier_ranges(size)}
+        return Extension(frontier, size, size, [])
+
+    def _extend(self, old_size: int, old_root: bytes, size: int, txn: lmdb.Transaction) -> Extension:
+        """The signed tree of ``old_size`` extended to ``size`` leaves, checked against storage."""
+        assert self._frontier is not None
+        cached = [self._leaf_hashes.get(i) for i in range(old_size, size)]
+        for stored in (False, True):
+            if stored:
+                # The leaf hashes stored in the transactions, when some were not appended through this
+                # object (or one remembered from an aborted transaction is stale): storage has the last word.
+                hashes = [self.tree.subtree(i, i + 1, txn) for i in range(old_size, size)]
+            elif any(h is None for h in cached):
+                continue
+            else:
+                hashes = cached  # type: ignore[assignment]
+            ext = Extension(self._frontier or {}, old_size, size, hashes)
+            bad = [r for r in frontier_ranges(size)
+                   if not hmac.compare_digest(self.tree.subtree(r[0], r[1], txn), ext.mth(*r))]
+            if not bad:
+                break
+            if stored:
+                self._integrity_error()
+                s, e = bad[0]
+                raise IntegrityError(
+                    f"journal: the tree of size {size} is not consistent with the signed checkpoint of size "
+                    f"{old_size}; not signing (the stored hash of leaves {s}..{e - 1} differs from the signed "
+                    "tree extended with the leaves appended since)"
+                )
+        if old_size:
+            proof = ext.consistency_proof()
+            try:
+                _verify_consistency(old_size, size, proof, old_root, ext.root())
+            except proofs.ProofError as e:
+                self._integrity_error()
+                raise IntegrityError(
+                    f"journal: the tree of size {size} is not consistent with the signed checkpoint "
+                    f"of size {old_size}; not signing ({e})"
+                ) from None
+        return ext
 
     def _integrity_error(self) -> None:
         if self.metrics is not None:
@@ -275,7 +394,7 @@ class Journal:
             leaf = self.tree.leaf(index, txn)
             proof = self.tree.inclusion_proof(index, size, txn)
         try:
-            proofs.verify_inclusion(index, size, proofs.leaf_hash(leaf), proof, head.checkpoint.root)
+            _verify_inclusion(index, size, proofs.leaf_hash(leaf), proof, head.checkpoint.root)
         except proofs.ProofError:
             self._integrity_error()
             raise IntegrityError(
@@ -283,6 +402,39 @@ class Journal:
                 f"does not lead to the signed root of size {size}"
             ) from None
         return make_receipt(kind, leaf, index, size, proof, head.note)
+
+    def batch_receipts(self, head: SignedHead, items: list[tuple[str, int, bytes]]) -> list[bytes | None]:
+        """Receipts for leaves appended since the previous head, right after ``head`` was signed:
+        ``items`` are (kind, index, leaf bytes as appended). The proofs come from the in-memory view of
+        the signed tree (hashes shared by the whole batch computed once); each receipt's proof is
+        checked against the signed root, from the leaf bytes it carries, before it is returned. An item
+        outside that view (another head, an earlier leaf) gets its receipt from storage, as
+        :meth:`receipt` does; one that cannot be made is None (its evidence can be fetched later)."""
+        ext = self._extension
+        size = head.checkpoint.size
+        root = head.checkpoint.root
+        out: list[bytes | None] = []
+        encoder = _ReceiptEncoder(head.note, size)
+        for kind, index, leaf in items:
+            try:
+                if ext is None or ext.size != size or self._head is not head or not ext.old_size <= index < size:
+                    if not hmac.compare_digest(self.tree.leaf(index), leaf):
+                        raise IntegrityError(f"journal: leaf {index} is not the leaf this receipt was asked for")
+                    out.append(self.receipt(kind, index, head))
+                    continue
+                proof = ext.inclusion_proof(index)
+                try:
+                    _verify_inclusion(index, size, proofs.leaf_hash(leaf), proof, root)
+                except proofs.ProofError:
+                    self._integrity_error()
+                    raise IntegrityError(
+                        f"journal: the proof of leaf {index} does not lead to the signed root of size {size}"
+                    ) from None
+                out.append(encoder.encode(kind, leaf, index, proof))
+            except Exception:  # the change is durable; its evidence can be fetched again later
+                log.exception("journal evidence for leaf %d failed", index)
+                out.append(None)
+        return out
 
     def object_receipt(self, vault: str, name: str, version: int, *, destroyed: bool = False) -> bytes:
         """The evidence of an object version's deposit (or destruction), fetched again later."""
