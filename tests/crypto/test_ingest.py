@@ -41,6 +41,25 @@ def test_matches_python_pipeline(seed: int, size: int) -> None:
         assert gcm.decrypt(c.nonce, c.sealed, crypto.chunk_aad(b"vault:7|kv:1|", c.chunk_id)) == piece
 
 
+def test_sealed_chunks_share_one_read_only_buffer() -> None:
+    """Every sealed chunk of a call is a read-only view into one buffer laid out as the stored form
+    (nonce || ciphertext || tag, chunk after chunk); the buffer outlives the list it came from."""
+    data = random.Random(5).randbytes(1 << 20)
+    dedup, dkey = keys()
+    chunks = crypto.ingest(data, dedup, dkey, b"v1", known={b"x" * 32}, **SIZES)
+    views = [c.sealed for c in chunks]
+    assert len(views) > 100 and all(isinstance(v, memoryview) and v.readonly for v in views)
+    owner = views[0].obj  # type: ignore[union-attr]
+    assert isinstance(owner, bytes) and all(v.obj is owner for v in views)  # type: ignore[union-attr]
+    expected = b"".join(c.nonce + c.sealed for c in chunks)  # type: ignore[operator]
+    assert owner == expected and len(owner) == len(data) + 28 * len(chunks)
+    with pytest.raises(TypeError):
+        views[0][0] = 0  # type: ignore[index]
+    nonces, ids = [c.nonce for c in chunks], [c.chunk_id for c in chunks]
+    del chunks
+    assert b"".join(crypto.open_chunks(dkey, dedup, b"v1", ids, nonces, views)) == data  # type: ignore[arg-type]
+
+
 def test_round_trip_known_and_tampering() -> None:
     data = random.Random(3).randbytes(3 << 20)
     dedup, dkey = keys()
