@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from vaultd import types as t
 from vaultd.errors import IntegrityError, InvalidArgument, VaultError
@@ -43,6 +44,47 @@ def _raise_from(e: grpc.RpcError) -> VaultError:
     code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
     details = e.details() if hasattr(e, "details") else str(e)
     return error_for(code, details)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_DATA_TAG = b"\x12"  # field 2 (data), length-delimited: the same in DepositRequest and ReadResponse
+
+
+def _deposit_message(head: bytes, data: bytes, tail: bytes) -> bytes:
+    """An encoded DepositRequest: ``head`` and ``tail`` are encoded fields (header, end) or empty."""
+    if not data:
+        return head + tail
+    return b"".join((head, _DATA_TAG, _varint(len(data)), data, tail))
+
+
+def _read_data(raw: bytes) -> memoryview:
+    """The data of an encoded ReadResponse, as a view into it (no copy) when it is the usual single
+    data field; anything else is decoded by protobuf."""
+    if raw[:1] == _DATA_TAG:
+        n = shift = 0
+        for i in range(1, min(len(raw), 11)):
+            b = raw[i]
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                if i + 1 + n == len(raw):
+                    return memoryview(raw)[i + 1:]
+                break
+    try:
+        msg = pb.ReadResponse.FromString(raw)
+    except DecodeError:
+        raise VaultError("the server sent a malformed read message") from None
+    if msg.WhichOneof("payload") == "stat":
+        raise VaultError("the server sent the object's metadata twice in one read")
+    return memoryview(msg.data)
 
 
 def _read_all(path: Path | str | bytes) -> bytes:
@@ -85,6 +127,14 @@ class VaultClient:
         self.address = address
         self._channel = grpc.secure_channel(address, creds, opts)
         self._stub = pb_grpc.VaultServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        # Deposit and Read carry the bulk bytes: their messages are encoded and decoded here, so a
+        # data message is built with one copy of its bytes and read with none (protobuf's own
+        # classes copy twice each way).
+        self._deposit_raw = self._channel.stream_unary(
+            "/vaultd.v1.VaultService/Deposit", request_serializer=None, response_deserializer=pb.Receipt.FromString)
+        self._read_raw = self._channel.unary_stream(
+            "/vaultd.v1.VaultService/Read", request_serializer=pb.ReadRequest.SerializeToString,
+            response_deserializer=None)
         self._timeout = timeout
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ())
@@ -185,26 +235,27 @@ class VaultClient:
         )
         digest = hashlib.sha256()
 
-        def messages() -> Iterator[pb.DepositRequest]:
+        def messages() -> Iterator[bytes]:
             # The header rides with the first piece and the end marker with the last, so that a
-            # small document is a stream of one message.
-            pending = pb.DepositRequest(header=header)
+            # small document is a stream of one message. Encoded DepositRequest messages: fields
+            # may come in any order and a message is the concatenation of its fields.
+            head = pb.DepositRequest(header=header).SerializeToString()
+            pending = b""
             done = 0
             for piece in pieces:
                 for i in range(0, len(piece), PIECE):  # a caller's piece may be larger than 1 MiB
-                    part = bytes(piece[i:i + PIECE])
+                    part = bytes(piece[i:i + PIECE])  # no copy of a bytes piece of at most 1 MiB
                     if not part:
                         continue
-                    if pending.data:
-                        yield pending
-                        pending = pb.DepositRequest()
+                    if pending:
+                        yield _deposit_message(head, pending, b"")
+                        head = b""
                         if progress is not None:
                             progress(done, size)
-                    pending.data = part
+                    pending = part
                     digest.update(part)
                     done += len(part)
-            pending.end.size = done
-            yield pending
+            yield _deposit_message(head, pending, pb.DepositRequest(end=pb.DepositEnd(size=done)).SerializeToString())
             if progress is not None:
                 progress(done, size)
 
@@ -217,7 +268,7 @@ class VaultClient:
                 if progress is not None:
                     progress(len(small), size)
             else:
-                resp = self._stub.Deposit(messages(), timeout=timeout or self._timeout, metadata=self._metadata)
+                resp = self._deposit_raw(messages(), timeout=timeout or self._timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise _raise_from(e) from None
         finally:
@@ -242,27 +293,38 @@ class VaultClient:
         timeout: float | None = None,
     ) -> tuple[t.ObjectStat, Iterator[bytes]]:
         """The object's metadata and an iterator over its bytes (from ``offset``, ``length``)."""
+        stat, views = self._read_views(vault, name, version=version, offset=offset, length=length, timeout=timeout)
+        return stat, (bytes(v) for v in views)
+
+    def _read_views(
+        self, vault: str, name: str, *, version: int | None = None, offset: int = 0, length: int | None = None,
+        timeout: float | None = None,
+    ) -> tuple[t.ObjectStat, Iterator[memoryview]]:
+        """``read`` with the data as views into the received messages (no copy)."""
         req = pb.ReadRequest(vault=vault, name=name, offset=offset)
         if version is not None:
             req.version = version
         if length is not None:
             req.length = length
-        call = self._stub.Read(req, timeout=timeout or self._timeout, metadata=self._metadata)
+        call = self._read_raw(req, timeout=timeout or self._timeout, metadata=self._metadata)
         try:
-            first = next(call)
+            first = pb.ReadResponse.FromString(next(call))
         except StopIteration:
             raise VaultError("the server ended the read before sending the object's metadata") from None
         except grpc.RpcError as e:
             raise _raise_from(e) from None
+        except DecodeError:
+            call.cancel()
+            raise VaultError("the server's read did not start with the object's metadata") from None
         if first.WhichOneof("payload") != "stat":
             call.cancel()
             raise VaultError("the server's read did not start with the object's metadata")
         stat = convert.stat_from_pb(first.stat)
 
-        def data() -> Iterator[bytes]:
+        def data() -> Iterator[memoryview]:
             try:
-                for msg in call:
-                    yield msg.data
+                for raw in call:
+                    yield _read_data(raw)
             except grpc.RpcError as e:
                 raise _raise_from(e) from None
             finally:
@@ -286,7 +348,7 @@ class VaultClient:
     ) -> t.ObjectStat:
         """Write the object to ``out`` (a path, written atomically, or a binary stream). With
         ``verify`` (and a whole-object read) the SHA-256 is checked against the object's."""
-        stat, data = self.read(vault, name, **kwargs)
+        stat, data = self._read_views(vault, name, **kwargs)
         whole = kwargs.get("offset", 0) == 0 and kwargs.get("length") is None
         digest = hashlib.sha256()
         total = stat.size - kwargs.get("offset", 0) if kwargs.get("length") is None else kwargs["length"]

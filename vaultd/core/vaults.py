@@ -72,6 +72,25 @@ DEFAULT_MAX_OBJECT_SIZE = 4 << 30
 BUFFER = 4 << 20  # one ingest call per buffer: large enough to spread chunks over the cores
 PART = 8 << 20  # staged part size for large deposits (one writer unit)
 MAX_INFLIGHT_PARTS = 1  # parts queued to the writer per deposit, beyond the one being built
+DEPOSIT_BUFFER = BUFFER + MAX_PIECE  # a deposit's buffer: one ingest call's worth plus one message
+POOLED_BUFFERS = 4  # deposit buffers kept for reuse (allocating and zeroing 5 MiB per deposit costs)
+_pool: list[bytearray] = []
+_pool_lock = threading.Lock()
+
+
+def _take_buffer() -> bytearray:
+    with _pool_lock:
+        if _pool:
+            return _pool.pop()
+    return bytearray(DEPOSIT_BUFFER)
+
+
+def _give_buffer(buf: bytearray) -> None:
+    if len(buf) != DEPOSIT_BUFFER:
+        return  # grown for an unusual chunk size: not kept
+    with _pool_lock:
+        if len(_pool) < POOLED_BUFFERS:
+            _pool.append(buf)
 READ_BATCH = 8 << 20
 MAX_NAME = 1024
 MAX_META = 64
@@ -926,7 +945,11 @@ class _Deposit:
         self.keys = keys
         self.prefix = C.aad_prefix(vault, keys.data_key_version)
         self.hasher = C.Sha256()
-        self.buf = bytearray()
+        # A one-message document is ingested from the message's own bytes; longer ones are copied
+        # once, into a reusable buffer, and the Rust core reads that buffer in place.
+        self.first: bytes | None = None
+        self.buf: bytearray | None = None
+        self.fill = 0
         self.size = 0
         self.manifest = bytearray()
         self.part: list[tuple[bytes, bytes | None, int]] = []  # (id, sealed or None, plaintext len)
@@ -938,18 +961,64 @@ class _Deposit:
         self.deposit_key = b"dep/" + secrets.token_bytes(16)
 
     def feed(self, piece: bytes) -> None:
+        if not piece:
+            return
         self.size += len(piece)
-        self.buf += piece
-        if len(self.buf) >= BUFFER:
-            self._process(final=False)
+        if self.buf is None:
+            if self.first is None and type(piece) is bytes:  # immutable: safe to keep as it is
+                self.first = piece
+                return
+            self.buf = _take_buffer()
+            first, self.first = self.first, None
+            if first is not None:
+                self._append(first)
+        self._append(piece)
+
+    def _append(self, piece: bytes) -> None:
+        buf = self.buf
+        assert buf is not None
+        with memoryview(piece) as view:
+            n, pos = len(view), 0
+            while pos < n:
+                k = min(len(buf) - self.fill, n - pos)
+                buf[self.fill : self.fill + k] = view[pos : pos + k]  # the one copy of each byte
+                self.fill += k
+                pos += k
+                if self.fill >= BUFFER:
+                    self._process(final=False)
 
     def finish_chunks(self) -> None:
         self._process(final=True)
+        self.release_buffer()
+
+    def release_buffer(self) -> None:
+        buf, self.buf, self.first, self.fill = self.buf, None, None, 0
+        if buf is not None:
+            _give_buffer(buf)
 
     def _process(self, final: bool) -> None:
+        if self.buf is None:
+            self._ingest(self.first if self.first is not None else b"", final)
+            self.first = None
+            return
+        with memoryview(self.buf) as whole:
+            with whole[: self.fill] as data:
+                consumed = self._ingest(data, final)
+            rest = self.fill - consumed
+            if rest and consumed:  # the bytes after the last cut start the next buffer
+                if rest <= consumed:
+                    self.buf[:rest] = whole[consumed : self.fill]
+                else:  # overlapping ranges
+                    self.buf[:rest] = bytes(whole[consumed : self.fill])
+        self.fill = rest
+        if self.fill == len(self.buf):  # no cut in a full buffer (chunks larger than it): grow it
+            self.buf.extend(bytes(BUFFER))
+
+    def _ingest(self, data: Any, final: bool) -> int:
+        """Cut, identify and seal ``data``; returns how many of its bytes the chunks consumed."""
         with self.v.store.read() as r:
             known = _Known(self.seen, r, self.vault)
-            chunks = C.ingest(self.buf, self.keys, self.prefix, last=final, known=known, hasher=self.hasher,
+            chunks = C.ingest(data, self.keys, self.prefix, last=final, known=known, hasher=self.hasher,
                               metrics=self.v.metrics)
         consumed = 0
         chunks.reverse()
@@ -962,9 +1031,9 @@ class _Deposit:
             self.manifest += _ENTRY.pack(cid, ch.length)
             self.part_bytes += ch.length
             consumed = ch.offset + ch.length
-        del self.buf[:consumed]
         if self.part_bytes >= PART and not final:
             self._stage()
+        return consumed
 
     def _stage(self) -> None:
         part, self.part, self.part_bytes = self.part, [], 0
@@ -1083,6 +1152,7 @@ class _Deposit:
         return replace(c.value, evidence=c.evidence)
 
     def rollback(self) -> None:
+        self.release_buffer()
         staged, self.staged = self.staged, []
         for key, f in staged:
             try:
