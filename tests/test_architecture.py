@@ -32,3 +32,10 @@ def test_only_crypto_imports_the_rust_extension() -> None:
         if "_vaultcore" in text and ("import _vaultcore" in text or "vaultd._vaultcore" in text):
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_the_package_is_mypy_strict_clean() -> None:
+    """pyproject's [tool.mypy] (strict, generated code excluded) over the whole package."""
+    proc = subprocess.run([sys.executable, "-m", "mypy", "vaultd"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -130,9 +130,9 @@ class VaultClient:
         # Deposit and Read carry the bulk bytes: their messages are encoded and decoded here, so a
         # data message is built with one copy of its bytes and read with none (protobuf's own
         # classes copy twice each way).
-        self._deposit_raw = self._channel.stream_unary(
+        self._deposit_raw: grpc.StreamUnaryMultiCallable[bytes, pb.Receipt] = self._channel.stream_unary(
             "/vaultd.v1.VaultService/Deposit", request_serializer=None, response_deserializer=pb.Receipt.FromString)
-        self._read_raw = self._channel.unary_stream(
+        self._read_raw: grpc.UnaryStreamMultiCallable[pb.ReadRequest, bytes] = self._channel.unary_stream(
             "/vaultd.v1.VaultService/Read", request_serializer=pb.ReadRequest.SerializeToString,
             response_deserializer=None)
         self._timeout = timeout
