@@ -67,6 +67,7 @@ class AccessLogInterceptor(grpc.ServerInterceptor):
                         raise
                     finally:
                         self._emit(ctx, failed)
+                        failed = None  # the exception's traceback holds this frame: no cycle
 
                 return logged
 
@@ -80,6 +81,7 @@ class AccessLogInterceptor(grpc.ServerInterceptor):
                     raise
                 finally:
                     self._emit(ctx, failed)
+                    failed = None  # the exception's traceback holds this frame: no cycle
 
             return logged_stream
 

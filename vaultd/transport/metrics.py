@@ -150,6 +150,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                     raise
                 finally:
                     call.finish(_code_after(context, exc))
+                    exc = None  # the exception's traceback holds this frame: no cycle
 
             return wrapped
 
