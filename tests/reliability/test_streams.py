@@ -4,7 +4,8 @@ Found by fuzz/fuzz_servicer.py (after about 5000 mixed calls on one connection, 
 was refused with REFUSED_STREAM): gRPC counts an HTTP/2 stream against the connection's
 ``max_concurrent_streams`` until the server's call object is freed, and the access-log and metrics
 interceptors kept the exception of every failed call in a local of the frame that the exception's
-own traceback holds. That reference cycle kept the call (and its stream) alive until Python's cyclic
+own traceback holds (and an exception the store writer handed over through a future stayed in a
+local of the writer's frame, which its traceback holds too). That reference cycle kept the call (and its stream) alive until Python's cyclic
 garbage collector happened to run, so how many failed calls piled up depended on the collector's
 timing, not on any one kind of request. These tests switch the collector off, so that only
 reference counting frees calls: a call left in a cycle is then never freed, deterministically.
@@ -42,6 +43,7 @@ def daemon() -> Iterator[Daemon]:
             c = VaultClient.for_dev(d.address, data, "permits", server_name="localhost")
             c.create_vault(VAULT)
             c.deposit(VAULT, "doc", b"content " * 64)
+            c.set_retention(VAULT, "doc", 4_000_000_000)  # shortening it later is refused by the writer
             c.close()
             yield d
         finally:
@@ -69,6 +71,8 @@ def _calls(ch: grpc.Channel) -> dict[str, Callable[[], object]]:
         "unary malformed": lambda: unary(V + "Stat")(b"\xff\xff\xff", timeout=10),
         "unary refused by policy": lambda: unary(V + "CreateVault")(
             pb.CreateVaultRequest(vault="other").SerializeToString(), timeout=10),
+        "unary refused in the store writer": lambda: unary(V + "SetRetention")(
+            pb.SetRetentionRequest(vault=VAULT, name="doc", retain_until=0).SerializeToString(), timeout=10),
         "journal invalid": lambda: unary(J + "GetConsistencyProof")(
             jpb.GetConsistencyProofRequest(old_size=5, new_size=2).SerializeToString(), timeout=10),
         "server stream ok": lambda: list(stream_out(V + "Read")(
@@ -142,3 +146,4 @@ def test_mixed_failing_calls_never_exhaust_one_connection(channel: grpc.Channel)
     assert codes["unary not found"] == {"NOT_FOUND"} and codes["server stream not found"] == {"NOT_FOUND"}
     assert codes["unary malformed"] == codes["client stream malformed"] == {"INVALID_ARGUMENT"}
     assert codes["unary refused by policy"] == {"PERMISSION_DENIED"}
+    assert codes["unary refused in the store writer"] == {"FAILED_PRECONDITION"}

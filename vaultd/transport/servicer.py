@@ -59,9 +59,15 @@ class VaultsAPI(Protocol):
 
 
 def _abort(ctx: Any, e: BaseException) -> None:
+    # The refusal keeps no traceback: a traceback holds this call's frames (and so its context), and
+    # a frame that holds the exception (the store writer's, which handed it over through a future)
+    # would make a reference cycle that keeps the call's HTTP/2 stream counted on the connection
+    # until the cyclic garbage collector runs.
     if isinstance(e, VaultError):
+        e.__traceback__ = None
         ctx.abort(status_for(e), str(e) or type(e).__name__)
     log.exception("internal error in %s", getattr(getattr(ctx, "call", None), "method", "?"))
+    e.__traceback__ = None
     ctx.abort(grpc.StatusCode.INTERNAL, "internal error; the server log has the details")
 
 
