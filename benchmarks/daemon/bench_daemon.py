@@ -28,19 +28,16 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import re
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from vaultd_daemon import Daemon  # noqa: E402
 sys.path.insert(0, str(REPO))
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: E402
@@ -90,55 +87,6 @@ def plan(total: int, client: int, clients: int) -> list[tuple[str, int, int]]:
 
 
 # -- daemon ----------------------------------------------------------------------------------------
-
-class Daemon:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vaultd.cli.daemon", "serve", "--dev", "--data-dir", str(data_dir),
-             "--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-level", "warning"],
-            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), stderr=subprocess.PIPE, text=True,
-        )
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            m = re.search(r"serving on (\S+)", line)
-            if m:
-                self.address = m.group(1)
-                break
-        else:
-            raise RuntimeError("vaultd did not start")
-        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()  # type: ignore[union-attr]
-        self.peak_anon = 0
-        self._stop = threading.Event()
-        threading.Thread(target=self._sample, daemon=True).start()
-
-    def anon_rss(self) -> int:
-        try:
-            with open(f"/proc/{self.proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("RssAnon:"):
-                        return int(line.split()[1]) * 1024
-        except FileNotFoundError:
-            pass
-        return 0
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak_anon = max(self.peak_anon, self.anon_rss())
-
-    def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-
-    def reset_peak(self) -> None:
-        self.peak_anon = self.anon_rss()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
-
 
 def client(address: str, data_dir: str, identity: str = "permits") -> Any:
     from vaultd.client import VaultClient
@@ -277,7 +225,7 @@ def main() -> int:
     results: dict[str, Any] = {}
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="vaultd-bench-") as tmp:
-        d = Daemon(Path(tmp) / "data")
+        d = Daemon(Path(tmp) / "data", sample_peak=True, stop_timeout=60)
         try:
             args = [(d.address, str(d.data_dir), total, i, 4) for i in range(4)]
             with ctx.Pool(4) as pool:

@@ -22,20 +22,19 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from vaultd_daemon import Daemon  # noqa: E402
 MIB = 1 << 20
 FILE = 8 * MIB
 
@@ -78,33 +77,6 @@ def worker(phase: str, address: str, data_dir: str, index: int, nbytes: int) -> 
 
 
 # -- the benchmark ---------------------------------------------------------------------------------------
-
-class Daemon:
-    def __init__(self, src: Path, data_dir: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vaultd.cli.daemon", "serve", "--dev", "--data-dir", str(data_dir),
-             "--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-level", "warning"],
-            cwd=src, env=dict(os.environ, PYTHONPATH=str(src)), stderr=subprocess.PIPE, text=True,
-        )
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            m = re.search(r"serving on (\S+)", line)
-            if m:
-                self.address = m.group(1)
-                break
-        else:
-            raise RuntimeError("vaultd did not start")
-        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()  # type: ignore[union-attr]
-
-    def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
-
 
 def run_phase(src: Path, daemon: Daemon, data_dir: Path, phase: str, clients: int, total: int) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(src))
@@ -170,7 +142,7 @@ def main() -> int:
             for name in order:
                 src = variants[name]
                 data_dir = Path(tmp) / f"data-{r}-{names.index(name)}"
-                daemon = Daemon(src, data_dir)
+                daemon = Daemon(data_dir, src=src, stop_timeout=60)
                 try:
                     for phase in ("ingest", "read"):
                         m = run_phase(src, daemon, data_dir, phase, args.clients, total)

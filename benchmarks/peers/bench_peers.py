@@ -47,7 +47,6 @@ import platform
 import random
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from vaultd_daemon import Daemon  # noqa: E402
 sys.path.insert(0, str(REPO))
 
 MIB = 1 << 20
@@ -369,27 +370,6 @@ def run_clients(kind: str, jobs: list[dict[str, Any]], tmp: Path, server_pid: in
 
 
 # -- the systems -----------------------------------------------------------------------------------
-
-class Daemon:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vaultd.cli.daemon", "serve", "--dev", "--data-dir", str(data_dir),
-             "--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-level", "warning"],
-            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), stderr=subprocess.PIPE, text=True)
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            if "serving on " in line:
-                self.address = line.split("serving on ", 1)[1].split()[0]
-                break
-        else:
-            raise RuntimeError("vaultd did not start")
-        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()  # type: ignore[union-attr]
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(120)
-
 
 def split(files: list[str]) -> list[list[str]]:
     return [files[i::CLIENTS] for i in range(CLIENTS)]

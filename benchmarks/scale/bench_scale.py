@@ -24,17 +24,16 @@ import multiprocessing as mp
 import os
 import platform
 import random
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from vaultd_daemon import Daemon  # noqa: E402
 sys.path.insert(0, str(REPO))
 
 PER_VAULT = 10
@@ -53,39 +52,6 @@ def body(i: int, j: int) -> bytes:
     import hashlib
 
     return hashlib.shake_256(b"scale-%d-%d" % (i, j)).digest(SIZE)
-
-
-class Daemon:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vaultd.cli.daemon", "serve", "--dev", "--data-dir", str(data_dir),
-             "--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-level", "warning"],
-            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), stderr=subprocess.PIPE, text=True)
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            if "serving on " in line:
-                self.address = line.split("serving on ", 1)[1].split()[0]
-                break
-        else:
-            raise RuntimeError("vaultd did not start")
-        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()  # type: ignore[union-attr]
-
-    def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-
-    def anon_rss(self) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(300)
 
 
 def client(address: str, data_dir: str) -> Any:
@@ -192,7 +158,7 @@ def main() -> int:
     ctx = mp.get_context("spawn")
     t_start = time.time()
     with tempfile.TemporaryDirectory(prefix="vaultd-scale-", dir=a.tmp) as tmp:
-        d = Daemon(Path(tmp) / "data")
+        d = Daemon(Path(tmp) / "data", stop_timeout=300)
         try:
             objects = 0
             vaults_done = 0
