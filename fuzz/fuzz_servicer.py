@@ -11,6 +11,7 @@ only 8 streams per connection, so that streams kept by a leak show after a few c
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import atheris
@@ -74,7 +75,13 @@ def test_one_input(data: bytes) -> None:
             CALLS[idx](blob, timeout=5)
     except grpc.RpcError as e:
         code = e.code()
-        # UNAVAILABLE (REFUSED_STREAM) would mean the connection stopped taking calls: a failure.
+        if code == grpc.StatusCode.UNAVAILABLE:
+            # REFUSED_STREAM: streams are held on this connection. A leak keeps them held for good;
+            # on a loaded machine the server may only be late releasing them. One second later a
+            # plain call on the same connection tells which: it must go through.
+            time.sleep(1.0)
+            _client.count("citizen-fuzz")  # raises (Unavailable) if the connection is still wedged
+            return
         assert code in ALLOWED, f"{path}: {code.name}: {e.details()}"
 
 
