@@ -108,47 +108,32 @@ class _ReadTxn:
         if after is not None:
             skip_key = K.object_key(vault, after)
             seek = max(start, skip_key)
-        with self.raw.cursor(db=self._dbs["objects"]) as c:
-            if not c.set_range(seek):
-                return
-            for k, v in c:
-                kb = bytes(k)
-                if not kb.startswith(start):
-                    return
-                if skip_key is not None and kb <= skip_key:
-                    continue
-                name, head = _split_head(bytes(v))
-                if not name.startswith(prefix):
-                    continue
-                assert kb.startswith(vp)
-                yield name, head
+        for kb, v in self._scan("objects", start, seek):
+            if skip_key is not None and kb <= skip_key:
+                continue
+            name, head = _split_head(v)
+            if not name.startswith(prefix):
+                continue
+            assert kb.startswith(vp)
+            yield name, head
 
     def get_version(self, vault: str, name: str, version: int) -> bytes | None:
         return self._get("versions", K.version_key(vault, name, version))
 
     def iter_versions(self, vault: str, name: str, reverse: bool = False) -> Iterator[tuple[int, bytes]]:
         prefix = K.object_key(vault, name) + K.SEP
+        if not reverse:
+            for kb, v in self._scan("versions", prefix):
+                yield K.split_version(kb), v
+            return
         with self.raw.cursor(db=self._dbs["versions"]) as c:
-            if not reverse:
-                if not c.set_range(prefix):
+            ok = c.prev() if c.set_range(prefix + b"\xff" * 8) else c.last()
+            while ok:
+                kb = bytes(c.key())
+                if not kb.startswith(prefix):
                     return
-                for k, v in c:
-                    kb = bytes(k)
-                    if not kb.startswith(prefix):
-                        return
-                    yield K.split_version(kb), bytes(v)
-            else:
-                end = prefix + b"\xff" * 8
-                if c.set_range(end):
-                    ok = c.prev()
-                else:
-                    ok = c.last()
-                while ok:
-                    kb = bytes(c.key())
-                    if not kb.startswith(prefix):
-                        return
-                    yield K.split_version(kb), bytes(c.value())
-                    ok = c.prev()
+                yield K.split_version(kb), bytes(c.value())
+                ok = c.prev()
 
     def get_manifest(self, vault: str, name: str, version: int) -> bytes | None:
         return self._get("manifests", K.version_key(vault, name, version))
@@ -162,14 +147,8 @@ class _ReadTxn:
 
     def iter_chunks(self, vault: str) -> Iterator[tuple[bytes, int]]:
         prefix = K.vault_prefix(vault)
-        with self.raw.cursor(db=self._dbs["refs"]) as c:
-            if not c.set_range(prefix):
-                return
-            for k, v in c:
-                kb = bytes(k)
-                if not kb.startswith(prefix):
-                    return
-                yield kb[len(prefix) :], int(_Q.unpack(v)[0])
+        for kb, v in self._scan("refs", prefix):
+            yield kb[len(prefix) :], int(_Q.unpack(v)[0])
 
     def get_request(self, vault: str, actor: str, request_id: str) -> bytes | None:
         return self._get("requests", K.request_key(vault, actor, request_id))
@@ -185,15 +164,20 @@ class _ReadTxn:
         return None if v is None else int(_SQ.unpack(v)[0])
 
     def iter_stats(self, prefix: str = "") -> Iterator[tuple[str, int]]:
-        p = prefix.encode("utf-8")
-        with self.raw.cursor(db=self._dbs["stats"]) as c:
-            if not c.set_range(p):
+        for kb, v in self._scan("stats", prefix.encode("utf-8")):
+            yield kb.decode("utf-8"), int(_SQ.unpack(v)[0])
+
+    def _scan(self, db: str, prefix: bytes, seek: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """The records of ``db`` whose key starts with ``prefix``, in key order, from ``seek`` (a key
+        at or past ``prefix``) when given."""
+        with self.raw.cursor(db=self._dbs[db]) as c:
+            if not c.set_range(prefix if seek is None else seek):
                 return
             for k, v in c:
                 kb = bytes(k)
-                if not kb.startswith(p):
+                if not kb.startswith(prefix):
                     return
-                yield kb.decode("utf-8"), int(_SQ.unpack(v)[0])
+                yield kb, bytes(v)
 
 
 class _WriteTxn(_ReadTxn):
