@@ -108,23 +108,20 @@ def cmd_verify_consistency(args: argparse.Namespace) -> int:
     return _print(res, args.json)
 
 
-def cmd_receipt(client: Any, args: argparse.Namespace) -> int:
-    """Fetch the evidence file of an existing object version from the server (online). Server
-    errors raise the ``vaultd.errors`` classes; vaultctl maps them to its exit codes."""
-    rec = client.receipt(args.vault, args.name, version=args.version, destroyed=args.destroyed)
-    if args.output:
-        Path(args.output).write_bytes(rec + b"\n")
-    else:
-        sys.stdout.write(rec.decode() + "\n")
-    return EXIT_VERIFIED
-
-
 def _write(data: bytes, output: str | None) -> None:
     if output:
         Path(output).write_bytes(data)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
+
+
+def cmd_receipt(client: Any, args: argparse.Namespace) -> int:
+    """Fetch the evidence file of an existing object version from the server (online). Server
+    errors raise the ``vaultd.errors`` classes; vaultctl maps them to its exit codes."""
+    rec = client.receipt(args.vault, args.name, version=args.version, destroyed=args.destroyed)
+    _write(rec + b"\n", args.output)
+    return EXIT_VERIFIED
 
 
 def cmd_journal(client: Any, args: argparse.Namespace) -> int:
