@@ -51,8 +51,14 @@ pub fn boundaries(data: &[u8], min_size: usize, avg_size: usize, max_size: usize
     let chunker = FastCDC::with_level(data, min_size as u32, avg_size as u32, max_size as u32, Normalization::Level1);
     let len = data.len();
     let next = |pos: usize| chunker.cut(pos, len - pos).1;
+    // The size test comes first: a small buffer never touches rayon (asking for the thread count
+    // outside a pool would start rayon's global pool).
+    let floor = PARALLEL_SEGMENT_MIN.max(8 * (min_size + avg_size));
+    if len < 2 * floor {
+        return Ok(chain(&next, 0, len, len));
+    }
     let threads = rayon::current_num_threads();
-    let segment = (len / threads.max(1)).max(PARALLEL_SEGMENT_MIN).max(8 * (min_size + avg_size));
+    let segment = (len / threads.max(1)).max(floor);
     if threads <= 1 || len < 2 * segment {
         return Ok(chain(&next, 0, len, len));
     }

@@ -57,16 +57,22 @@ pub fn cut_and_identify(
     sizes: (usize, usize, usize),
     last: bool,
 ) -> Result<Vec<ChunkRef>> {
-    Ok(identify(data, dedup_key, &spans(data, sizes, last)?))
+    Ok(identify(data, dedup_key, &spans(data, sizes, last)?, true))
 }
 
-/// Ids of the given spans of `data`, in parallel.
-pub fn identify(data: &[u8], dedup_key: &[u8; 32], spans: &[(usize, usize)]) -> Vec<ChunkRef> {
-    spans
-        .par_iter()
-        .with_min_len(1)
-        .map(|&(offset, length)| ChunkRef { offset, length, id: digest::chunk_id(dedup_key, &data[offset..offset + length]) })
-        .collect()
+/// Ids of the given spans of `data`: on the current rayon pool with `parallel`, else on the calling
+/// thread alone (small work: handing it to a pool costs more than doing it).
+pub fn identify(data: &[u8], dedup_key: &[u8; 32], spans: &[(usize, usize)], parallel: bool) -> Vec<ChunkRef> {
+    let one = |&(offset, length): &(usize, usize)| ChunkRef {
+        offset,
+        length,
+        id: digest::chunk_id(dedup_key, &data[offset..offset + length]),
+    };
+    if parallel {
+        spans.par_iter().with_min_len(1).map(one).collect()
+    } else {
+        spans.iter().map(one).collect()
+    }
 }
 
 /// A destination for one sealed chunk: its id (32 bytes: computed here when a dedup key is given to
@@ -79,14 +85,16 @@ pub struct SealJob<'a> {
     pub out: &'a mut [u8],
 }
 
-/// Seals the given chunks in parallel with fresh random nonces, writing ids (if `dedup_key` is given:
-/// computed in the same pass, while the chunk is in cache), nonces and sealed bytes in place.
+/// Seals the given chunks with fresh random nonces, writing ids (if `dedup_key` is given: computed in
+/// the same pass, while the chunk is in cache), nonces and sealed bytes in place; in parallel on the
+/// current rayon pool with `parallel`, else on the calling thread.
 pub fn seal_chunks(
     data: &[u8],
     dedup_key: Option<&[u8; 32]>,
     data_key: &AeadKey,
     aad_prefix: &[u8],
     jobs: &mut [SealJob<'_>],
+    parallel: bool,
 ) -> Result<()> {
     // One call to the OS CSPRNG for all nonces of the batch.
     let mut nonces = vec![0u8; jobs.len() * NONCE_LEN];
@@ -94,7 +102,7 @@ pub fn seal_chunks(
     for (j, n) in jobs.iter_mut().zip(nonces.chunks_exact(NONCE_LEN)) {
         j.nonce.copy_from_slice(n);
     }
-    jobs.par_iter_mut().with_min_len(1).try_for_each(|j| {
+    let one = |j: &mut SealJob<'_>| {
         if j.out.len() != j.length + TAG_LEN || j.offset + j.length > data.len() || j.id.len() != 32 {
             return Err(Error::invalid("sealed chunk buffer has the wrong size"));
         }
@@ -111,7 +119,12 @@ pub fn seal_chunks(
         } else {
             data_key.seal_into(j.nonce, &chunk_aad(aad_prefix, j.id), plain, j.out)
         }
-    })
+    };
+    if parallel {
+        jobs.par_iter_mut().with_min_len(1).try_for_each(one)
+    } else {
+        jobs.iter_mut().try_for_each(one)
+    }
 }
 
 /// Opens one sealed chunk into `out` and checks that its plaintext has the claimed id.
@@ -170,7 +183,7 @@ mod tests {
             .zip(outs.iter_mut())
             .map(|(((c, id), n), o)| SealJob { offset: c.offset, length: c.length, id, nonce: n, out: o })
             .collect();
-        seal_chunks(&d, Some(&dk), &key, b"vault-1", &mut jobs).unwrap();
+        seal_chunks(&d, Some(&dk), &key, b"vault-1", &mut jobs, true).unwrap();
         assert!(ids.iter().zip(&chunks).all(|(a, c)| *a == c.id));
         let mut whole = Vec::new();
         for (i, c) in chunks.iter().enumerate() {

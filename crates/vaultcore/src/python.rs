@@ -3,7 +3,10 @@
 //! Inputs are borrowed through the buffer protocol (`bytes`, `bytearray`, `memoryview`, ... of unsigned
 //! bytes, C-contiguous) without a copy. Outputs are `bytes` objects allocated once at their final size and
 //! filled in place. Work above `GIL_THRESHOLD` bytes runs with the GIL released, once per call, on the
-//! core's thread pool; the released closures touch no Python object. A caller must not resize or write a
+//! core's thread pool; the released closures touch no Python object. Smaller work runs on the calling
+//! thread, sequentially, GIL held: handing it to the pool would make the caller wait, GIL held, for a
+//! pool thread to be scheduled, which under load costs far more than the work (measured: a 16 KiB
+//! deposit spent about 0.45 ms of GIL time waiting so). A caller must not resize or write a
 //! `bytearray` it passed while the call runs.
 
 use crate::error::Error;
@@ -30,7 +33,8 @@ impl From<Error> for PyErr {
     }
 }
 
-/// Below this many bytes of work a call keeps the GIL: releasing and re-taking it costs more.
+/// Below this many bytes of work a call keeps the GIL and runs on the calling thread: releasing and
+/// re-taking the GIL, or a trip through the pool, costs more.
 const GIL_THRESHOLD: usize = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------------------
@@ -61,14 +65,23 @@ fn pool() -> PyResult<Arc<rayon::ThreadPool>> {
     Ok(p)
 }
 
-/// Runs `f` on the pool, with the GIL released when `work` (bytes) is large enough.
-fn run<T: Send, F: FnOnce() -> T + Send>(py: Python<'_>, work: usize, f: F) -> PyResult<T> {
-    let p = pool()?;
+/// Runs `f(parallel)`: from `GIL_THRESHOLD` bytes of `work` on, on the pool with the GIL released and
+/// `parallel` true; below, on the calling thread with `parallel` false (then `f` must not use rayon:
+/// outside a pool it would start rayon's global one).
+fn run<T: Send, F: FnOnce(bool) -> T + Send>(py: Python<'_>, work: usize, f: F) -> PyResult<T> {
     if work >= GIL_THRESHOLD {
-        Ok(py.detach(|| p.install(f)))
+        let p = pool()?;
+        Ok(py.detach(|| p.install(|| f(true))))
     } else {
-        Ok(p.install(f))
+        Ok(f(false))
     }
+}
+
+/// Runs `f` on the pool with the GIL released, whatever its size: for work whose parallel code has
+/// no sequential twin (the signature batches); the GIL is free while the caller waits for the pool.
+fn run_on_pool<T: Send, F: FnOnce() -> T + Send>(py: Python<'_>, f: F) -> PyResult<T> {
+    let p = pool()?;
+    Ok(py.detach(|| p.install(f)))
 }
 
 /// Runs `f` on the calling thread (single-item work that has nothing to spread), with the GIL released
@@ -176,7 +189,7 @@ fn key32(b: &[u8], what: &str) -> PyResult<[u8; 32]> {
 #[pyo3(signature = (data, min_size = chunk::DEFAULT_MIN, avg_size = chunk::DEFAULT_AVG, max_size = chunk::DEFAULT_MAX))]
 fn chunk_boundaries(py: Python<'_>, data: PyBuffer<u8>, min_size: usize, avg_size: usize, max_size: usize) -> PyResult<Vec<usize>> {
     let d = view(&data)?;
-    Ok(run(py, d.len(), || chunk::boundaries(d, min_size, avg_size, max_size))??)
+    Ok(run(py, d.len(), |_| chunk::boundaries(d, min_size, avg_size, max_size))??)
 }
 
 fn check_len(length: usize) -> PyResult<()> {
@@ -191,7 +204,7 @@ fn check_len(length: usize) -> PyResult<()> {
 fn blake3_hash<'py>(py: Python<'py>, data: PyBuffer<u8>, length: usize) -> PyResult<Bound<'py, PyBytes>> {
     check_len(length)?;
     let d = view(&data)?;
-    let h = run(py, d.len(), || digest::blake3(d, length))?;
+    let h = run(py, d.len(), |_| digest::blake3(d, length))?;
     Ok(PyBytes::new(py, &h))
 }
 
@@ -201,7 +214,7 @@ fn blake3_keyed<'py>(py: Python<'py>, key: PyBuffer<u8>, data: PyBuffer<u8>, len
     check_len(length)?;
     let k = zeroize::Zeroizing::new(key32(view(&key)?, "a BLAKE3 key")?);
     let d = view(&data)?;
-    let h = run(py, d.len(), || digest::blake3_keyed(&k, d, length))?;
+    let h = run(py, d.len(), |_| digest::blake3_keyed(&k, d, length))?;
     Ok(PyBytes::new(py, &h))
 }
 
@@ -210,7 +223,7 @@ fn blake3_keyed<'py>(py: Python<'py>, key: PyBuffer<u8>, data: PyBuffer<u8>, len
 fn blake3_derive_key<'py>(py: Python<'py>, context: &str, material: PyBuffer<u8>, length: usize) -> PyResult<Bound<'py, PyBytes>> {
     check_len(length)?;
     let d = view(&material)?;
-    let mut h = zeroize::Zeroizing::new(run(py, d.len(), || digest::blake3_derive_key(context, d, length))?);
+    let mut h = zeroize::Zeroizing::new(run(py, d.len(), |_| digest::blake3_derive_key(context, d, length))?);
     let out = PyBytes::new(py, &h);
     use zeroize::Zeroize;
     h.zeroize();
@@ -220,7 +233,7 @@ fn blake3_derive_key<'py>(py: Python<'py>, context: &str, material: PyBuffer<u8>
 #[pyfunction]
 fn sha256<'py>(py: Python<'py>, data: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
     let d = view(&data)?;
-    let h = run(py, d.len(), || digest::sha256(d))?;
+    let h = run(py, d.len(), |_| digest::sha256(d))?;
     Ok(PyBytes::new(py, &h))
 }
 
@@ -300,7 +313,11 @@ impl Blake3Hasher {
         run_here(py, d.len(), || {
             let mut g = m.lock().unwrap();
             let h: &mut digest::Blake3Hasher = &mut g;
-            p.install(|| h.update(d))
+            if d.len() >= digest::RAYON_THRESHOLD {
+                p.install(|| h.update(d))
+            } else {
+                h.update(d)
+            }
         });
         Ok(())
     }
@@ -388,17 +405,24 @@ fn aead_seal_batch<'py>(
         outs.push(ptr);
     }
     let total: usize = pv.iter().map(|p| p.len()).sum();
-    run(py, total, || {
+    run(py, total, |parallel| {
         use rayon::prelude::*;
-        (0..pv.len()).into_par_iter().try_for_each(|i| ks[i].seal_into(nv[i], av[i], pv[i], unsafe { outs[i].slice() }).map_err(|e| e.at(i)))
+        let one = |i: usize| ks[i].seal_into(nv[i], av[i], pv[i], unsafe { outs[i].slice() }).map_err(|e| e.at(i));
+        if parallel {
+            (0..pv.len()).into_par_iter().try_for_each(one)
+        } else {
+            (0..pv.len()).try_for_each(one)
+        }
     })??;
     PyList::new(py, objs)
 }
 
-/// Opens items `0..n` in parallel; on failure, the error of the lowest failing index.
-fn open_all(n: usize, f: impl Fn(usize) -> Result<(), Error> + Sync) -> Result<(), Error> {
+/// Opens items `0..n` (in parallel with `parallel`); on failure, the error of the lowest failing index.
+fn open_all(n: usize, parallel: bool, f: impl Fn(usize) -> Result<(), Error> + Sync) -> Result<(), Error> {
     use rayon::prelude::*;
-    let errs: Vec<Error> = (0..n).into_par_iter().filter_map(|i| f(i).err().map(|e| e.at(i))).collect();
+    let failed = |i: usize| f(i).err().map(|e| e.at(i));
+    let errs: Vec<Error> =
+        if parallel { (0..n).into_par_iter().filter_map(failed).collect() } else { (0..n).filter_map(failed).collect() };
     match errs.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(()),
@@ -428,7 +452,7 @@ fn aead_open_batch<'py>(
         outs.push(ptr);
     }
     let total: usize = cv.iter().map(|c| c.len()).sum();
-    run(py, total, || open_all(cv.len(), |i| ks[i].open_into(nv[i], av[i], cv[i], unsafe { outs[i].slice() })))??;
+    run(py, total, |parallel| open_all(cv.len(), parallel, |i| ks[i].open_into(nv[i], av[i], cv[i], unsafe { outs[i].slice() })))??;
     PyList::new(py, objs)
 }
 
@@ -565,24 +589,25 @@ fn ingest<'py>(
     // Pass 1, GIL released: cut points (segments in parallel); with `known`, the ids too, so the
     // caller can say which chunks it has. The document digest runs beside it on another thread.
     let with_known = known.is_some();
+    let parallel = d.len() >= GIL_THRESHOLD;
     let p = pool()?;
     let (spans, ids) = run_here(py, d.len(), || -> Result<_, Error> {
         // Locked by the calling thread (see Blake3Hasher.update), then the work goes to the pool.
         let mut h = hasher_lock.map(|m| m.lock().unwrap());
         let hs = h.as_deref_mut();
-        p.install(|| {
+        let pass1 = || {
             let spans = fused::spans(d, sizes, last)?;
             let consumed = if last { d.len() } else { spans.last().map_or(0, |&(o, l)| o + l) };
-            let (ids, ()) = rayon::join(
-                || if with_known { Some(fused::identify(d, &dk, &spans)) } else { None },
-                || {
-                    if let Some(h) = hs {
-                        h.update(&d[..consumed])
-                    }
-                },
-            );
+            let identify = || if with_known { Some(fused::identify(d, &dk, &spans, parallel)) } else { None };
+            let digest = || {
+                if let Some(h) = hs {
+                    h.update(&d[..consumed])
+                }
+            };
+            let ids = if parallel { rayon::join(identify, digest).0 } else { (identify(), digest()).0 };
             Ok((spans, ids))
-        })
+        };
+        if parallel { p.install(pass1) } else { pass1() }
     })?;
 
     // With the GIL: which ids the caller has; the rest are sealed into ONE `bytes` (each chunk as
@@ -619,7 +644,7 @@ fn ingest<'py>(
     // Pass 2, GIL released: (ids and) seals in parallel, written in place.
     let work: usize = ptrs.iter().map(|p| p.1).sum();
     let dk_for_ids = if with_known { None } else { Some(&*dk) };
-    run(py, work, || {
+    run(py, work, |parallel| {
         // SAFETY: `sealed_all` is alive and not yet shared; the jobs' ranges are disjoint.
         let mut rest = unsafe { base.slice() };
         let mut jobs: Vec<fused::SealJob> = Vec::with_capacity(ptrs.len());
@@ -629,7 +654,7 @@ fn ingest<'py>(
             rest = r;
             jobs.push(fused::SealJob { offset: *offset, length: *length, id: unsafe { idp.slice() }, nonce, out });
         }
-        fused::seal_chunks(d, dk_for_ids, &key, prefix, &mut jobs)
+        fused::seal_chunks(d, dk_for_ids, &key, prefix, &mut jobs, parallel)
     })??;
 
     // Views into the one buffer: nonce (copied out, 12 bytes) and sealed = ciphertext || tag.
@@ -682,7 +707,7 @@ fn open_chunks<'py>(
         outs.push(p);
     }
     let total: usize = sv.iter().map(|s| s.len()).sum();
-    run(py, total, || open_all(sv.len(), |i| fused::open_chunk(&key, &dk, prefix, iv[i], nv[i], sv[i], unsafe { outs[i].slice() })))??;
+    run(py, total, |parallel| open_all(sv.len(), parallel, |i| fused::open_chunk(&key, &dk, prefix, iv[i], nv[i], sv[i], unsafe { outs[i].slice() })))??;
     PyList::new(py, objs)
 }
 
@@ -698,16 +723,14 @@ fn ed25519_public_key<'py>(py: Python<'py>, private_key: PyBuffer<u8>) -> PyResu
 fn ed25519_sign_batch<'py>(py: Python<'py>, private_key: PyBuffer<u8>, messages: Vec<PyBuffer<u8>>) -> PyResult<Bound<'py, PyList>> {
     let k = view(&private_key)?;
     let m = views(&messages)?;
-    let work = m.len() * 4096 + m.iter().map(|x| x.len()).sum::<usize>();
-    let sigs = run(py, work, || sign::ed25519_sign_batch(k, &m))??;
+    let sigs = run_on_pool(py, || sign::ed25519_sign_batch(k, &m))??;
     bytes_list(py, &sigs)
 }
 
 #[pyfunction]
 fn ed25519_verify_batch(py: Python<'_>, public_keys: Vec<PyBuffer<u8>>, messages: Vec<PyBuffer<u8>>, signatures: Vec<PyBuffer<u8>>) -> PyResult<Vec<bool>> {
     let (p, m, s) = (views(&public_keys)?, views(&messages)?, views(&signatures)?);
-    let work = m.len() * 4096 + m.iter().map(|x| x.len()).sum::<usize>();
-    Ok(run(py, work, || sign::ed25519_verify_batch(&p, &m, &s))??)
+    Ok(run_on_pool(py, || sign::ed25519_verify_batch(&p, &m, &s))??)
 }
 
 #[pyfunction]
@@ -719,8 +742,7 @@ fn ecdsa_p256_verify_batch(
     der: bool,
 ) -> PyResult<Vec<bool>> {
     let (p, m, s) = (views(&public_keys_sec1)?, views(&messages)?, views(&signatures)?);
-    let work = m.len() * 8192 + m.iter().map(|x| x.len()).sum::<usize>();
-    Ok(run(py, work, || sign::ecdsa_p256_verify_batch(&p, &m, &s, der))??)
+    Ok(run_on_pool(py, || sign::ecdsa_p256_verify_batch(&p, &m, &s, der))??)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -747,7 +769,7 @@ fn merkle_node_hash<'py>(py: Python<'py>, left: PyBuffer<u8>, right: PyBuffer<u8
 #[pyfunction]
 fn merkle_root<'py>(py: Python<'py>, leaf_hashes: Vec<PyBuffer<u8>>) -> PyResult<Bound<'py, PyBytes>> {
     let l = leaf_list(&leaf_hashes)?;
-    let r = run(py, l.len() * 64, || merkle::root(&l))?;
+    let r = run(py, l.len() * 64, |_| merkle::root(&l))?;
     Ok(PyBytes::new(py, &r))
 }
 
