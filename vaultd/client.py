@@ -18,7 +18,8 @@ import hmac
 import io
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -32,9 +33,11 @@ from vaultd.transport.status import error_for
 from vaultd.v1 import vault_pb2 as pb
 from vaultd.v1 import vault_pb2_grpc as pb_grpc
 
-__all__ = ["VaultClient", "PIECE", "Progress"]
+__all__ = ["VaultClient", "DepositItem", "PIECE", "BATCH_ITEMS", "BATCH_BYTES", "Progress"]
 
 PIECE = 1 << 20  # bytes per Deposit data message: the server's bound
+BATCH_ITEMS = 256  # items per DepositBatch call: the server's bound
+BATCH_BYTES = PIECE + (128 << 10)  # an encoded request: the server's message bound
 Progress = Callable[[int, int | None], None]  # (bytes done, total bytes or None)
 Source = bytes | bytearray | memoryview | Path | str | BinaryIO | Iterable[bytes]
 T = TypeVar("T")
@@ -85,6 +88,25 @@ def _read_data(raw: bytes) -> memoryview:
     if msg.WhichOneof("payload") == "stat":
         raise VaultError("the server sent the object's metadata twice in one read")
     return memoryview(msg.data)
+
+
+@dataclass(frozen=True)
+class DepositItem:
+    """One small document of ``VaultClient.deposit_many``: the arguments of ``deposit`` for data of
+    at most 1 MiB. Give a ``request_id`` to be able to retry a batch without storing twice."""
+
+    vault: str
+    name: str
+    data: bytes
+    content_type: str = "application/octet-stream"
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    expected_sha256: bytes | None = None
+    request_id: str | None = None
+    retain_until: int | None = None
+
+
+def _varint_len(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7)
 
 
 def _read_all(path: Path | str | bytes) -> bytes:
@@ -281,6 +303,87 @@ class VaultClient:
                 f"v{receipt.stat.version} but {digest.hexdigest()} was sent"
             )
         return receipt
+
+    def deposit_many(self, items: Sequence[DepositItem], *,
+                     timeout: float | None = None) -> list[t.Receipt | VaultError]:
+        """Deposit many small documents through DepositBatch: one result per item, in order, its
+        receipt (exactly what ``deposit`` returns) or the ``vaultd.errors`` exception that refused it
+        (its class is the status code, through ``vaultd.transport.status``); nothing of a refused item
+        is stored and the others are not affected. Nothing is raised for an item.
+
+        Each item is an independent deposit; the server commits a call's items together, so this is
+        the cheap way to store many small documents. The items are sent in calls of at most
+        ``BATCH_ITEMS`` items and ``BATCH_BYTES`` encoded bytes, one call after another; an item over
+        1 MiB of data is refused here (InvalidArgument: use ``deposit``). A call that fails as a whole
+        (server unavailable, deadline) gives its error to each of its items; the items of the other
+        calls keep their results. A request id is made for an item that has none; to retry safely
+        after such a failure, give each item its own ``request_id`` and send the same items again:
+        those already stored come back with their first receipt, nothing is stored twice. Each
+        receipt's SHA-256 is compared with what was sent (IntegrityError in that item's place).
+        """
+        results: list[t.Receipt | VaultError | None] = [None] * len(items)
+        batch: list[tuple[int, pb.DepositSmallRequest]] = []
+        size = 0
+        for i, item in enumerate(items):
+            if len(item.data) > PIECE:
+                results[i] = InvalidArgument(
+                    f"{item.vault}/{item.name}: {len(item.data)} bytes is more than a batch item may hold "
+                    f"({PIECE}); nothing was sent. Use deposit for it")
+                continue
+            header = convert.header_to_pb(
+                t.DepositHeader(vault=item.vault, name=item.name, content_type=item.content_type,
+                                metadata=dict(item.metadata), expected_sha256=item.expected_sha256,
+                                request_id=item.request_id or uuid.uuid4().hex, retain_until=item.retain_until),
+                expected_size=len(item.data),
+            )
+            msg = pb.DepositSmallRequest(header=header, data=bytes(item.data))
+            n = msg.ByteSize()
+            n += 1 + _varint_len(n)  # its field tag and length in the request
+            if n > BATCH_BYTES:
+                results[i] = InvalidArgument(
+                    f"{item.vault}/{item.name}: its encoded deposit ({n} bytes, with its metadata) is over "
+                    f"the server's message bound ({BATCH_BYTES}); nothing was sent. Use deposit for it")
+                continue
+            if batch and (len(batch) == BATCH_ITEMS or size + n > BATCH_BYTES):
+                self._deposit_batch(batch, items, results, timeout)
+                batch, size = [], 0
+            batch.append((i, msg))
+            size += n
+        if batch:
+            self._deposit_batch(batch, items, results, timeout)
+        out = [r for r in results if r is not None]
+        assert len(out) == len(items)
+        return out
+
+    def _deposit_batch(self, batch: list[tuple[int, pb.DepositSmallRequest]], items: Sequence[DepositItem],
+                       results: list[t.Receipt | VaultError | None], timeout: float | None) -> None:
+        """One DepositBatch call; its items' results are written into ``results``."""
+        req = pb.DepositBatchRequest(items=[m for _, m in batch])
+        try:
+            resp: pb.DepositBatchResponse = self._stub.DepositBatch(
+                req, timeout=timeout or self._timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            err = _raise_from(e)
+            for i, _ in batch:
+                results[i] = err
+            return
+        if len(resp.results) != len(batch):
+            bad = VaultError(f"the server answered a batch of {len(batch)} deposits with "
+                             f"{len(resp.results)} results; what was stored is unknown (retry with the same "
+                             "request ids)")
+            for i, _ in batch:
+                results[i] = bad
+            return
+        for (i, _), m in zip(batch, resp.results, strict=True):
+            r = convert.deposit_result_from_pb(m)
+            if isinstance(r, t.Receipt):
+                item = items[i]
+                sent = hashlib.sha256(item.data).digest()
+                if not hmac.compare_digest(r.stat.sha256, sent):
+                    r = IntegrityError(
+                        f"the server recorded SHA-256 {r.stat.sha256.hex()} for {item.vault}/{item.name} "
+                        f"v{r.stat.version} but {sent.hex()} was sent")
+            results[i] = r
 
     def read(
         self,

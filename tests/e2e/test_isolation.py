@@ -10,17 +10,26 @@ import grpc
 import pytest
 
 from servers import RunningServer, new_vault_id
-from vaultd.client import VaultClient
+from vaultd.client import DepositItem, VaultClient
 from vaultd.errors import PermissionDenied, Unauthenticated, Unavailable
 from vaultd.pki import issue_cert, make_ca
 from vaultd.v1 import vault_pb2 as pb
 from vaultd.v1 import vault_pb2_grpc as pb_grpc
+
+def _raised(results: list[Any]) -> list[Any]:
+    """A batch's results, its first item error raised (DepositBatch answers errors per item)."""
+    for r in results:
+        if isinstance(r, Exception):
+            raise r
+    return results
+
 
 # Every verb, as a call on a client against (vault, name).
 VERBS: dict[str, Callable[[VaultClient, str, str], Any]] = {
     "create": lambda c, v, n: c.create_vault(v),
     "deposit": lambda c, v, n: c.deposit(v, n, b"intruder"),  # DepositSmall
     "deposit_stream": lambda c, v, n: c.deposit(v, n, iter([b"intruder"] * 3)),  # Deposit
+    "deposit_batch": lambda c, v, n: _raised(c.deposit_many([DepositItem(v, n, b"intruder")])),  # DepositBatch
     "read": lambda c, v, n: c.read_bytes(v, n),
     "stat": lambda c, v, n: c.stat(v, n),
     "list": lambda c, v, n: list(c.list(v)),

@@ -9,6 +9,10 @@ chunks in parts (each part takes its chunk references and is recorded as pending
 writes the version, manifest and object head and clears the pending records in one transaction. A
 failure or cancellation rolls the staged parts back; pending records left by a crash are rolled back
 when the store is next opened. Memory stays bounded by a few buffers per deposit.
+
+A batch of small deposits (``deposit_batch``) runs each item through the same steps as ``deposit``
+(prepare: authorize, validate, ingest, check; submit the final unit; finish: wait, or roll back), but
+prepares every item before submitting any final unit, so that the writer commits them together.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -63,7 +67,7 @@ from vaultd.types import (
     VaultInfo,
 )
 
-__all__ = ["Vaults", "DenialBudget", "open_vaults", "MAX_PIECE", "DEFAULT_MAX_OBJECT_SIZE"]
+__all__ = ["Vaults", "DenialBudget", "open_vaults", "MAX_PIECE", "MAX_BATCH_ITEMS", "DEFAULT_MAX_OBJECT_SIZE"]
 
 log = logging.getLogger("vaultd.core")
 
@@ -96,6 +100,7 @@ MAX_NAME = 1024
 MAX_META = 64
 MAX_REQUEST_ID = 128
 MAX_CONTENT_TYPE = 256
+MAX_BATCH_ITEMS = 256  # documents in one deposit_batch call
 _ENTRY = struct.Struct(">32sI")
 
 
@@ -401,6 +406,59 @@ class Vaults:
     # --- deposit -------------------------------------------------------------------------------
 
     def deposit(self, actor: Identity, header: DepositHeader, data: Iterable[bytes]) -> Receipt:
+        d = self._prepare_deposit(actor, header, data)
+        if isinstance(d, Receipt):
+            return d
+        d.submit()
+        return d.finish()
+
+    def deposit_batch(self, actor: Identity, items: Sequence[tuple[DepositHeader, bytes]]) -> list[Receipt | Exception]:
+        """Deposit many small documents (``(header, data)``, data of at most ``MAX_PIECE`` bytes each),
+        each an independent deposit with exactly the rules, evidence and errors of ``deposit``: one
+        result per item, in order, its ``Receipt`` or the exception that refused it (nothing of that
+        item is stored). What differs is the cost: every item is prepared (authorized, validated,
+        cut, sealed) first, then all their final write units are submitted to the writer together,
+        so that they commit in one group (one transaction, one fsync), and only then waited for.
+
+        At most ``MAX_BATCH_ITEMS`` items (InvalidArgument, nothing stored, over it)."""
+        if len(items) > MAX_BATCH_ITEMS:
+            raise InvalidArgument(
+                f"a deposit batch holds at most {MAX_BATCH_ITEMS} items, got {len(items)}; nothing was "
+                "stored. Split it into several batches")
+        steps: list[Receipt | _Deposit | Exception] = []
+        try:
+            for header, data in items:
+                try:
+                    steps.append(self._prepare_deposit(actor, header, [data] if data else []))
+                except Exception as e:
+                    steps.append(_item_error(e))
+            for i, step in enumerate(steps):
+                if isinstance(step, _Deposit):
+                    try:
+                        step.submit()
+                    except Exception as e:
+                        steps[i] = _item_error(e)
+            results: list[Receipt | Exception] = []
+            for i, step in enumerate(steps):
+                if isinstance(step, _Deposit):
+                    try:
+                        step = step.finish()
+                    except Exception as e:
+                        step = _item_error(e)
+                    steps[i] = step
+                results.append(step)
+            return results
+        except BaseException:
+            for step in steps:  # interrupted: whatever was not waited for is undone
+                if isinstance(step, _Deposit):
+                    step.rollback()
+            raise
+
+    def _prepare_deposit(self, actor: Identity, header: DepositHeader, data: Iterable[bytes]) -> Receipt | _Deposit:
+        """A deposit up to its final write unit: authorized, validated, its data cut, identified and
+        sealed, its digest checked; the ``_Deposit`` to ``submit`` then ``finish``. A retry of an
+        earlier request id is answered here with that request's receipt (the data is consumed,
+        nothing is stored). Anything that fails rolls back what was staged."""
         self.authorize(actor, "deposit", header.vault)
         vault = validate_vault_id(header.vault)
         name = validate_name(header.name)
@@ -440,10 +498,11 @@ class Vaults:
                     "the data does not match the expected SHA-256 (got "
                     f"{digest.hex()}, expected {header.expected_sha256.hex()}); nothing was stored"
                 )
-            return d.commit(actor, header, name, metadata, digest)
         except BaseException:
             d.rollback()
             raise
+        d.checked(actor, header, name, metadata, digest)
+        return d
 
     def _same_request(self, raw: bytes, name: str, digest: bytes) -> Receipt:
         """The receipt of an earlier deposit with the same request id, if this one is the same deposit
@@ -959,6 +1018,14 @@ class _Deposit:
         self.dedup_bytes = 0
         self.stored_bytes = 0
         self.deposit_key = b"dep/" + secrets.token_bytes(16)
+        # set by checked() and submit(), once every byte is in and checked
+        self.actor: Identity
+        self.header: DepositHeader
+        self.name = ""
+        self.metadata: dict[str, str] = {}
+        self.digest = b""
+        self.future: Future[Committed[Receipt]]
+        self._final_size = 0
 
     def feed(self, piece: bytes) -> None:
         if not piece:
@@ -1076,8 +1143,41 @@ class _Deposit:
             self.dedup_bytes += d
             self.stored_bytes += s
 
-    def commit(self, actor: Identity, header: DepositHeader, name: str, metadata: dict[str, str], digest: bytes) -> Receipt:
-        self._collect_staged()
+    def checked(self, actor: Identity, header: DepositHeader, name: str, metadata: dict[str, str], digest: bytes) -> None:
+        """What the final unit records, once every byte is in and checked."""
+        self.actor, self.header, self.name, self.metadata, self.digest = actor, header, name, metadata, digest
+
+    def submit(self) -> None:
+        """Queue the final unit (version, manifest, head, request record, journal leaf) to the
+        writer without waiting for it: ``finish`` waits. Rolled back if this fails."""
+        try:
+            self._collect_staged()
+            self.future = self.v.store.submit(self._final_unit(), self._final_size)
+        except BaseException:
+            self.rollback()
+            raise
+
+    def finish(self) -> Receipt:
+        """Wait for the final unit: the receipt once durable (with its evidence), the first receipt
+        when the same request id committed meanwhile; anything else rolls the staged parts back."""
+        try:
+            try:
+                c = self.future.result()
+            except _Duplicate as dup:  # the same request committed meanwhile: its receipt, ours undone
+                self.rollback()
+                return self.v._same_request(dup.raw, self.name, self.digest)
+            except _Missing as m:  # a chunk it shares was destroyed meanwhile; the plaintext is gone
+                raise Aborted(
+                    f"{len(m.ids)} chunk(s) this deposit shares were destroyed while it ran; retry the deposit"
+                ) from None
+        except BaseException:
+            self.rollback()
+            raise
+        self.staged = []
+        return replace(c.value, evidence=c.evidence)
+
+    def _final_unit(self) -> Callable[[WriteTxn], Receipt]:
+        actor, header, name, metadata, digest = self.actor, self.header, self.name, self.metadata, self.digest
         vault = self.vault
         actor_s = str(actor)
         now = _now_ns()
@@ -1086,6 +1186,7 @@ class _Deposit:
         staged_keys = [k for k, _ in self.staged]
         object_id = secrets.token_hex(16)
         leaf = self.v._leaf
+        self._final_size = sum(len(s) for _, s, _ in part if s is not None)
 
         def unit(t: WriteTxn) -> Receipt:
             if t.get_vault(vault) is None:
@@ -1138,18 +1239,7 @@ class _Deposit:
                 t.journal(leaf("deposit", actor=actor, vault=vault, name=name, version=version, sha256=digest, size=self.size))
             return receipt
 
-        size = sum(len(s) for _, s, _ in part if s is not None)
-        try:
-            c = self.v.store.submit(unit, size).result()
-        except _Duplicate as dup:  # the same request committed meanwhile: its receipt, ours undone
-            self.rollback()
-            return self.v._same_request(dup.raw, name, digest)
-        except _Missing as m:  # a chunk it shares was destroyed meanwhile; the plaintext is gone
-            raise Aborted(
-                f"{len(m.ids)} chunk(s) this deposit shares were destroyed while it ran; retry the deposit"
-            ) from None
-        self.staged = []
-        return replace(c.value, evidence=c.evidence)
+        return unit
 
     def rollback(self) -> None:
         self.release_buffer()
@@ -1262,6 +1352,18 @@ def _count(t: Any, name: str, delta: int) -> None:
     add = getattr(t, "add_stat", None)
     if add is not None and delta:
         add(name, delta)
+
+
+def _item_error(e: Exception) -> Exception:
+    """An exception kept as one batch item's result, without its traceback: the traceback holds the
+    frames (and so the gRPC call) it went through, which must not outlive the call. What is not a
+    vaultd error is a bug: logged here, with its traceback, before it is dropped."""
+    if not isinstance(e, VaultError):
+        log.error("internal error in a batch deposit item", exc_info=e)
+    e.__traceback__ = None
+    e.__context__ = None
+    e.__cause__ = None
+    return e
 
 
 class _Duplicate(Exception):

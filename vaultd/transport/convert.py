@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
+
 from vaultd import types as t
+from vaultd.errors import VaultError
+from vaultd.transport.status import error_for, status_for
 from vaultd.v1 import vault_pb2 as pb
+
+_CODE_OF_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
 
 __all__ = [
     "header_to_pb", "header_from_pb", "stat_to_pb", "stat_from_pb", "receipt_to_pb",
     "receipt_from_pb", "destroy_receipt_to_pb", "destroy_receipt_from_pb", "report_to_pb",
-    "report_from_pb", "vault_info_to_pb", "vault_info_from_pb",
+    "report_from_pb", "vault_info_to_pb", "vault_info_from_pb", "deposit_result_to_pb",
+    "deposit_result_from_pb",
 ]
 
 
@@ -74,6 +81,35 @@ def receipt_from_pb(m: pb.Receipt) -> t.Receipt:
         deduplicated_bytes=m.deduplicated_bytes, stored_bytes=m.stored_bytes,
         evidence=m.evidence or None,
     )
+
+
+def deposit_result_to_pb(r: t.Receipt | Exception) -> pb.DepositResult:
+    """One DepositBatch item's outcome: its receipt, or its error as the status code (from the one
+    table, ``vaultd.transport.status``) and message DepositSmall would have sent. An error that is
+    not a ``VaultError`` is a bug: INTERNAL, its details left in the server log."""
+    if isinstance(r, t.Receipt):
+        return pb.DepositResult(receipt=receipt_to_pb(r))
+    code = status_for(r)
+    if isinstance(r, VaultError):
+        message = str(r) or type(r).__name__
+    else:
+        message = "internal error; the server log has the details"
+    return pb.DepositResult(error=pb.DepositError(code=code.value[0], message=message))
+
+
+def deposit_result_from_pb(m: pb.DepositResult) -> t.Receipt | VaultError:
+    """The client's side of ``deposit_result_to_pb``: the receipt, or the ``vaultd.errors`` instance
+    the status code maps to (a plain VaultError naming the code for codes outside the table)."""
+    which = m.WhichOneof("outcome")
+    if which == "receipt":
+        return receipt_from_pb(m.receipt)
+    if which == "error":
+        code = _CODE_OF_NUMBER.get(m.error.code)
+        if code is None or code is grpc.StatusCode.OK:
+            return VaultError(f"the server reported an item error with status code {m.error.code}: "
+                              f"{m.error.message[:1000]}")
+        return error_for(code, m.error.message)
+    return VaultError("the server sent a deposit result with neither a receipt nor an error")
 
 
 def destroy_receipt_to_pb(r: t.DestroyReceipt) -> pb.DestroyReceipt:

@@ -4,19 +4,21 @@ Authentication happened in the interceptor (``identity_of``); authorization, val
 rule of the vault are the core's. What stays here is what only the transport can know: that the
 first Deposit message is a header, the next ones data of at most 1 MiB and the last one the end
 marker with the byte count, that the client is still there and within its deadline, and how large
-a response may be.
+a response may be. A DepositBatch item is checked here exactly as a DepositSmall request is; one
+that fails these checks gets its error in its own result, the others go on to the core.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 import grpc
 
 from vaultd import types as t
+from vaultd.core.vaults import MAX_BATCH_ITEMS
 from vaultd.errors import Cancelled, DeadlineExceeded, InvalidArgument, VaultError
 from vaultd.transport import convert
 from vaultd.transport.auth import identity_of
@@ -25,7 +27,7 @@ from vaultd.transport.status import status_for
 from vaultd.v1 import vault_pb2 as pb
 from vaultd.v1 import vault_pb2_grpc as pb_grpc
 
-__all__ = ["VaultServicer", "MAX_PIECE", "MAX_PAGE_SIZE", "DEFAULT_PAGE_SIZE", "VaultsAPI"]
+__all__ = ["VaultServicer", "MAX_PIECE", "MAX_BATCH_ITEMS", "MAX_PAGE_SIZE", "DEFAULT_PAGE_SIZE", "VaultsAPI"]
 
 log = logging.getLogger("vaultd.transport")
 
@@ -41,6 +43,8 @@ class VaultsAPI(Protocol):
 
     def create_vault(self, actor: t.Identity, vault: str) -> t.VaultInfo: ...
     def deposit(self, actor: t.Identity, header: t.DepositHeader, data: Any) -> t.Receipt: ...
+    def deposit_batch(self, actor: t.Identity,
+                      items: Sequence[tuple[t.DepositHeader, bytes]]) -> list[t.Receipt | Exception]: ...
     def read(self, actor: t.Identity, vault: str, name: str, version: int | None = ...,
              offset: int = ..., length: int | None = ...) -> tuple[t.ObjectStat, Iterator[bytes]]: ...
     def stat(self, actor: t.Identity, vault: str, name: str, version: int | None = ...) -> t.ObjectStat: ...
@@ -109,6 +113,24 @@ def _is_abort(e: BaseException) -> bool:
 
 def _optional(m: Any, field: str) -> Any:
     return getattr(m, field) if m.HasField(field) else None
+
+
+def _small_deposit(request: pb.DepositSmallRequest, what: str) -> tuple[t.DepositHeader, bytes]:
+    """The header and data of a one-message deposit (DepositSmall, or a DepositBatch item), checked
+    for what only the message shows: a header, at most 1 MiB of data, the size it announced."""
+    if not request.HasField("header"):
+        raise InvalidArgument(f"{what} must carry the header (vault, name, ...)")
+    header = convert.header_from_pb(request.header)
+    data = request.data
+    if len(data) > MAX_PIECE:
+        raise InvalidArgument(
+            f"{what} holds {len(data)} bytes; at most {MAX_PIECE} are allowed (use Deposit)")
+    expected_size = _optional(request.header, "expected_size")
+    if expected_size is not None and expected_size != len(data):
+        raise InvalidArgument(
+            f"the deposit holds {len(data)} bytes but its header announced {expected_size}; "
+            "nothing was kept")
+    return header, data
 
 
 def _note_vault(ctx: Any, vault: str) -> None:
@@ -202,20 +224,35 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
     @unary
     def DepositSmall(self, request: pb.DepositSmallRequest, ctx: Any) -> pb.Receipt:
         actor = identity_of(ctx)
-        if not request.HasField("header"):
-            raise InvalidArgument("a DepositSmall request must carry the header (vault, name, ...)")
-        header = convert.header_from_pb(request.header)
-        _note_vault(ctx, header.vault)
-        data = request.data
-        if len(data) > MAX_PIECE:
-            raise InvalidArgument(
-                f"DepositSmall holds {len(data)} bytes; at most {MAX_PIECE} are allowed (use Deposit)")
-        expected_size = _optional(request.header, "expected_size")
-        if expected_size is not None and expected_size != len(data):
-            raise InvalidArgument(
-                f"the deposit holds {len(data)} bytes but its header announced {expected_size}; "
-                "nothing was kept")
+        if request.HasField("header"):
+            _note_vault(ctx, request.header.vault)
+        header, data = _small_deposit(request, "DepositSmall")
         return convert.receipt_to_pb(self._vaults.deposit(actor, header, [data] if data else []))
+
+    @unary
+    def DepositBatch(self, request: pb.DepositBatchRequest, ctx: Any) -> pb.DepositBatchResponse:
+        actor = identity_of(ctx)
+        n = len(request.items)
+        if n > MAX_BATCH_ITEMS:
+            raise InvalidArgument(
+                f"DepositBatch holds {n} items; at most {MAX_BATCH_ITEMS} are allowed. Nothing was "
+                "stored: split it into batches of at most that many")
+        vaults = {item.header.vault for item in request.items}
+        if len(vaults) == 1:
+            _note_vault(ctx, vaults.pop())
+        results: list[t.Receipt | Exception | None] = [None] * n
+        checked: list[tuple[t.DepositHeader, bytes]] = []
+        where: list[int] = []
+        for i, item in enumerate(request.items):
+            try:
+                checked.append(_small_deposit(item, f"DepositBatch item {i}"))
+                where.append(i)
+            except InvalidArgument as e:
+                results[i] = e
+        for i, r in zip(where, self._vaults.deposit_batch(actor, checked), strict=True):
+            results[i] = r
+        return pb.DepositBatchResponse(
+            results=[convert.deposit_result_to_pb(r) for r in results if r is not None])
 
     @streaming
     def Read(self, request: pb.ReadRequest, ctx: Any) -> Iterator[pb.ReadResponse]:

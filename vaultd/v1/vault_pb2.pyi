@@ -67,6 +67,34 @@ class DepositSmallRequest(_message.Message):
     data: bytes
     def __init__(self, header: _Optional[_Union[DepositHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
+class DepositBatchRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[DepositSmallRequest]
+    def __init__(self, items: _Optional[_Iterable[_Union[DepositSmallRequest, _Mapping]]] = ...) -> None: ...
+
+class DepositError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class DepositResult(_message.Message):
+    __slots__ = ("receipt", "error")
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    receipt: Receipt
+    error: DepositError
+    def __init__(self, receipt: _Optional[_Union[Receipt, _Mapping]] = ..., error: _Optional[_Union[DepositError, _Mapping]] = ...) -> None: ...
+
+class DepositBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[DepositResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[DepositResult, _Mapping]]] = ...) -> None: ...
+
 class DepositEnd(_message.Message):
     __slots__ = ("size",)
     SIZE_FIELD_NUMBER: _ClassVar[int]
