@@ -69,10 +69,16 @@ def test_journal_hook_runs_in_the_same_transaction(tmp_path: Path) -> None:
     appended: list[bytes] = []
     batches: list[list[Committed[object]]] = []
 
+    drafted: list[list[bytes]] = []
+
     class J:
         def append(self, txn: object, leaf: bytes) -> int:
             appended.append(leaf)
             return len(appended) - 1
+
+        def before_commit(self, txn: object, batch: list[Committed[object]]) -> None:
+            assert not batches or len(drafted) == len(batches)  # before the batch's after_commit
+            drafted.append([leaf for c in batch for leaf in c.leaves])
 
     def after(batch: list[Committed[object]]) -> None:
         batches.append(batch)
@@ -87,6 +93,7 @@ def test_journal_hook_runs_in_the_same_transaction(tmp_path: Path) -> None:
             s.write(lambda t: (t.journal(b"leaf-bad"), int("x")))
         assert appended == [b"leaf-a"]  # a failed unit appends nothing
         assert len(batches) == 1
+        assert drafted == [[b"leaf-a"]]  # a batch with nothing committed is not drafted
     finally:
         s.close()
 

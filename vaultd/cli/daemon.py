@@ -180,6 +180,7 @@ class Daemon:
             )
             self.journal.metrics = self.metrics  # checkpoints signed, leaves, journal integrity errors
             hook.bind(self.journal)
+            self._journal_hook = hook
             from vaultd.cli.kiosk import kiosk_for_daemon
 
             self.sessions, kiosk = kiosk_for_daemon(cfg, self.vaults)  # card logins, KioskService (if set up)
@@ -259,6 +260,8 @@ class Daemon:
         finally:
             if self.vaults is not None:
                 self.vaults.close()
+            if getattr(self, "_journal_hook", None) is not None:
+                self._journal_hook.close()
             if getattr(self, "journal", None) is not None:
                 self.journal.close()  # writes the last signed checkpoint
             if self._metrics_server is not None:

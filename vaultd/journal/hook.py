@@ -13,6 +13,14 @@ store's LMDB environment is open it binds the :class:`~vaultd.journal.journal.Jo
 After each group commit ``after_commit`` signs one checkpoint for the whole batch (refusing one that is
 not consistent with the last) and attaches to every unit that journaled a leaf its evidence: the
 receipt of its last leaf (a deposit or destroy receipt; "event" for the others).
+
+The signing and the receipts are computed while the commit's fsync runs: ``before_commit``, called by
+the writer in the batch's transaction just before it commits, drafts the head (reading the stored
+hashes its check needs) and hands the draft to one signing thread, which checks it, signs it and makes
+the receipts from memory; ``after_commit`` then, once the commit is durable, only installs and
+publishes that head and attaches the receipts. A draft whose commit fails is never installed. Where a
+draft cannot be made or fails its check, ``after_commit`` signs from storage as before (and refuses an
+inconsistent tree, naming what differs).
 """
 
 from __future__ import annotations
@@ -21,11 +29,13 @@ import logging
 import socket
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from vaultd.errors import FailedPrecondition, Unavailable
-from vaultd.journal.journal import Journal
+from vaultd.journal.journal import HeadDraft, Journal, SignedHead
+from vaultd.journal.tree import Extension
 from vaultd.journal.leaf import Leaf
 from vaultd.journal.signer import Ed25519Signer, NoteSigner, Pkcs11EcdsaSigner
 
@@ -63,6 +73,9 @@ class JournalHook:
     def __init__(self) -> None:
         self._journal: Journal | None = None
         self._bound = threading.Event()
+        self._signing: ThreadPoolExecutor | None = None
+        # The draft of the batch being committed: (its units, the draft, the signing job).
+        self._draft: tuple[list[Any], HeadDraft, Future[_Signed | None]] | None = None
 
     def bind(self, journal: Journal) -> None:
         self._journal = journal
@@ -78,20 +91,88 @@ class JournalHook:
         """In the writer's transaction: no journal, no change (the unit fails and nothing is kept)."""
         return self.journal.append(getattr(txn, "raw", txn), leaf)
 
+    def before_commit(self, txn: Any, batch: list[Any]) -> None:
+        """In the batch's write transaction, just before the commit: start signing its head beside
+        the commit (see the module documentation)."""
+        self._draft = None
+        journal = self._journal
+        units = [c for c in batch if c.leaf_indexes]
+        if journal is None or not units:
+            return
+        draft = journal.draft_head(getattr(txn, "raw", txn))
+        if draft is None:
+            return
+        if self._signing is None:
+            self._signing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaultd-journal-sign")
+        items = _receipt_items(units)
+        self._draft = (units, draft, self._signing.submit(_sign_and_prove, journal, draft, items))
+
     def after_commit(self, batch: list[Any]) -> None:
         journal = self._journal
+        drafted, self._draft = self._draft, None
         if journal is None:
             return
         units = [c for c in batch if c.leaf_indexes]
         if not units:
             return
-        head = journal.sign_head()
-        items = []
-        for c in units:
-            leaf = bytes(c.leaves[-1])
-            items.append((RECEIPT_KIND.get(_operation(leaf), "event"), c.leaf_indexes[-1], leaf))
-        for c, evidence in zip(units, journal.batch_receipts(head, items)):
-            c.evidence = evidence
+        signed = None
+        if drafted is not None and len(drafted[0]) == len(units) and all(
+                a is b for a, b in zip(drafted[0], units)):
+            try:
+                signed = drafted[2].result()
+            except Exception:
+                log.exception("signing the journal head beside the commit failed; signing from storage")
+        items = _receipt_items(units)
+        if signed is not None:
+            head = journal.install_head(drafted[1], signed.head, signed.ext)  # type: ignore[index]
+            receipts = signed.receipts
+            if head is not signed.head:  # the same tree signed by another caller meanwhile
+                receipts = journal.batch_receipts(head, items)
+        else:
+            head = journal.sign_head()
+            receipts = journal.batch_receipts(head, items)
+        for c, evidence, item in zip(units, receipts, items):
+            # a receipt the draft could not make from memory is made from storage, now durable
+            c.evidence = evidence if evidence is not None else _receipt_or_none(journal, head, item)
+
+    def close(self) -> None:
+        """Stop the signing thread (it is idle between commits)."""
+        if self._signing is not None:
+            self._signing.shutdown(wait=True)
+            self._signing = None
+
+
+class _Signed:
+    __slots__ = ("head", "ext", "receipts")
+
+    def __init__(self, head: SignedHead, ext: Extension, receipts: list[bytes | None]) -> None:
+        self.head, self.ext, self.receipts = head, ext, receipts
+
+
+def _sign_and_prove(journal: Journal, draft: HeadDraft, items: list[tuple[str, int, bytes]]) -> _Signed | None:
+    """On the signing thread while the commit runs: the draft's signed head and its receipts."""
+    signed = journal.sign_draft(draft)
+    if signed is None:
+        return None
+    head, ext = signed
+    return _Signed(head, ext, journal.batch_receipts(head, items, ext=ext))
+
+
+def _receipt_items(units: list[Any]) -> list[tuple[str, int, bytes]]:
+    items = []
+    for c in units:
+        leaf = bytes(c.leaves[-1])
+        items.append((RECEIPT_KIND.get(_operation(leaf), "event"), c.leaf_indexes[-1], leaf))
+    return items
+
+
+def _receipt_or_none(journal: Journal, head: SignedHead, item: tuple[str, int, bytes]) -> bytes | None:
+    kind, index, _ = item
+    try:
+        return journal.receipt(kind, index, head)
+    except Exception:  # the change is durable; its evidence can be fetched again later
+        log.exception("journal evidence for leaf %d failed", index)
+        return None
 
 
 def _operation(leaf: bytes) -> str:

@@ -44,7 +44,7 @@ from vaultd.journal.receipt import KINDS, RECEIPT_FORMAT, RECEIPT_VERSION, make_
 from vaultd.journal.signer import NoteSigner
 from vaultd.journal.tree import Extension, MerkleTree, frontier_ranges
 
-__all__ = ["Journal", "SignedHead", "DB_FIRST_READ", "DB_DEPOSITS"]
+__all__ = ["Journal", "SignedHead", "HeadDraft", "DB_FIRST_READ", "DB_DEPOSITS"]
 
 DB_FIRST_READ = b"journal.first_read"
 DB_DEPOSITS = b"journal.deposits"
@@ -62,6 +62,19 @@ CHECKPOINT_FILE = "checkpoint"
 class SignedHead:
     checkpoint: Checkpoint
     note: bytes
+
+
+@dataclass(frozen=True)
+class HeadDraft:
+    """What signing the tree head of a batch needs, taken in its write transaction (see
+    :meth:`Journal.draft_head`): the head it extends and that head's frontier, the new size, the
+    hashes of the leaves appended since, and the stored hashes of the new tree's frontier."""
+
+    prev: SignedHead
+    frontier: dict[tuple[int, int], bytes]
+    size: int
+    hashes: list[bytes]
+    stored: dict[tuple[int, int], bytes]
 
 
 def _object_key(vault: str, name: str, version: int) -> bytes:
@@ -364,6 +377,68 @@ class Journal:
                 ) from None
         return ext
 
+    # -- signing beside the commit ------------------------------------------------------------------
+    # The store writer (through vaultd.journal.hook) splits sign_head in three so that signing and the
+    # batch's receipts are computed while the commit's fsync runs (the GIL is free then): draft_head in
+    # the batch's write transaction before the commit reads the stored hashes the check needs;
+    # sign_draft, on another thread, extends the signed tree in memory, checks it against those hashes,
+    # verifies the consistency proof and signs; install_head, once the commit is durable, makes the
+    # new head current and publishes it. A draft of a commit that fails is dropped unpublished: no
+    # checkpoint of a tree that was never durable is ever handed out or written.
+    def draft_head(self, txn: lmdb.Transaction) -> HeadDraft | None:
+        """In the batch's write transaction, before its commit: what signing its tree head needs, or
+        None when the synchronous :meth:`sign_head` must decide (no head yet, a leaf not appended
+        through this object, a tree that did not grow or shrank)."""
+        prev = self._head
+        frontier = self._frontier
+        if prev is None or frontier is None:
+            return None
+        size = self.tree.size(txn)
+        old = prev.checkpoint.size
+        if size <= old:
+            return None
+        hashes = [self._leaf_hashes.get(i) for i in range(old, size)]
+        if any(h is None for h in hashes):
+            return None
+        stored = {r: self.tree.subtree(r[0], r[1], txn) for r in frontier_ranges(size)}
+        return HeadDraft(prev, frontier, size, hashes, stored)  # type: ignore[arg-type]
+
+    def sign_draft(self, draft: HeadDraft) -> tuple[SignedHead, Extension] | None:
+        """Any thread, no storage access: the signed head of a draft and the in-memory tree it signs,
+        or None when the check fails (then :meth:`sign_head` reads storage after the commit and
+        refuses, naming what differs)."""
+        old = draft.prev.checkpoint
+        ext = Extension(draft.frontier, old.size, draft.size, draft.hashes)
+        if any(not hmac.compare_digest(h, ext.mth(*r)) for r, h in draft.stored.items()):
+            return None
+        try:
+            _verify_consistency(old.size, draft.size, ext.consistency_proof(), old.root, ext.root())
+        except proofs.ProofError:
+            return None
+        cp = Checkpoint(self.origin, draft.size, ext.root())
+        return SignedHead(cp, sign_note(cp.body(), self.signer)), ext
+
+    def install_head(self, draft: HeadDraft, head: SignedHead, ext: Extension) -> SignedHead:
+        """Once the draft's commit is durable: its head becomes the current one and is published.
+        Returns the current head (the same tree, signed by another caller meanwhile, stays)."""
+        with self._lock:
+            cur = self._head
+            if cur is not draft.prev:
+                if cur is not None and cur.checkpoint.size >= head.checkpoint.size:
+                    return cur
+                raise IntegrityError("journal: the signed head moved while a batch was committed")
+            self._head = head
+            self._frontier = ext.frontier()
+            self._extension = ext
+            size = head.checkpoint.size
+            for i in [i for i in self._leaf_hashes if i < size]:
+                del self._leaf_hashes[i]
+            self._publish(head.note)
+            if self.metrics is not None:
+                self.metrics.journal_appended_leaves(size - draft.prev.checkpoint.size)
+                self.metrics.checkpoint_signed()
+            return head
+
     def _integrity_error(self) -> None:
         if self.metrics is not None:
             self.metrics.integrity_error("journal")
@@ -403,21 +478,29 @@ class Journal:
             ) from None
         return make_receipt(kind, leaf, index, size, proof, head.note)
 
-    def batch_receipts(self, head: SignedHead, items: list[tuple[str, int, bytes]]) -> list[bytes | None]:
+    def batch_receipts(self, head: SignedHead, items: list[tuple[str, int, bytes]],
+                       ext: Extension | None = None) -> list[bytes | None]:
         """Receipts for leaves appended since the previous head, right after ``head`` was signed:
         ``items`` are (kind, index, leaf bytes as appended). The proofs come from the in-memory view of
-        the signed tree (hashes shared by the whole batch computed once); each receipt's proof is
-        checked against the signed root, from the leaf bytes it carries, before it is returned. An item
-        outside that view (another head, an earlier leaf) gets its receipt from storage, as
-        :meth:`receipt` does; one that cannot be made is None (its evidence can be fetched later)."""
-        ext = self._extension
+        the signed tree (``ext``, by default the current head's; hashes shared by the whole batch
+        computed once); each receipt's proof is checked against the signed root, from the leaf bytes it
+        carries, before it is returned. Without ``ext``, an item outside that view (another head, an
+        earlier leaf) gets its receipt from storage, as :meth:`receipt` does; with ``ext`` (before the
+        batch is durable: storage must not be asked) it gets None, as does one that cannot be made
+        (its evidence can be fetched later)."""
+        given = ext is not None
+        if ext is None:
+            ext = self._extension if self._head is head else None
         size = head.checkpoint.size
         root = head.checkpoint.root
         out: list[bytes | None] = []
         encoder = _ReceiptEncoder(head.note, size)
         for kind, index, leaf in items:
             try:
-                if ext is None or ext.size != size or self._head is not head or not ext.old_size <= index < size:
+                if ext is None or ext.size != size or not ext.old_size <= index < size:
+                    if given:
+                        out.append(None)
+                        continue
                     if not hmac.compare_digest(self.tree.leaf(index), leaf):
                         raise IntegrityError(f"journal: leaf {index} is not the leaf this receipt was asked for")
                     out.append(self.receipt(kind, index, head))

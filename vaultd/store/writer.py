@@ -34,6 +34,11 @@ class Journal(Protocol):
     def append(self, txn: Any, leaf: bytes) -> int:
         """Append a leaf in the writer's transaction; return its index."""
 
+    def before_commit(self, txn: Any, batch: list[Committed[Any]]) -> None:
+        """In the batch's transaction, every unit applied, just before the commit: work that can run
+        beside the commit's fsync starts here (``after_commit`` collects it once the commit is
+        durable; a commit that fails never reaches it)."""
+
 
 @dataclass
 class _Item:
@@ -190,6 +195,11 @@ class Writer:
                 except Exception as e:
                     child.abort()
                     failed.append((it, e))
+            if ok and self._journal is not None:
+                try:
+                    self._journal.before_commit(txn, [c for _, c in ok])
+                except Exception:  # evidence work never fails the data; after_commit signs from storage
+                    log.exception("journal before_commit failed")
             txn.commit()
         except lmdb.MapFullError:
             txn.abort()

@@ -1,0 +1,129 @@
+"""Signing a batch's tree head beside its commit (Journal.draft_head / sign_draft / install_head, and
+JournalHook.before_commit / after_commit): the draft is taken in the write transaction, signed on
+another thread, and installed only once the commit is durable; a draft whose commit fails is never
+published, and a draft that does not match storage is not signed."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from vaultd.errors import IntegrityError
+from vaultd.journal.hook import JournalHook
+from vaultd.journal.journal import Journal
+from vaultd.journal.leaf import Leaf
+from vaultd.journal.receipt import verify_receipt
+from vaultd.journal.signer import Ed25519Signer
+from vaultd.journal.tree import node_key
+from vaultd.store.interface import Committed
+
+NAME = "vaultd.test/journal"
+
+
+def _leaf(i: int) -> bytes:
+    return Leaf.make("deposit", vault="permits", name=f"doc-{i}", version=1,
+                     sha256=hashlib.sha256(b"doc %d" % i).digest(), actor_kind="service",
+                     actor_name="permits", time_ns=1000 + i).encode()
+
+
+def _open(tmp: Path) -> tuple[lmdb.Environment, Journal]:
+    env = lmdb.open(str(tmp / "db"), max_dbs=16, map_size=1 << 26)
+    return env, Journal(env, Ed25519Signer.load_or_create(tmp / "journal.key", NAME), state_dir=tmp / "state")
+
+
+def _first_head(env: lmdb.Environment, j: Journal) -> None:
+    with env.begin(write=True) as txn:
+        j.append(txn, _leaf(0))
+    j.sign_head()
+
+
+def test_draft_signed_and_installed_after_commit(tmp_path: Path) -> None:
+    env, j = _open(tmp_path)
+    _first_head(env, j)
+    with env.begin(write=True) as txn:
+        idx = [j.append(txn, _leaf(i)) for i in (1, 2, 3)]
+        draft = j.draft_head(txn)
+    assert draft is not None and draft.size == 4 and draft.prev.checkpoint.size == 1
+    signed = j.sign_draft(draft)
+    assert signed is not None
+    head, ext = signed
+    assert j.head().checkpoint.size == 1  # nothing is current before install
+    assert j.install_head(draft, head, ext) is head and j.head() is head
+    receipts = j.batch_receipts(head, [("deposit", i, _leaf(i)) for i in idx], ext=ext)
+    for i, rec in zip(idx, receipts):
+        assert rec is not None
+        res = verify_receipt(rec, b"doc %d" % i, j.verifier.vkey())
+        assert res.ok, res.report()
+    # the head signed from the draft is the one signing from storage would give
+    assert head.checkpoint.root == j.tree.root(4)
+    env.close()
+
+
+def test_draft_of_failed_commit_is_never_installed(tmp_path: Path) -> None:
+    env, j = _open(tmp_path)
+    _first_head(env, j)
+    txn = env.begin(write=True)
+    j.append(txn, _leaf(1))
+    draft = j.draft_head(txn)
+    assert draft is not None
+    signed = j.sign_draft(draft)
+    txn.abort()  # the commit failed: the hook never installs the draft
+    assert signed is not None and j.head().checkpoint.size == 1
+    # the next batch reuses the index; its head is consistent with the last published one
+    with env.begin(write=True) as txn:
+        j.append(txn, _leaf(7))
+    head = j.sign_head()
+    assert head.checkpoint.size == 2 and head.checkpoint.root == j.tree.root(2)
+    assert head.checkpoint.root != signed[0].checkpoint.root  # a tree that never was durable
+    env.close()
+
+
+def test_draft_not_matching_storage_is_not_signed(tmp_path: Path) -> None:
+    env, j = _open(tmp_path)
+    _first_head(env, j)
+    with env.begin(write=True) as txn:
+        j.append(txn, _leaf(1))
+        txn.put(node_key(1, 0), b"\x00" * 32, db=j.tree.nodes)  # the stored hash of leaves 0..1 altered
+        draft = j.draft_head(txn)
+    assert draft is not None
+    assert j.sign_draft(draft) is None
+    with pytest.raises(IntegrityError):  # and the path after the commit refuses, naming it
+        j.sign_head()
+    env.close()
+
+
+def test_hook_signs_beside_the_commit_and_falls_back(tmp_path: Path) -> None:
+    env, j = _open(tmp_path)
+    _first_head(env, j)
+    hook = JournalHook()
+    hook.bind(j)
+    try:
+        for batch_no, leaves in enumerate(([1], [2, 3], [4])):
+            with env.begin(write=True) as txn:
+                units = [Committed(None, [_leaf(i)], [j.append(txn, _leaf(i))]) for i in leaves]
+                hook.before_commit(txn, units)
+                if batch_no == 1:
+                    hook._draft = None  # a batch with no draft: signed from storage after the commit
+            hook.after_commit(units)
+            for i, c in zip(leaves, units):
+                assert c.evidence is not None
+                res = verify_receipt(c.evidence, b"doc %d" % i, j.verifier.vkey())
+                assert res.ok, res.report()
+            assert j.head().checkpoint.size == 1 + leaves[-1]
+        # a draft from a batch whose commit failed is dropped by the next batch's after_commit
+        txn = env.begin(write=True)
+        stale = [Committed(None, [_leaf(5)], [j.append(txn, _leaf(5))])]
+        hook.before_commit(txn, stale)
+        txn.abort()
+        with env.begin(write=True) as txn:
+            units = [Committed(None, [_leaf(6)], [j.append(txn, _leaf(6))])]
+        hook.after_commit(units)  # no before_commit for this one: the stale draft is not used
+        assert j.head().checkpoint.size == 6 and j.head().checkpoint.root == j.tree.root(6)
+        res = verify_receipt(units[0].evidence or b"", b"doc 6", j.verifier.vkey())
+        assert res.ok, res.report()
+    finally:
+        hook.close()
+        env.close()
