@@ -3,17 +3,19 @@
     .venv/bin/python benchmarks/scale/bench_scale.py [--quick] [--max N] [--budget SECONDS]
 
 Writes benchmarks/results/scale.json and scale.md. The real ``vaultd serve`` (``--dev``: TLS with
-client certificates, durable commits) is filled through its public API only: ``CreateVault`` and
-concurrent deposits (``VaultClient.deposit`` of a small document: one unary call when the server
-offers it, else a stream of one message) from 4 client processes x 16 threads (64 calls in flight;
-the writer commits them in groups). Ten objects of 4 KiB (incompressible, unique) per vault, so
-10^6 objects are 10^5 vaults.
+client certificates, durable commits) is filled through its public API only: ``CreateVault`` (one
+call per vault) and ``DepositBatch`` (``VaultClient.deposit_many``: each item an independent deposit
+with its own authorization, journal leaf and receipt, the items of a call committed together) from
+4 client processes x 8 threads, each thread creating 20 vaults then depositing their 200 objects in
+one call. Ten objects of 4 KiB (incompressible, unique) per vault, so 10^6 objects are 10^5 vaults.
 
 At each milestone (10^4, 10^5, 10^6 objects, the largest bounded by ``--max`` and by the time
 budget) filling pauses and one client measures, one call at a time, p50 and p99 of: deposit of a
-new 4 KiB object into an existing vault, stat, list (one page of a vault) and read (whole object,
-checked) of objects chosen at random over everything stored so far. It also records the fill rate
-and the data folder's size (allocated bytes, and LMDB pages in use) per object.
+new 4 KiB object into an existing vault (a single DepositSmall call, not a batch), stat, list (one
+page of a vault) and read (whole object, checked) of objects chosen at random over everything stored
+so far. It also records the fill rate, the daemon's CPU per object, its anonymous RSS, the data
+folder's size (allocated bytes, and LMDB pages in use) per object and the machine's load average
+(the machine is shared: latencies move with it).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ sys.path.insert(0, str(REPO))
 PER_VAULT = 10
 SIZE = 4096
 PROCS = 4
-THREADS = 16
+THREADS = 8
+VAULTS_PER_CALL = 20  # a thread creates this many vaults, then deposits their objects in one batch
 MIB = 1 << 20
 
 
@@ -61,22 +64,34 @@ def client(address: str, data_dir: str) -> Any:
 
 
 def fill_worker(args: tuple[str, str, int, int, int, float]) -> dict[str, Any]:
-    """Create vaults lo..hi-1 and deposit their objects: this process takes every PROCS*THREADS-th
-    vault from ``lo + proc * THREADS``, one thread (with its own channel) per residue; stops at ``deadline``."""
+    """Create vaults lo..hi-1 and deposit their objects: this process takes every
+    PROCS*THREADS-th group of VAULTS_PER_CALL vaults from group ``proc * THREADS``, one thread (with
+    its own channel) per residue; each group is VAULTS_PER_CALL CreateVault calls, then one
+    DepositBatch of their PER_VAULT * VAULTS_PER_CALL objects. Stops at ``deadline``."""
+    from vaultd.client import DepositItem
+    from vaultd.types import Receipt
+
     address, data_dir, lo, hi, proc, deadline = args
     clients = [client(address, data_dir) for _ in range(THREADS)]
     for c in clients:
         c.wait_ready(30)
+    groups = range(lo, hi, VAULTS_PER_CALL)
 
     def run(t: int) -> int:
         c, n = clients[t], 0
-        for i in range(lo + proc * THREADS + t, hi, PROCS * THREADS):
+        for g in groups[proc * THREADS + t::PROCS * THREADS]:
             if time.time() > deadline:
                 break
-            c.create_vault(vault_name(i))
-            for j in range(PER_VAULT):
-                c.deposit(vault_name(i), f"doc/{j:02d}", body(i, j))
-                n += 1
+            vaults = range(g, min(g + VAULTS_PER_CALL, hi))
+            for i in vaults:
+                c.create_vault(vault_name(i))
+            items = [DepositItem(vault_name(i), f"doc/{j:02d}", body(i, j), request_id=f"fill-{i}-{j}")
+                     for i in vaults for j in range(PER_VAULT)]
+            results = c.deposit_many(items)
+            bad = [(it.vault, it.name, r) for it, r in zip(items, results) if not isinstance(r, Receipt)]
+            if bad:
+                raise RuntimeError(f"{len(bad)} of {len(items)} deposits refused, first: {bad[0]}")
+            n += len(items)
         return n
 
     with ThreadPoolExecutor(THREADS) as pool:
@@ -146,7 +161,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="milestones 10^3 and 10^4, fewer probes")
     ap.add_argument("--max", type=float, default=1e6, help="largest milestone (objects), default 10^6")
-    ap.add_argument("--budget", type=float, default=900.0,
+    ap.add_argument("--budget", type=float, default=3600.0,
                     help="seconds of filling at most; a milestone that cannot be reached is reported as such")
     ap.add_argument("--ops", type=int, default=None, help="probe calls per operation and milestone (default 300)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
@@ -157,6 +172,7 @@ def main() -> int:
     results: dict[str, Any] = {"milestones": []}
     ctx = mp.get_context("spawn")
     t_start = time.time()
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="vaultd-scale-", dir=a.tmp) as tmp:
         d = Daemon(Path(tmp) / "data", stop_timeout=300)
         try:
@@ -203,6 +219,8 @@ def main() -> int:
                     "fill daemon CPU ms/object (this step)": (d.cpu_seconds() - cpu0) / n * 1000,
                     "data folder bytes/object": disk / objects, "LMDB used bytes/object": used / objects,
                     "daemon RssAnon MiB": d.anon_rss() / MIB,
+                    "fill seconds (this step)": seconds,
+                    "load average 1/5/15 min (after the step)": [round(x, 2) for x in os.getloadavg()],
                 }
                 row.update(probe(d.address, str(d.data_dir), vaults_done, ops, m))
                 results["milestones"].append(row)
@@ -218,25 +236,34 @@ def main() -> int:
     meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "quick": a.quick,
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "object bytes": SIZE,
             "objects per vault": PER_VAULT, "fill clients": f"{PROCS} processes x {THREADS} threads",
-            "probe calls per op": ops, "budget seconds": a.budget, "total seconds": time.time() - t_start}
+            "probe calls per op": ops, "budget seconds": a.budget, "total seconds": time.time() - t_start,
+            "fill calls": f"CreateVault per vault, DepositBatch of {PER_VAULT * VAULTS_PER_CALL} objects",
+            "load average 1/5/15 min at start": [round(x, 2) for x in load_start],
+            "load average 1/5/15 min at end": [round(x, 2) for x in os.getloadavg()]}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     lines = [
         "# Scale: one daemon, many small objects", "",
         f"`python benchmarks/scale/bench_scale.py{' --quick' if a.quick else ''}` on {meta['cpus']} CPUs, "
         f"Python {meta['python']}, {meta['when']}. Real `vaultd serve` over mutual TLS, durable commits; filled "
-        f"through CreateVault and concurrent deposits ({meta['fill clients']}), {PER_VAULT} objects of "
-        f"{SIZE} B per vault; probes one call at a time ({ops} per operation), random objects.", "",
+        f"through the public API, CreateVault (one call per vault) and DepositBatch ({PER_VAULT * VAULTS_PER_CALL} "
+        f"objects of {VAULTS_PER_CALL} vaults per call, each item its own deposit, leaf and receipt) from "
+        f"{meta['fill clients']}, {PER_VAULT} objects of {SIZE} B per vault; probes one call at a time "
+        f"({ops} per operation, the deposit probe a single DepositSmall), random objects. Load average "
+        f"(1/5/15 min) {'/'.join(f'{x:.1f}' for x in meta['load average 1/5/15 min at start'])} at the start, "
+        f"{'/'.join(f'{x:.1f}' for x in meta['load average 1/5/15 min at end'])} at the end (2 shared cores).", "",
         "| objects | vaults | fill/s | daemon CPU ms/object | deposit p50/p99 ms | stat p50/p99 ms | "
-        "list p50/p99 ms | read p50/p99 ms | data folder B/object | LMDB used B/object | daemon RssAnon MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "list p50/p99 ms | read p50/p99 ms | data folder B/object | LMDB used B/object | daemon RssAnon MiB "
+        "| load 1 min |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in ms:
         lines.append(
             f"| {r['objects']:,} | {r['vaults']:,} | {r['fill objects/s (this step)']:.0f} | "
             f"{r['fill daemon CPU ms/object (this step)']:.2f} | "
             + " | ".join(f"{r[op + ' p50 ms']:.1f} / {r[op + ' p99 ms']:.1f}" for op in ("deposit", "stat", "list", "read"))
-            + f" | {r['data folder bytes/object']:.0f} | {r['LMDB used bytes/object']:.0f} | {r['daemon RssAnon MiB']:.0f} |")
+            + f" | {r['data folder bytes/object']:.0f} | {r['LMDB used bytes/object']:.0f} | {r['daemon RssAnon MiB']:.0f}"
+            f" | {r['load average 1/5/15 min (after the step)'][0]:.1f} |")
     if len(ms) >= 2:
         lines += ["", f"p99 at {ms[-1]['objects']:,} against {ms[0]['objects']:,} objects (target at most 1.5x): "
                   + ", ".join(f"{op} {results[f'{op} p99 ratio last/first']:.2f}x"
