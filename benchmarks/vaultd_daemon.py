@@ -20,12 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 class Daemon:
     def __init__(self, data_dir: Path, *, src: Path = REPO, sample_peak: bool = False,
-                 stop_timeout: float = 120.0) -> None:
-        """Start ``vaultd serve`` from the package in ``src`` (another checkout, for A/B runs)."""
+                 stop_timeout: float = 120.0, program: list[str] | None = None) -> None:
+        """Start ``vaultd serve`` from the package in ``src`` (another checkout, for A/B runs);
+        ``program`` replaces ``-m vaultd.cli.daemon`` (a script that wraps its ``main``)."""
         self.data_dir = data_dir
         self.stop_timeout = stop_timeout
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vaultd.cli.daemon", "serve", "--dev", "--data-dir", str(data_dir),
+            [sys.executable, *(program or ["-m", "vaultd.cli.daemon"]), "serve", "--dev", "--data-dir", str(data_dir),
              "--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-level", "warning"],
             cwd=src, env=dict(os.environ, PYTHONPATH=str(src)), stderr=subprocess.PIPE, text=True,
         )

@@ -2,9 +2,18 @@
 10^7 leaves, and the journal's share of small-deposit latency through the core.
 
     .venv/bin/python benchmarks/journal/bench_journal.py [--max-leaves 10000000] [--quick]
+    .venv/bin/python benchmarks/journal/bench_journal.py --overhead   # journal off/on in the core
+    .venv/bin/python benchmarks/journal/bench_journal.py --daemon     # journal off/on through gRPC
 
 Writes benchmarks/results/journal.json and benchmarks/results/journal.md. Trees of 10^5 and more
 leaves are built with the bulk path (MerkleTree.bulk_load: MDB_APPEND, same records as append).
+
+``--daemon`` measures the journal's cost where the issue sets its target, on the small-deposit latency
+of the daemon benchmark: two real daemons over mutual TLS with durable commits, ``vaultd serve`` and
+the same daemon with its journal unplugged from the store (``unjournalled_daemon.py``), fed 16 KiB
+deposits by the daemon benchmark's client processes (1, 16 and 64 clients), in rounds alternating
+off/on/on/off so that other load falls on both alike. ``--overhead`` and ``--daemon`` carry the other
+sections over from the previous results file.
 """
 
 from __future__ import annotations
@@ -376,6 +385,86 @@ def bench_overhead(tmp: Path, count: int, threads: int, sizes: tuple[int, ...] =
     return out
 
 
+def bench_daemon_overhead(tmp: Path, clients: tuple[int, ...] = (1, 16, 64), repeats: int = 2,
+                          quick: bool = False) -> dict[str, Any]:
+    """Small deposits through two daemons, journal off and on, rounds alternating (ABBA, ``repeats``
+    times per client count): p50/p99 latency, deposits/s and daemon CPU per deposit of each."""
+    import multiprocessing as mp
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    sys.path.insert(0, str(REPO / "benchmarks" / "daemon"))
+    import bench_daemon as bd  # the daemon benchmark's client processes and percentiles
+    from vaultd_daemon import Daemon
+
+    per_round = {1: 60, 16: 320, 64: 640} if quick else {1: 200, 16: 960, 64: 1920}
+    ctx = mp.get_context("spawn")
+    daemons = {True: Daemon(tmp / "daemon-on"),
+               False: Daemon(tmp / "daemon-off", program=[str(Path(__file__).with_name("unjournalled_daemon.py"))])}
+    rows = []
+    try:
+        for j, d in daemons.items():
+            with bd.client(d.address, str(d.data_dir)) as c:
+                c.create_vault("supplier-small")
+                r = c.deposit("supplier-small", "probe", b"probe")
+                assert (r.evidence is not None) == j, "the unjournalled daemon must give no evidence"
+        for n in clients:
+            lat: dict[bool, list[float]] = {False: [], True: []}
+            wall = {False: 0.0, True: 0.0}
+            cpu = {False: 0.0, True: 0.0}
+            procs = min(4, n)
+            per_thread = max(1, per_round[n] // n)
+            with ctx.Pool(procs) as pool:
+                for j in (False, True, True, False) * repeats:
+                    d = daemons[j]
+                    start_at = time.time() + 1.5
+                    cpu0 = d.cpu_seconds()
+                    out = pool.map(bd.small_worker, [(d.address, str(d.data_dir), n // procs, per_thread, start_at,
+                                                      "supplier-small")] * procs)
+                    wall[j] += time.time() - start_at
+                    cpu[j] += d.cpu_seconds() - cpu0
+                    lat[j] += [x for xs in out for x in xs]
+            row: dict[str, Any] = {"clients": n, "deposits_per_mode": len(lat[True])}
+            for j in (False, True):
+                tag = "on" if j else "off"
+                row[f"p50_ms_{tag}"] = 1000 * bd.pct(lat[j], 50)
+                row[f"p99_ms_{tag}"] = 1000 * bd.pct(lat[j], 99)
+                row[f"per_s_{tag}"] = len(lat[j]) / wall[j]
+                row[f"cpu_ms_{tag}"] = 1000 * cpu[j] / len(lat[j])
+            row["p50_ratio"] = row["p50_ms_on"] / row["p50_ms_off"]
+            row["p99_ratio"] = row["p99_ms_on"] / row["p99_ms_off"]
+            row["rate_ratio"] = row["per_s_on"] / row["per_s_off"]
+            rows.append(row)
+            print(f"daemon overhead, {n} clients: p50 {row['p50_ms_off']:.2f} -> {row['p50_ms_on']:.2f} ms "
+                  f"({100 * (row['p50_ratio'] - 1):+.1f}%), {row['per_s_off']:.0f} -> {row['per_s_on']:.0f}/s",
+                  flush=True)
+    finally:
+        for d in daemons.values():
+            d.stop()
+    return {"rows": rows, "size": 16 << 10, "repeats": repeats, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "loadavg": os.getloadavg()}
+
+
+def render_daemon_overhead(o: dict[str, Any] | None) -> list[str]:
+    if not o:
+        return []
+    lines = ["", f"## Journal cost on the daemon's small-deposit latency ({o['when']}, load average "
+             f"{o['loadavg'][0]:.1f} at the end)", "",
+             "`bench_journal.py --daemon`: `vaultd serve` against the same daemon with its journal unplugged "
+             "(`unjournalled_daemon.py`), both over mutual TLS with durable commits, 16 KiB deposits from the "
+             "daemon benchmark's client processes, rounds alternating off/on/on/off "
+             f"({o['repeats']} times per row). Target: the journal adds at most 10% to the latency.", "",
+             "| clients | p50 ms off | p50 ms on | p50 on/off | p99 ms off | p99 ms on | p99 on/off "
+             "| deposits/s off | on | on/off | daemon CPU ms/deposit off | on |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in o["rows"]:
+        lines.append(
+            f"| {r['clients']} | {r['p50_ms_off']:.2f} | {r['p50_ms_on']:.2f} | {100 * (r['p50_ratio'] - 1):+.1f}% "
+            f"| {r['p99_ms_off']:.1f} | {r['p99_ms_on']:.1f} | {100 * (r['p99_ratio'] - 1):+.1f}% "
+            f"| {r['per_s_off']:,.0f} | {r['per_s_on']:,.0f} | {100 * (r['rate_ratio'] - 1):+.1f}% "
+            f"| {r['cpu_ms_off']:.2f} | {r['cpu_ms_on']:.2f} |")
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-leaves", type=int, default=10_000_000)
@@ -383,6 +472,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
     ap.add_argument("--overhead", action="store_true",
                     help="only the journal-off/on comparison of small deposits (other sections carried over "
+                         "from the previous results file)")
+    ap.add_argument("--daemon", action="store_true",
+                    help="only the journal-off/on comparison through two real daemons (other sections carried over "
                          "from the previous results file)")
     ap.add_argument("--profile", action="store_true", help="cProfile the writer thread in the overhead mode")
     ap.add_argument("--count", type=int, default=300, help="sequential deposits per size and mode (overhead)")
@@ -394,17 +486,20 @@ def main() -> int:
         sizes = [1_000, 10_000]
     tmp = Path(tempfile.mkdtemp(prefix="vaultd-bench-journal-"))
     previous = RESULTS / "journal.json"
-    if a.overhead:
+    if a.overhead or a.daemon:
         res0 = json.loads(previous.read_text()) if previous.exists() else {}
         try:
-            res0["overhead"] = bench_overhead(tmp, a.count, 16, profile=a.profile)
-            res0["overhead"]["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            res0["overhead"]["loadavg"] = os.getloadavg()
+            if a.overhead:
+                res0["overhead"] = bench_overhead(tmp, a.count, 16, profile=a.profile)
+                res0["overhead"]["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                res0["overhead"]["loadavg"] = os.getloadavg()
+            if a.daemon:
+                res0["daemon_overhead"] = bench_daemon_overhead(tmp, quick=a.quick)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         res0.setdefault("machine", {"python": sys.version.split()[0], "platform": platform.platform(),
                                     "cpus": os.cpu_count(), "lmdb": lmdb.version()})
-        res0.setdefault("when", res0["overhead"]["when"])
+        res0.setdefault("when", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         for k in ("appends", "core_deposits", "proofs"):
             res0.setdefault(k, [])
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -462,6 +557,7 @@ def render(res: dict[str, Any]) -> str:
         off, on = res["core_deposits"]
         lines.append(f"\nJournal overhead: sequential median {100 * (on['sequential_median_ms'] / off['sequential_median_ms'] - 1):+.1f}%,"
                  f" concurrent throughput {100 * (on['concurrent_deposits_per_s'] / off['concurrent_deposits_per_s'] - 1):+.1f}%.")
+    lines += render_daemon_overhead(res.get("daemon_overhead"))
     lines += render_overhead(res.get("overhead"))
     lines += ["", "## Proof generation from stored hashes", "",
               "| leaves | log2 n | build s (bulk) | DB MiB | inclusion µs | inclusion/s | reads/proof | hashes/proof "
