@@ -15,6 +15,10 @@ Writes benchmarks/results/daemon.json and benchmarks/results/daemon.md. Cases:
   spread over 4 processes, one channel each), deposits/s, p50 and p99 latency.
 - Baseline in the same run: the same work through ``vaults.deposit`` in one process without gRPC,
   TLS or a second process (what the transport costs).
+- Ceiling in the same run: the same small deposits, same clients, against ``null_daemon.py``, a
+  VaultService served like vaultd's (synchronous gRPC server, same options, mutual TLS) that stores
+  nothing and answers each DepositSmall at once: what gRPC, TLS, protobuf and the Python clients
+  alone cost on this machine, so the most any daemon on this transport could reach here.
 
 File contents come from AES-CTR keystreams (unique, incompressible, cheap to make), so no test data
 is stored anywhere.
@@ -269,6 +273,26 @@ def main() -> int:
             results["daemon peak RssAnon MiB (all)"] = d.peak_anon / MIB
         finally:
             d.stop()
+        null = Daemon(Path(tmp) / "null", program=[str(Path(__file__).with_name("null_daemon.py"))])
+        try:
+            for n in (1, 16, 64):
+                procs = min(4, n)
+                per_thread = max(1, small_total // n) if n > 1 else small_total // 8
+                start_at = time.time() + 3.0
+                with ctx.Pool(procs) as pool:
+                    cpu0 = null.cpu_seconds()
+                    lats = pool.map(small_worker, [(null.address, str(null.data_dir), n // procs, per_thread,
+                                                    start_at, "supplier-small")] * procs)
+                    wall = time.time() - start_at
+                    cpu = null.cpu_seconds() - cpu0
+                allx = [x for xs in lats for x in xs]
+                k = f"ceiling deposit[16KiB,{n} clients]"
+                results[k + "/s"] = len(allx) / wall
+                results[k + " p50 ms"] = pct(allx, 50) * 1000
+                results[k + " p99 ms"] = pct(allx, 99) * 1000
+                results[k + " server CPU ms/deposit"] = cpu / len(allx) * 1000
+        finally:
+            null.stop()
         results["store used bytes"] = used_bytes(Path(tmp) / "data" / "store")
         results["stored/unique"] = results["receipts stored bytes"] / results["unique bytes"]
         results["store pages/unique"] = results["store used bytes"] / results["unique bytes"]
@@ -286,17 +310,22 @@ def main() -> int:
         f"`python benchmarks/daemon/bench_daemon.py{' --quick' if a.quick else ''}` on {meta['cpus']} CPUs "
         f"(daemon and clients share them), Python {meta['python']}, {meta['when']}; real `vaultd serve` "
         "over mutual TLS on loopback, durable commits, clients in 4 other processes.", "",
-        "| case | vaultd (gRPC, TLS) | baseline: core in-process, no gRPC |", "|---|---|---|",
+        "| case | vaultd (gRPC, TLS) | baseline: core in-process, no gRPC | ceiling: a VaultService that stores "
+        "nothing (gRPC, TLS, same clients) |", "|---|---|---|---|",
         f"| ingest[4 clients] {results['ingest bytes'] / (1 << 30):.2f} GiB | {results['ingest MB/s']:.0f} MB/s "
-        f"| {base['ingest MB/s']:.0f} MB/s |",
-        f"| read[4 clients] | {results['read MB/s']:.0f} MB/s | |",
+        f"| {base['ingest MB/s']:.0f} MB/s | |",
+        f"| read[4 clients] | {results['read MB/s']:.0f} MB/s | | |",
     ]
     for n in (1, 16, 64):
         k = f"deposit[16KiB,{n} clients]"
         b = f"{base['deposit[16KiB,64 threads]/s']:.0f}/s (64 threads)" if n == 64 else ""
+        c = f"ceiling {k}"
         lines.append(f"| {k} | {results[k + '/s']:.0f}/s, p50 {results[k + ' p50 ms']:.1f} ms, "
                      f"p99 {results[k + ' p99 ms']:.1f} ms, daemon CPU "
-                     f"{results[k + ' daemon CPU ms/deposit']:.2f} ms/deposit | {b} |")
+                     f"{results[k + ' daemon CPU ms/deposit']:.2f} ms/deposit | {b} "
+                     f"| {results[c + '/s']:.0f}/s, p50 {results[c + ' p50 ms']:.1f} ms, p99 {results[c + ' p99 ms']:.1f} ms, "
+                     f"server CPU {results[c + ' server CPU ms/deposit']:.2f} ms/deposit "
+                     f"(vaultd {results[k + '/s'] / results[c + '/s']:.0%} of it) |")
     lines += [
         "", f"Unique bytes {results['unique bytes']}, stored per receipts {results['receipts stored bytes']} "
         f"({results['stored/unique']:.3f}x), LMDB pages in use {results['store used bytes']} "
@@ -309,6 +338,13 @@ def main() -> int:
         m = results[k]
         met = m >= w if op == ">=" else m <= w
         lines.append(f"| {k} | {op} {w:g} | {m:.3g} | {'yes' if met else 'NO'} |")
+    c = "ceiling deposit[16KiB,64 clients]"
+    lines += ["", f"The transport alone, with nothing stored, does {results[c + '/s']:.0f} deposits/s at 64 clients "
+              f"with p99 {results[c + ' p99 ms']:.0f} ms on this machine (clients included): the small-deposit "
+              f"target of {TARGETS['deposit[16KiB,64 clients]/s'][1]:g}/s with p99 at most "
+              f"{TARGETS['deposit[16KiB,64 clients] p99 ms'][1]:g} ms is "
+              + ("within" if results[c + "/s"] >= TARGETS["deposit[16KiB,64 clients]/s"][1] else "beyond")
+              + " what this transport and these clients allow before any storing is done."]
     (a.out / "daemon.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
