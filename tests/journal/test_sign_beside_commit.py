@@ -106,7 +106,7 @@ def test_hook_signs_beside_the_commit_and_falls_back(tmp_path: Path) -> None:
                 units = [Committed(None, [_leaf(i)], [j.append(txn, _leaf(i))]) for i in leaves]
                 hook.before_commit(txn, units)
                 if batch_no == 1:
-                    hook._draft = None  # a batch with no draft: signed from storage after the commit
+                    hook._draft = None  # a batch whose draft is lost: signed from storage after the commit
             hook.after_commit(units)
             for i, c in zip(leaves, units):
                 assert c.evidence is not None

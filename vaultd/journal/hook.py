@@ -26,10 +26,10 @@ inconsistent tree, naming what differs).
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +73,9 @@ class JournalHook:
     def __init__(self) -> None:
         self._journal: Journal | None = None
         self._bound = threading.Event()
-        self._signing: ThreadPoolExecutor | None = None
-        # The draft of the batch being committed: (its units, the draft, the signing job).
-        self._draft: tuple[list[Any], HeadDraft, Future[_Signed | None]] | None = None
+        self._signing: _SigningThread | None = None
+        # The draft of the batch being committed: (its units, the draft), being signed by _signing.
+        self._draft: tuple[list[Any], HeadDraft] | None = None
 
     def bind(self, journal: Journal) -> None:
         self._journal = journal
@@ -103,9 +103,9 @@ class JournalHook:
         if draft is None:
             return
         if self._signing is None:
-            self._signing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaultd-journal-sign")
-        items = _receipt_items(units)
-        self._draft = (units, draft, self._signing.submit(_sign_and_prove, journal, draft, items))
+            self._signing = _SigningThread()
+        self._signing.submit(journal, draft, _receipt_items(units))
+        self._draft = (units, draft)
 
     def after_commit(self, batch: list[Any]) -> None:
         journal = self._journal
@@ -116,15 +116,17 @@ class JournalHook:
         if not units:
             return
         signed = None
-        if drafted is not None and len(drafted[0]) == len(units) and all(
-                a is b for a, b in zip(drafted[0], units)):
+        if drafted is not None and self._signing is not None:
             try:
-                signed = drafted[2].result()
+                signed = self._signing.result()
             except Exception:
                 log.exception("signing the journal head beside the commit failed; signing from storage")
+            if len(drafted[0]) != len(units) or any(a is not b for a, b in zip(drafted[0], units)):
+                signed = None  # not this batch's draft
         items = _receipt_items(units)
         if signed is not None:
-            head = journal.install_head(drafted[1], signed.head, signed.ext)  # type: ignore[index]
+            assert drafted is not None
+            head = journal.install_head(drafted[1], signed.head, signed.ext)
             receipts = signed.receipts
             if head is not signed.head:  # the same tree signed by another caller meanwhile
                 receipts = journal.batch_receipts(head, items)
@@ -138,8 +140,53 @@ class JournalHook:
     def close(self) -> None:
         """Stop the signing thread (it is idle between commits)."""
         if self._signing is not None:
-            self._signing.shutdown(wait=True)
+            self._signing.close()
             self._signing = None
+
+
+class _SigningThread:
+    """The thread that signs a draft while its commit runs: one job in, one result out, through two
+    queues implemented in C (a commit costs one hand-off each way, no Future or Condition in
+    Python). At most one job is in flight; the result of a draft whose commit failed (never asked
+    for) is dropped when the next draft is submitted."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Journal, HeadDraft, list[tuple[str, int, bytes]]] | None] = \
+            queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self._in_flight = False
+        self._thread = threading.Thread(target=self._run, name="vaultd-journal-sign", daemon=True)
+        self._thread.start()
+
+    def submit(self, journal: Journal, draft: HeadDraft, items: list[tuple[str, int, bytes]]) -> None:
+        if self._in_flight:
+            self._results.get()
+        self._jobs.put((journal, draft, items))
+        self._in_flight = True
+
+    def result(self) -> _Signed | None:
+        """The signed head and receipts of the job in flight (None: its check failed)."""
+        if not self._in_flight:
+            return None
+        self._in_flight = False
+        ok, value = self._results.get()
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                self._results.put((True, _sign_and_prove(*job)))
+            except Exception as e:
+                self._results.put((False, e))
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
 
 
 class _Signed:

@@ -172,6 +172,7 @@ class Journal:
         self._pending: bytes | None = None
         self._interval = max(0.0, persist_interval)
         self._urgent = False  # flush or close asked: no waiting out the interval
+        self._resting = False  # the background writer waits out the interval: a new note needs no wake-up
         self._cond = threading.Condition()
         self._closed = False
         self._persister: threading.Thread | None = None
@@ -237,7 +238,9 @@ class Journal:
                     log.exception("writing the journal checkpoint file failed")
                 if self._interval:
                     with self._cond:
+                        self._resting = True
                         self._cond.wait_for(lambda: self._closed or self._urgent, self._interval)
+                        self._resting = False
             if closed and note is None:
                 return
 
@@ -269,7 +272,8 @@ class Journal:
             return
         with self._cond:
             self._pending = note
-            self._cond.notify_all()
+            if not self._resting:  # a resting writer takes it when the interval ends
+                self._cond.notify_all()
 
     def _persist(self, note: bytes) -> None:
         if self._state is None:
