@@ -62,7 +62,8 @@ def chunk_id(dedup_key: bytes, data: Any) -> bytes:
 
 
 def stored_form(nonce: bytes, sealed: Buffer) -> bytes:
-    """``nonce || sealed`` as one new ``bytes`` (``sealed`` is a view into the buffer of an ingest call)."""
+    """``nonce || sealed`` as one new ``bytes`` (an ingest call's chunks already carry this form as
+    ``Chunk.stored``, a view with no copy)."""
     return nonce + sealed
 
 
