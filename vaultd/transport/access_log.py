@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 
 from vaultd.logs import REQUEST_LOGGER, log_request
-from vaultd.transport.calls import Behavior, CallContext, call_context, iterate, wrap_handler
+from vaultd.transport.calls import Behavior, CallContext, HandlerCache, call_context, iterate, wrap_handler
 
 __all__ = ["AccessLogInterceptor", "LOGGER_NAME"]
 
@@ -40,6 +40,7 @@ def _code_of(ctx: CallContext, failed: BaseException | None) -> str:
 class AccessLogInterceptor(grpc.ServerInterceptor):
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._log = logger or logging.getLogger(LOGGER_NAME)
+        self._handlers = HandlerCache()
 
     def _emit(self, ctx: CallContext, failed: BaseException | None) -> None:
         if not self._log.isEnabledFor(logging.INFO):
@@ -85,4 +86,4 @@ class AccessLogInterceptor(grpc.ServerInterceptor):
 
             return logged_stream
 
-        return wrap_handler(handler, wrap)
+        return self._handlers.get(method, handler, lambda: wrap_handler(handler, wrap))

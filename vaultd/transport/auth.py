@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import grpc
 
 from vaultd.errors import ResourceExhausted, Unauthenticated
-from vaultd.transport.calls import Behavior, CallContext, call_context, iterate, wrap_handler
+from vaultd.transport.calls import Behavior, CallContext, HandlerCache, call_context, iterate, wrap_handler
 from vaultd.transport.status import status_for
 from vaultd.types import Identity
 
@@ -105,6 +105,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         self._max_calls = max_calls_per_identity
         self._lock = threading.Lock()
         self._in_flight: dict[Identity, int] = {}
+        self._handlers = HandlerCache()
 
     def _enter(self, identity: Identity) -> bool:
         if self._max_calls is None:
@@ -181,4 +182,4 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
             return checked_stream
 
-        return wrap_handler(handler, wrap)
+        return self._handlers.get(method, handler, lambda: wrap_handler(handler, wrap))

@@ -71,6 +71,30 @@ def wrap_handler(
     return handler
 
 
+class HandlerCache:
+    """An interceptor's wrapped handler per method. The wrapping depends only on the method and on
+    the inner handler, which is the same object on every call (the registered handler, or the
+    inner interceptor's cached wrapper): each method is wrapped once, not on every call. One entry
+    per method that has a handler, replaced if its inner handler ever changes."""
+
+    __slots__ = ("_by_method",)
+
+    def __init__(self) -> None:
+        self._by_method: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
+
+    def get(self, method: str, handler: grpc.RpcMethodHandler[Any, Any] | None,
+            make: Callable[[], grpc.RpcMethodHandler[Any, Any] | None]) -> grpc.RpcMethodHandler[Any, Any] | None:
+        if handler is None:
+            return None
+        hit = self._by_method.get(method)
+        if hit is not None and hit[0] is handler:
+            return hit[1]
+        wrapped = make()
+        if wrapped is not None:
+            self._by_method[method] = (handler, wrapped)
+        return wrapped
+
+
 def iterate(gen: Iterator[Any]) -> Iterator[Any]:
     """``yield from gen``, closing it however the consumer stops."""
     try:

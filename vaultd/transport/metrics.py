@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 
 from vaultd.metrics import Metrics
+from vaultd.transport.calls import HandlerCache
 
 __all__ = ["MetricsInterceptor", "split_method"]
 
@@ -118,6 +119,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
         self._series: dict[tuple[str, str], _Series] = {}  # (method path, rpc type): bounded by the API
+        self._handlers = HandlerCache()
 
     def intercept_service(
         self,
@@ -127,11 +129,15 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
             return None
+        return self._handlers.get(handler_call_details.method, handler,
+                                  lambda: self._wrap(handler, handler_call_details.method))
+
+    def _wrap(self, handler: grpc.RpcMethodHandler[Any, Any], path: str) -> grpc.RpcMethodHandler[Any, Any]:
         rpc_type = _rpc_type(handler)
-        key = (handler_call_details.method, rpc_type)
+        key = (path, rpc_type)
         series = self._series.get(key)
         if series is None:  # only methods that exist get here (continuation found a handler)
-            service, method = split_method(handler_call_details.method)
+            service, method = split_method(path)
             series = self._series[key] = _Series(self._m, service, method, rpc_type)
         msg_in, msg_out, bytes_in, bytes_out = series.msg_in, series.msg_out, series.bytes_in, series.bytes_out
 
