@@ -106,36 +106,77 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def probe(address: str, data_dir: str, vaults: int, ops: int, milestone: int) -> dict[str, float]:
-    """p50/p99 (ms) of deposit, stat, list, read, one call at a time, on random existing objects."""
+Target = tuple[str, str, str, int]  # (key prefix, address, data dir, vaults)
+
+
+def probe(targets: list[Target], ops: int, milestone: int) -> dict[str, float]:
+    """p50/p99 (ms) of deposit, stat, list, read, one call at a time, on random existing objects of
+    each target daemon. The targets take turns call by call (the order alternating), so that the
+    machine's load at that moment falls on all of them alike."""
     rng = random.Random(milestone)
     out: dict[str, float] = {}
-    with client(address, data_dir) as c:
-        c.wait_ready(30)
-        c.stat(vault_name(0), "doc/00")  # warm the channel
-        lat: dict[str, list[float]] = {"deposit": [], "stat": [], "list": [], "read": []}
+    clients = [client(address, data_dir) for _, address, data_dir, _ in targets]
+    lat: list[dict[str, list[float]]] = [{"deposit": [], "stat": [], "list": [], "read": []} for _ in targets]
+    try:
+        for c in clients:
+            c.wait_ready(30)
+            c.stat(vault_name(0), "doc/00")  # warm the channel
         for k in range(ops):
-            i, j = rng.randrange(vaults), rng.randrange(PER_VAULT)
-            t = time.perf_counter()
-            c.deposit(vault_name(i), f"probe/{milestone}/{k}", body(i, 1000 + k))
-            lat["deposit"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            st = c.stat(vault_name(i), f"doc/{j:02d}")
-            lat["stat"].append(time.perf_counter() - t)
-            assert st.size == SIZE
-            t = time.perf_counter()
-            page, _ = c.list_page(vault_name(rng.randrange(vaults)), "doc/", page_size=100)
-            lat["list"].append(time.perf_counter() - t)
-            assert len(page) == PER_VAULT
-            i, j = rng.randrange(vaults), rng.randrange(PER_VAULT)
-            t = time.perf_counter()
-            data = c.read_bytes(vault_name(i), f"doc/{j:02d}")
-            lat["read"].append(time.perf_counter() - t)
-            assert data == body(i, j), f"{vault_name(i)}/doc/{j:02d} read back differently"
-    for op, xs in lat.items():
-        out[f"{op} p50 ms"] = pct(xs, 50) * 1000
-        out[f"{op} p99 ms"] = pct(xs, 99) * 1000
+            order = list(range(len(targets)))
+            if k % 2:
+                order.reverse()
+            for n in order:
+                c, vaults, lt = clients[n], targets[n][3], lat[n]
+                i, j = rng.randrange(vaults), rng.randrange(PER_VAULT)
+                t = time.perf_counter()
+                c.deposit(vault_name(i), f"probe/{milestone}/{k}", body(i, 1000 + k))
+                lt["deposit"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                st = c.stat(vault_name(i), f"doc/{j:02d}")
+                lt["stat"].append(time.perf_counter() - t)
+                assert st.size == SIZE
+                t = time.perf_counter()
+                page, _ = c.list_page(vault_name(rng.randrange(vaults)), "doc/", page_size=100)
+                lt["list"].append(time.perf_counter() - t)
+                assert len(page) == PER_VAULT
+                i, j = rng.randrange(vaults), rng.randrange(PER_VAULT)
+                t = time.perf_counter()
+                data = c.read_bytes(vault_name(i), f"doc/{j:02d}")
+                lt["read"].append(time.perf_counter() - t)
+                assert data == body(i, j), f"{vault_name(i)}/doc/{j:02d} read back differently"
+    finally:
+        for c in clients:
+            c.close()
+    for (prefix, *_), lt in zip(targets, lat):
+        for op, xs in lt.items():
+            out[f"{prefix}{op} p50 ms"] = pct(xs, 50) * 1000
+            out[f"{prefix}{op} p99 ms"] = pct(xs, 99) * 1000
     return out
+
+
+def profile(d: Daemon, target: Target, ops: int, milestone: int) -> dict[str, float]:
+    """One more probe pass (not measured) with py-spy sampling the daemon, wall clock, idle threads
+    left out: the share of samples (%) of the functions that take the most, inclusive."""
+    import collections
+    import re
+    import signal
+    import subprocess
+
+    spy = Path(sys.executable).with_name("py-spy")
+    raw = d.data_dir.parent / f"profile-{milestone}.txt"
+    proc = subprocess.Popen([str(spy), "record", "-p", str(d.proc.pid), "-r", "200", "--nonblocking", "-f", "raw",
+                             "-o", str(raw), "-d", "600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    probe([target], ops, milestone + 1)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)
+    total, incl = 0, collections.Counter[str]()
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        total += int(n)
+        for f in {re.sub(r":\d+\)", ")", f) for f in stack.split(";")}:
+            incl[f] += int(n)
+    return {f: round(100 * n / total, 1) for f, n in incl.most_common(40)} if total else {}
 
 
 def store_sizes(data_dir: Path) -> tuple[int, int]:
@@ -163,19 +204,30 @@ def main() -> int:
     ap.add_argument("--max", type=float, default=1e6, help="largest milestone (objects), default 10^6")
     ap.add_argument("--budget", type=float, default=3600.0,
                     help="seconds of filling at most; a milestone that cannot be reached is reported as such")
-    ap.add_argument("--ops", type=int, default=None, help="probe calls per operation and milestone (default 300)")
+    ap.add_argument("--ops", type=int, default=None, help="probe calls per operation and milestone (default 1000)")
+    ap.add_argument("--profile", action="store_true",
+                    help="after each milestone's probes, one more pass (not measured) under py-spy; its top "
+                         "functions go into the results")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--tmp", type=Path, default=None)
     a = ap.parse_args()
     milestones = [10**3, 10**4] if a.quick else [m for m in (10**4, 10**5, 10**6) if m <= a.max]
-    ops = a.ops or (100 if a.quick else 300)
+    ops = a.ops or (100 if a.quick else 1000)
     results: dict[str, Any] = {"milestones": []}
     ctx = mp.get_context("spawn")
     t_start = time.time()
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="vaultd-scale-", dir=a.tmp) as tmp:
         d = Daemon(Path(tmp) / "data", stop_timeout=300)
+        # The control: a second daemon that stays at the first milestone's size, probed call by call
+        # alternately with the growing one, so that what the shared machine's load does to latency
+        # is seen in both and the growing one's latency can be compared with it at each milestone.
+        ctl = Daemon(Path(tmp) / "control", stop_timeout=300)
         try:
+            ctl_vaults = milestones[0] // PER_VAULT
+            with ctx.Pool(PROCS) as pool:
+                pool.map(fill_worker, [(ctl.address, str(ctl.data_dir), 0, ctl_vaults, p, time.time() + 3600)
+                                       for p in range(PROCS)])
             objects = 0
             vaults_done = 0
             fill_seconds = 0.0
@@ -222,21 +274,29 @@ def main() -> int:
                     "fill seconds (this step)": seconds,
                     "load average 1/5/15 min (after the step)": [round(x, 2) for x in os.getloadavg()],
                 }
-                row.update(probe(d.address, str(d.data_dir), vaults_done, ops, m))
+                target: Target = ("", d.address, str(d.data_dir), vaults_done)
+                row.update(probe([target, ("control ", ctl.address, str(ctl.data_dir), ctl_vaults)], ops, m))
+                if a.profile:
+                    row["profile, % of daemon samples (inclusive)"] = profile(d, target, max(50, ops // 4), m)
                 results["milestones"].append(row)
                 print(json.dumps(row), flush=True)
             results["fill objects/s"] = objects / fill_seconds if fill_seconds else 0.0
             results["fill daemon CPU ms/object"] = fill_cpu / objects * 1000 if objects else 0.0
         finally:
             d.stop()
+            ctl.stop()
     ms = results["milestones"]
     if len(ms) >= 2:
         for op in ("deposit", "stat", "list", "read"):
             results[f"{op} p99 ratio last/first"] = ms[-1][f"{op} p99 ms"] / ms[0][f"{op} p99 ms"]
+            # each milestone against the control measured at the same moment, last against first
+            rel = [r[f"{op} p99 ms"] / r[f"control {op} p99 ms"] for r in ms]
+            results[f"{op} p99 ratio last/first, against the control"] = rel[-1] / rel[0]
     meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "quick": a.quick,
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "object bytes": SIZE,
             "objects per vault": PER_VAULT, "fill clients": f"{PROCS} processes x {THREADS} threads",
             "probe calls per op": ops, "budget seconds": a.budget, "total seconds": time.time() - t_start,
+            "control objects": milestones[0],
             "fill calls": f"CreateVault per vault, DepositBatch of {PER_VAULT * VAULTS_PER_CALL} objects",
             "load average 1/5/15 min at start": [round(x, 2) for x in load_start],
             "load average 1/5/15 min at end": [round(x, 2) for x in os.getloadavg()]}
@@ -264,10 +324,28 @@ def main() -> int:
             + " | ".join(f"{r[op + ' p50 ms']:.1f} / {r[op + ' p99 ms']:.1f}" for op in ("deposit", "stat", "list", "read"))
             + f" | {r['data folder bytes/object']:.0f} | {r['LMDB used bytes/object']:.0f} | {r['daemon RssAnon MiB']:.0f}"
             f" | {r['load average 1/5/15 min (after the step)'][0]:.1f} |")
+    ops4 = ("deposit", "stat", "list", "read")
+    lines += ["", f"The control: a second daemon of {milestones[0]:,} objects, probed at the same moments (call "
+              "by call, alternately with the growing one):", "",
+              "| objects (growing daemon) | " + " | ".join(f"control {op} p50/p99 ms" for op in ops4)
+              + " | " + " | ".join(f"{op} p99 / control p99" for op in ops4) + " |",
+              "|---" * 9 + "|"]
+    for r in ms:
+        lines.append(f"| {r['objects']:,} | "
+                     + " | ".join(f"{r['control ' + op + ' p50 ms']:.1f} / {r['control ' + op + ' p99 ms']:.1f}"
+                                  for op in ops4) + " | "
+                     + " | ".join(f"{r[op + ' p99 ms'] / r['control ' + op + ' p99 ms']:.2f}" for op in ops4) + " |")
     if len(ms) >= 2:
         lines += ["", f"p99 at {ms[-1]['objects']:,} against {ms[0]['objects']:,} objects (target at most 1.5x): "
-                  + ", ".join(f"{op} {results[f'{op} p99 ratio last/first']:.2f}x"
-                              for op in ("deposit", "stat", "list", "read")) + "."]
+                  + ", ".join(f"{op} {results[f'{op} p99 ratio last/first']:.2f}x" for op in ops4)
+                  + "; each against the control measured at the same moment (the load's share taken out): "
+                  + ", ".join(f"{op} {results[f'{op} p99 ratio last/first, against the control']:.2f}x" for op in ops4)
+                  + "."]
+    prof = [r for r in ms if "profile, % of daemon samples (inclusive)" in r]
+    if prof:
+        lines += ["", "Where the daemon spends the probe calls (py-spy, wall clock, idle threads left out; % of "
+                  "samples, inclusive; an extra probe pass after each milestone's measured one): see "
+                  "`profile, % of daemon samples (inclusive)` in scale.json."]
     if "not reached" in results:
         nr = results["not reached"]
         lines += ["", f"Not reached: {nr['milestone']:,} objects. Stopped at {nr['objects']:,} objects; measured "
