@@ -79,3 +79,15 @@ def test_invalid_values_refused() -> None:
         Leaf.make("deposit", time_ns=-1)
     with pytest.raises(LeafError):
         Leaf.make("deposit", time_ns=1, extra={"BAD": b""})
+
+
+def test_make_encoded_carries_the_leaf_it_encodes() -> None:
+    """The journal appends these bytes without decoding them again: the leaf they carry must be
+    exactly what decoding gives."""
+    from vaultd.journal.leaf import EncodedLeaf
+
+    raw = Leaf.make_encoded("deposit", vault="permits", name="doc-1", version=3, sha256=b"\x07" * 32,
+                            actor_kind="service", actor_name="permits", time_ns=1234,
+                            extra={"size": "10", "depositor": "service:permits"})
+    assert type(raw) is EncodedLeaf
+    assert raw.leaf == Leaf.decode(bytes(raw)) and raw.leaf.encode() == bytes(raw)

@@ -39,7 +39,7 @@ import lmdb
 from vaultd.errors import IntegrityError, InvalidArgument, NotFound, VaultError
 from vaultd.journal import proofs
 from vaultd.journal.checkpoint import Checkpoint, CheckpointError, open_checkpoint, sign_note
-from vaultd.journal.leaf import Leaf, Op, Outcome
+from vaultd.journal.leaf import EncodedLeaf, Leaf, Op, Outcome
 from vaultd.journal.receipt import KINDS, RECEIPT_FORMAT, RECEIPT_VERSION, make_receipt
 from vaultd.journal.signer import NoteSigner
 from vaultd.journal.tree import Extension, MerkleTree, frontier_ranges
@@ -295,6 +295,8 @@ class Journal:
         """Append a leaf in the caller's write transaction; return its index."""
         if isinstance(leaf, Leaf):
             decoded, raw = leaf, leaf.encode()
+        elif type(leaf) is EncodedLeaf:  # made by Leaf.make_encoded: the leaf it encodes comes with it
+            raw, decoded = bytes(leaf), leaf.leaf
         else:
             raw, decoded = bytes(leaf), Leaf.decode(leaf)
         index, h = self.tree.append_hashed(txn, raw)

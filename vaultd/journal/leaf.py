@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from vaultd.errors import InvalidArgument
 
-__all__ = ["LEAF_VERSION", "MAX_LEAF_SIZE", "Leaf", "LeafError", "Op", "Outcome"]
+__all__ = ["LEAF_VERSION", "MAX_LEAF_SIZE", "EncodedLeaf", "Leaf", "LeafError", "Op", "Outcome"]
 
 LEAF_VERSION = 1
 
@@ -70,6 +70,13 @@ MAX_LEAF_SIZE = 1 + 33 + (2 + 128) + (2 + 1024) + 8 + 33 + 17 + 2 * (2 + 256) + 
     65 + 2 + _MAX_EXTRA_VALUE
 )
 _U64_MAX = (1 << 64) - 1
+
+
+class EncodedLeaf(bytes):
+    """The canonical bytes of a leaf that :meth:`Leaf.make_encoded` built, carrying the :class:`Leaf`
+    they encode (``.leaf``), so that whoever appends them need not decode them again."""
+
+    leaf: Leaf
 
 
 class LeafError(InvalidArgument):
@@ -141,10 +148,14 @@ class Leaf:
         outcome: str = Outcome.OK,
         extra: Mapping[str, bytes | str] | None = None,
     ) -> bytes:
-        """The canonical bytes of the leaf :meth:`make` builds (validated, encoded once)."""
-        return Leaf._make(operation, vault=vault, name=name, version=version, sha256=sha256, actor=actor,
-                          actor_kind=actor_kind, actor_name=actor_name, kiosk=kiosk, time_ns=time_ns,
-                          outcome=outcome, extra=extra)[1]
+        """The canonical bytes of the leaf :meth:`make` builds (validated, encoded once), as an
+        :class:`EncodedLeaf` that carries that leaf."""
+        leaf, raw = Leaf._make(operation, vault=vault, name=name, version=version, sha256=sha256, actor=actor,
+                               actor_kind=actor_kind, actor_name=actor_name, kiosk=kiosk, time_ns=time_ns,
+                               outcome=outcome, extra=extra)
+        out = EncodedLeaf(raw)
+        out.leaf = leaf
+        return out
 
     @staticmethod
     def _make(
