@@ -204,7 +204,9 @@ def _open_core(d: Path, journaled: bool) -> tuple[Any, Any]:
         kw = dict(leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit)
     v = open_vaults(d, policy=policy, key_provider=FileKeyProvider(d / "keys"), map_size=1 << 30, **kw)
     if journaled:
-        hook.bind(open_journal(v.store.env, d / "journal", name="bench/journal"))
+        journal = open_journal(v.store.env, d / "journal", name="bench/journal")
+        journal.deposit_index = v.deposit_leaf_index  # as vaultd serve wires it
+        hook.bind(journal)
     v.create_vault(Identity("service", "permits"), "permits")
     return v, hook
 

@@ -61,3 +61,46 @@ def test_deposits_and_destroy_carry_verifiable_evidence(tmp_path: Path) -> None:
         assert isinstance(Leaf.decode(journal.tree.leaf(0)), Leaf)
     finally:
         vaults.close()
+
+
+def test_the_version_record_points_to_its_deposit_leaf(tmp_path: Path) -> None:
+    """Wired as vaultd serve wires it (journal.deposit_index = vaults.deposit_leaf_index), each
+    version's record keeps the index of its deposit leaf, the journal writes no second index of it,
+    GetReceipt's path finds the evidence through it, and a record pointing to another leaf is refused."""
+    import json
+
+    import pytest
+
+    from vaultd.errors import IntegrityError
+    from vaultd.journal.journal import _object_key
+
+    hook = JournalHook()
+    vaults = open_vaults(tmp_path, policy=Policy.from_dict(POLICY), key_provider=FileKeyProvider(tmp_path / "keys"),
+                         map_size=1 << 26, leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit)
+    try:
+        journal = open_journal(vaults.store.env, tmp_path / "journal", name="vaultd.test/journal")
+        journal.deposit_index = vaults.deposit_leaf_index
+        hook.bind(journal)
+        vaults.create_vault(SVC, "permits")
+        r1 = vaults.deposit(SVC, DepositHeader("permits", "a"), [b"first"])
+        r2 = vaults.deposit(SVC, DepositHeader("permits", "b"), [b"second"])
+        index = vaults.deposit_leaf_index("permits", "a", 1)
+        assert index is not None and Leaf.decode(journal.tree.leaf(index)).name == "a"
+        with vaults.store.env.begin() as txn:  # no entry in the journal's own index for deposits
+            assert txn.get(b"\x00" + _object_key("permits", "a", 1), db=journal.deposits) is None
+        res = verify_receipt(journal.object_receipt("permits", "a", 1), b"first", journal.verifier.vkey())
+        assert res.ok and res.leaf is not None and res.leaf.name == "a", res.report()
+        assert r1.evidence is not None and r2.evidence is not None
+        # a record made to point to another deposit's leaf: the evidence is refused, not handed out
+        other = vaults.deposit_leaf_index("permits", "b", 1)
+
+        def repoint(t) -> None:  # type: ignore[no-untyped-def]
+            rec = json.loads(t.get_version("permits", "a", 1))
+            rec["journal_index"] = other
+            t.put_version("permits", "a", 1, json.dumps(rec).encode(), t.get_manifest("permits", "a", 1))
+
+        vaults.store.write(repoint)
+        with pytest.raises(IntegrityError, match="not the deposit of permits/a version 1"):
+            journal.object_receipt("permits", "a", 1)
+    finally:
+        vaults.close()

@@ -179,6 +179,7 @@ class Daemon:
                 pkcs11=(cfg.pkcs11_module, cfg.pkcs11_token, pin) if pin else None,
             )
             self.journal.metrics = self.metrics  # checkpoints signed, leaves, journal integrity errors
+            self.journal.deposit_index = self.vaults.deposit_leaf_index  # kept in each version's record
             hook.bind(self.journal)
             self._journal_hook = hook
             from vaultd.cli.kiosk import kiosk_for_daemon

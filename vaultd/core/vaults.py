@@ -523,7 +523,10 @@ class Vaults:
         evidence = base64.b64decode(rec["evidence"]) if rec.get("evidence") else None
         if evidence is None and self.journal_hook is not None:
             try:
-                evidence = self.journal_hook.journal.object_receipt(rec["vault"], rec["name"], rec["version"])
+                journal = self.journal_hook.journal
+                index = rec["stat"].get("journal_index")
+                evidence = (journal.receipt("deposit", int(index)) if isinstance(index, int)
+                            else journal.object_receipt(rec["vault"], rec["name"], rec["version"]))
             except Exception:  # the deposit stands; its evidence can be fetched again with GetReceipt
                 log.exception("rebuilding the evidence of a retried deposit failed")
         return Receipt(
@@ -550,6 +553,17 @@ class Vaults:
         if raw is None:
             raise NotFound(f"version {version} of object {name!r} does not exist in vault {vault!r}")
         return version, _record(raw, f"object {name!r} version {version} in vault {vault!r}")
+
+    def deposit_leaf_index(self, vault: str, name: str, version: int) -> int | None:
+        """The journal index of the leaf recording this version's deposit, kept in the version's
+        record (None: no such version, or one deposited before records kept it). For the journal's
+        ``deposit_index``; callers authorize."""
+        with self.store.read() as r:
+            raw = r.get_version(vault, name, version)
+        if raw is None:
+            return None
+        index = _record(raw, f"object {name!r} version {version} in vault {vault!r}").get("journal_index")
+        return index if isinstance(index, int) else None
 
     def stat(self, actor: Identity, vault: str, name: str, version: int | None = None) -> ObjectStat:
         self.authorize(actor, "stat", vault)
@@ -1210,6 +1224,11 @@ class _Deposit:
                 "legal_hold": False,
                 "request_id": header.request_id,
             }
+            if leaf:  # the leaf first: the version's record keeps the index of the leaf proving it
+                index = t.journal(leaf("deposit", actor=actor, vault=vault, name=name, version=version,
+                                       sha256=digest, size=self.size, time_ns=now))
+                if index is not None:
+                    rec["journal_index"] = index
             t.put_version(vault, name, version, _dumps(rec), manifest)
             t.put_object(vault, name, _dumps({"next": version + 1, "latest": version}))
             _count(t, "logical_bytes", self.size)
@@ -1235,8 +1254,6 @@ class _Deposit:
                         }
                     ),
                 )
-            if leaf:
-                t.journal(leaf("deposit", actor=actor, vault=vault, name=name, version=version, sha256=digest, size=self.size))
             return receipt
 
         return unit

@@ -116,9 +116,9 @@ class WriteTxn(ReadTxn, Protocol):
     def delete_pending(self, deposit_key: bytes) -> bool:
         """Forget a staged part once committed or rolled back."""
 
-    def journal(self, leaf: bytes) -> None:
-        """Ask the writer to append ``leaf`` to the journal in this same transaction once the unit
-        succeeds (ignored when no journal is wired)."""
+    def journal(self, leaf: bytes) -> int | None:
+        """Append ``leaf`` to the journal in this same transaction (if the unit fails, its leaves go
+        with its other changes); returns the leaf's index, or None when no journal is wired."""
 
 
 @dataclass

@@ -184,6 +184,9 @@ class _WriteTxn(_ReadTxn):
     def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
         super().__init__(txn, dbs)
         self.leaves: list[bytes] = []
+        self.leaf_indexes: list[int] = []
+        # Set by the writer for the unit's transaction: appends a leaf in it, returns its index.
+        self.appender: Callable[[bytes], int] | None = None
 
     def put_vault(self, vault: str, record: bytes) -> None:
         self.raw.put(vault.encode("ascii"), record, db=self._dbs["vaults"])
@@ -275,8 +278,13 @@ class _WriteTxn(_ReadTxn):
     def delete_pending(self, deposit_key: bytes) -> bool:
         return bool(self.raw.delete(deposit_key, db=self._dbs["pending"]))
 
-    def journal(self, leaf: bytes) -> None:
-        self.leaves.append(bytes(leaf))
+    def journal(self, leaf: bytes) -> int | None:
+        self.leaves.append(leaf)
+        if self.appender is None:
+            return None
+        index = self.appender(leaf)
+        self.leaf_indexes.append(index)
+        return index
 
     def add_stat(self, name: str, delta: int) -> int:
         """Add ``delta`` to a counter of the ``stats`` record in this transaction (a counter that

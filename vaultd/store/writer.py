@@ -180,13 +180,17 @@ class Writer:
             for it in batch:
                 child = self._env.begin(write=True, parent=txn)
                 view = self._make_txn(child)
+                journal = self._journal
+                if journal is not None and hasattr(view, "appender"):
+                    # leaves go into the journal as the unit records them, so it knows their index
+                    view.appender = lambda leaf, child=child, journal=journal: journal.append(child, leaf)
                 try:
                     value = it.unit(view)
-                    leaves = list(getattr(view, "leaves", []))
-                    idx: list[int] = []
-                    if self._journal is not None:
-                        for leaf in leaves:
-                            idx.append(self._journal.append(child, leaf))
+                    leaves = [bytes(leaf) for leaf in getattr(view, "leaves", [])]
+                    idx: list[int] = list(getattr(view, "leaf_indexes", []))
+                    if journal is not None:
+                        for leaf in leaves[len(idx):]:  # a view that does not append itself
+                            idx.append(journal.append(child, leaf))
                     child.commit()
                     ok.append((it, Committed(value, leaves, idx)))
                 except lmdb.MapFullError:
