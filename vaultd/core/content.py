@@ -61,12 +61,6 @@ def chunk_id(dedup_key: bytes, data: Any) -> bytes:
     return crypto.blake3_keyed(dedup_key, data)
 
 
-def stored_form(nonce: bytes, sealed: Buffer) -> bytes:
-    """``nonce || sealed`` as one new ``bytes`` (an ingest call's chunks already carry this form as
-    ``Chunk.stored``, a view with no copy)."""
-    return nonce + sealed
-
-
 def open_many(
     keys: VaultKeys, prefix: bytes, ids: Sequence[bytes], stored: Sequence[bytes], metrics: Any = None
 ) -> list[bytes]:
