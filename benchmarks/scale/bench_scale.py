@@ -154,9 +154,18 @@ def probe(targets: list[Target], ops: int, milestone: int) -> dict[str, float]:
     return out
 
 
+def faults(d: Daemon) -> tuple[int, int]:
+    """The daemon's (minor, major) page faults so far: a first touch of an LMDB page in its map is a
+    minor fault, a page that must come from the disk a major one."""
+    with open(f"/proc/{d.proc.pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return int(parts[7]), int(parts[9])
+
+
 def profile(d: Daemon, target: Target, ops: int, milestone: int) -> dict[str, float]:
-    """One more probe pass (not measured) with py-spy sampling the daemon, wall clock, idle threads
-    left out: the share of samples (%) of the functions that take the most, inclusive."""
+    """One more probe pass (not measured) with py-spy sampling the daemon (wall clock, idle threads
+    left out): of the samples in a VaultServicer method, the share (%) of the functions that take
+    the most, inclusive."""
     import collections
     import re
     import signal
@@ -164,7 +173,7 @@ def profile(d: Daemon, target: Target, ops: int, milestone: int) -> dict[str, fl
 
     spy = Path(sys.executable).with_name("py-spy")
     raw = d.data_dir.parent / f"profile-{milestone}.txt"
-    proc = subprocess.Popen([str(spy), "record", "-p", str(d.proc.pid), "-r", "200", "--nonblocking", "-f", "raw",
+    proc = subprocess.Popen([str(spy), "record", "-p", str(d.proc.pid), "-r", "1000", "--nonblocking", "-f", "raw",
                              "-o", str(raw), "-d", "600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     probe([target], ops, milestone + 1)
@@ -173,10 +182,12 @@ def profile(d: Daemon, target: Target, ops: int, milestone: int) -> dict[str, fl
     total, incl = 0, collections.Counter[str]()
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
+        if "VaultServicer." not in stack:
+            continue
         total += int(n)
         for f in {re.sub(r":\d+\)", ")", f) for f in stack.split(";")}:
             incl[f] += int(n)
-    return {f: round(100 * n / total, 1) for f, n in incl.most_common(40)} if total else {}
+    return {f: round(100 * n / total, 1) for f, n in incl.most_common(80)} if total else {}
 
 
 def store_sizes(data_dir: Path) -> tuple[int, int]:
@@ -275,9 +286,14 @@ def main() -> int:
                     "load average 1/5/15 min (after the step)": [round(x, 2) for x in os.getloadavg()],
                 }
                 target: Target = ("", d.address, str(d.data_dir), vaults_done)
+                f0, cf0 = faults(d), faults(ctl)
                 row.update(probe([target, ("control ", ctl.address, str(ctl.data_dir), ctl_vaults)], ops, m))
+                f1, cf1 = faults(d), faults(ctl)
+                row["probe page faults per call, minor/major"] = [(f1[0] - f0[0]) / (4 * ops), (f1[1] - f0[1]) / (4 * ops)]
+                row["control probe page faults per call, minor/major"] = [(cf1[0] - cf0[0]) / (4 * ops),
+                                                                          (cf1[1] - cf0[1]) / (4 * ops)]
                 if a.profile:
-                    row["profile, % of daemon samples (inclusive)"] = profile(d, target, max(50, ops // 4), m)
+                    row["profile, % of daemon samples (inclusive)"] = profile(d, target, max(50, ops // 2), m)
                 results["milestones"].append(row)
                 print(json.dumps(row), flush=True)
             results["fill objects/s"] = objects / fill_seconds if fill_seconds else 0.0
@@ -335,6 +351,12 @@ def main() -> int:
                      + " | ".join(f"{r['control ' + op + ' p50 ms']:.1f} / {r['control ' + op + ' p99 ms']:.1f}"
                                   for op in ops4) + " | "
                      + " | ".join(f"{r[op + ' p99 ms'] / r['control ' + op + ' p99 ms']:.2f}" for op in ops4) + " |")
+    if ms and "probe page faults per call, minor/major" in ms[0]:
+        lines += ["", "Daemon page faults per probe call (minor / major), growing daemon against the control: "
+                  + "; ".join(f"{r['objects']:,} objects {r['probe page faults per call, minor/major'][0]:.1f} / "
+                              f"{r['probe page faults per call, minor/major'][1]:.2f} against "
+                              f"{r['control probe page faults per call, minor/major'][0]:.1f} / "
+                              f"{r['control probe page faults per call, minor/major'][1]:.2f}" for r in ms) + "."]
     if len(ms) >= 2:
         lines += ["", f"p99 at {ms[-1]['objects']:,} against {ms[0]['objects']:,} objects (target at most 1.5x): "
                   + ", ".join(f"{op} {results[f'{op} p99 ratio last/first']:.2f}x" for op in ops4)
@@ -343,9 +365,17 @@ def main() -> int:
                   + "."]
     prof = [r for r in ms if "profile, % of daemon samples (inclusive)" in r]
     if prof:
-        lines += ["", "Where the daemon spends the probe calls (py-spy, wall clock, idle threads left out; % of "
-                  "samples, inclusive; an extra probe pass after each milestone's measured one): see "
-                  "`profile, % of daemon samples (inclusive)` in scale.json."]
+        lines += ["", "Where the daemon spends the probe calls (py-spy over an extra probe pass after each "
+                  "milestone's measured one, wall clock, idle threads left out; % of the samples inside a "
+                  "VaultServicer method, inclusive; the 12 largest of the core, store and journal):", "",
+                  "| function | " + " | ".join(f"{r['objects']:,}" for r in prof) + " |",
+                  "|---" * (len(prof) + 1) + "|"]
+        shares = [r["profile, % of daemon samples (inclusive)"] for r in prof]
+        below = ("vaultd/core/", "vaultd/store/", "vaultd/journal/", "vaultd/crypto")
+        names = sorted({f for p in shares for f in p if any(b in f for b in below)},
+                       key=lambda f: -max(p.get(f, 0.0) for p in shares))[:12]
+        for f in names:
+            lines.append(f"| `{f}` | " + " | ".join(f"{p.get(f, 0.0):.1f}" for p in shares) + " |")
     if "not reached" in results:
         nr = results["not reached"]
         lines += ["", f"Not reached: {nr['milestone']:,} objects. Stopped at {nr['objects']:,} objects; measured "
