@@ -159,6 +159,27 @@ def small_worker(args: tuple[str, str, int, int, float, str]) -> list[float]:
     return out
 
 
+def small_deposits(ctx: Any, d: Any, total: int, results: dict[str, Any], prefix: str, who: str) -> None:
+    """16 KiB deposits into ``d`` (vault ``supplier-small``) from 1, 16 and 64 clients (threads spread
+    over up to 4 processes): deposits/s, p50, p99 and ``d``'s CPU per deposit, into ``results``."""
+    for n in (1, 16, 64):
+        procs = min(4, n)
+        per_thread = max(1, total // n) if n > 1 else total // 8
+        start_at = time.time() + 3.0
+        with ctx.Pool(procs) as pool:
+            cpu0 = d.cpu_seconds()
+            lats = pool.map(small_worker, [(d.address, str(d.data_dir), n // procs, per_thread, start_at,
+                                            "supplier-small")] * procs)
+            wall = time.time() - start_at
+            cpu = d.cpu_seconds() - cpu0
+        allx = [x for xs in lats for x in xs]
+        k = f"{prefix}deposit[16KiB,{n} clients]"
+        results[f"{k} {who} CPU ms/deposit"] = cpu / len(allx) * 1000
+        results[k + "/s"] = len(allx) / wall
+        results[k + " p50 ms"] = pct(allx, 50) * 1000
+        results[k + " p99 ms"] = pct(allx, 99) * 1000
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
@@ -254,43 +275,13 @@ def main() -> int:
                 results["daemon peak RssAnon MiB (with reads)"] = d.peak_anon / MIB
             with client(d.address, str(d.data_dir)) as c:
                 c.create_vault("supplier-small")
-            for n in (1, 16, 64):
-                procs = min(4, n)
-                per_thread = max(1, small_total // n) if n > 1 else small_total // 8
-                start_at = time.time() + 3.0
-                with ctx.Pool(procs) as pool:
-                    t0 = time.time()
-                    cpu0 = d.cpu_seconds()
-                    lats = pool.map(small_worker, [(d.address, str(d.data_dir), n // procs, per_thread,
-                                                    start_at, "supplier-small")] * procs)
-                    wall = time.time() - max(t0, start_at)
-                    cpu = d.cpu_seconds() - cpu0
-                allx = [x for xs in lats for x in xs]
-                results[f"deposit[16KiB,{n} clients] daemon CPU ms/deposit"] = cpu / len(allx) * 1000
-                results[f"deposit[16KiB,{n} clients]/s"] = len(allx) / wall
-                results[f"deposit[16KiB,{n} clients] p50 ms"] = pct(allx, 50) * 1000
-                results[f"deposit[16KiB,{n} clients] p99 ms"] = pct(allx, 99) * 1000
+            small_deposits(ctx, d, small_total, results, "", "daemon")
             results["daemon peak RssAnon MiB (all)"] = d.peak_anon / MIB
         finally:
             d.stop()
         null = Daemon(Path(tmp) / "null", program=[str(Path(__file__).with_name("null_daemon.py"))])
         try:
-            for n in (1, 16, 64):
-                procs = min(4, n)
-                per_thread = max(1, small_total // n) if n > 1 else small_total // 8
-                start_at = time.time() + 3.0
-                with ctx.Pool(procs) as pool:
-                    cpu0 = null.cpu_seconds()
-                    lats = pool.map(small_worker, [(null.address, str(null.data_dir), n // procs, per_thread,
-                                                    start_at, "supplier-small")] * procs)
-                    wall = time.time() - start_at
-                    cpu = null.cpu_seconds() - cpu0
-                allx = [x for xs in lats for x in xs]
-                k = f"ceiling deposit[16KiB,{n} clients]"
-                results[k + "/s"] = len(allx) / wall
-                results[k + " p50 ms"] = pct(allx, 50) * 1000
-                results[k + " p99 ms"] = pct(allx, 99) * 1000
-                results[k + " server CPU ms/deposit"] = cpu / len(allx) * 1000
+            small_deposits(ctx, null, small_total, results, "ceiling ", "server")
         finally:
             null.stop()
         results["store used bytes"] = used_bytes(Path(tmp) / "data" / "store")
