@@ -61,6 +61,11 @@ def chunk_id(dedup_key: bytes, data: Any) -> bytes:
     return crypto.blake3_keyed(dedup_key, data)
 
 
+def stored_form(nonce: bytes, sealed: Buffer) -> bytes:
+    """``nonce || sealed`` as one new ``bytes`` (``sealed`` is a view into the buffer of an ingest call)."""
+    return nonce + sealed
+
+
 def open_many(
     keys: VaultKeys, prefix: bytes, ids: Sequence[bytes], stored: Sequence[bytes], metrics: Any = None
 ) -> list[bytes]:

@@ -1025,7 +1025,7 @@ class _Deposit:
         self.fill = 0
         self.size = 0
         self.manifest = bytearray()
-        self.part: list[tuple[bytes, bytes | memoryview | None, int]] = []  # (id, stored form or None, plaintext len)
+        self.part: list[tuple[bytes, bytes | None, int]] = []  # (id, sealed or None, plaintext len)
         self.part_bytes = 0
         self.seen: set[bytes] = set()  # ids this deposit already handles (sealed or known)
         self.staged: list[tuple[bytes, Future[Committed[tuple[int, int]]]]] = []
@@ -1104,9 +1104,9 @@ class _Deposit:
         consumed = 0
         chunks.reverse()
         while chunks:
-            ch = chunks.pop()
+            ch = chunks.pop()  # each sealed chunk is freed once copied into its stored form
             cid = bytes(ch.chunk_id)
-            sealed = ch.stored  # a view of the stored form in the ingest call's one buffer: no copy
+            sealed = None if ch.sealed is None else C.stored_form(ch.nonce, ch.sealed)
             self.seen.add(cid)
             self.part.append((cid, sealed, ch.length))
             self.manifest += _ENTRY.pack(cid, ch.length)
@@ -1125,7 +1125,7 @@ class _Deposit:
         fut = self.v.store.submit(lambda t: self._apply_part(t, part, key), size)
         self.staged.append((key, fut))
 
-    def _apply_part(self, t: WriteTxn, part: list[tuple[bytes, bytes | memoryview | None, int]], key: bytes | None) -> tuple[int, int]:
+    def _apply_part(self, t: WriteTxn, part: list[tuple[bytes, bytes | None, int]], key: bytes | None) -> tuple[int, int]:
         missing: set[bytes] = set()
         added: set[bytes] = set()
         for cid, sealed, _ in part:

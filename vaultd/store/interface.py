@@ -90,7 +90,7 @@ class WriteTxn(ReadTxn, Protocol):
     def delete_version(self, vault: str, name: str, version: int) -> bool:
         """Remove a version record and its manifest; True if it existed."""
 
-    def add_chunk_ref(self, vault: str, chunk_id: bytes, sealed: bytes | memoryview | None) -> int:
+    def add_chunk_ref(self, vault: str, chunk_id: bytes, sealed: bytes | None) -> int:
         """Add one reference to a chunk and return the new count.
 
         When the chunk is absent, ``sealed`` must be given and is stored; when it is present,

@@ -211,7 +211,7 @@ class _WriteTxn(_ReadTxn):
         self.raw.delete(k, db=self._dbs["manifests"])
         return bool(self.raw.delete(k, db=self._dbs["versions"]))
 
-    def add_chunk_ref(self, vault: str, chunk_id: bytes, sealed: bytes | memoryview | None) -> int:
+    def add_chunk_ref(self, vault: str, chunk_id: bytes, sealed: bytes | None) -> int:
         k = K.chunk_key(vault, chunk_id)
         refs = self._dbs["refs"]
         v = self.raw.get(k, db=refs)

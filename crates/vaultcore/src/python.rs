@@ -522,10 +522,8 @@ impl SealingKey {
 // ---------------------------------------------------------------------------------------------------
 // Ingest
 
-/// One chunk of an ingested buffer. `nonce`, `sealed` and `stored` are None when the chunk id was known;
-/// `sealed` (ciphertext || tag) and `stored` (its stored form, nonce || ciphertext || tag) are read-only
-/// memoryviews into the one `bytes` that holds every sealed chunk of the call: the stored form needs
-/// no copy.
+/// One chunk of an ingested buffer. `nonce` and `sealed` are None when the chunk id was known; `sealed`
+/// is a read-only memoryview into the one `bytes` that holds every sealed chunk of the call.
 #[pyclass(module = "vaultd._vaultcore", frozen, get_all)]
 struct Chunk {
     offset: usize,
@@ -533,7 +531,6 @@ struct Chunk {
     chunk_id: Py<PyBytes>,
     nonce: Option<Py<PyBytes>>,
     sealed: Option<Py<PyAny>>,
-    stored: Option<Py<PyAny>>,
 }
 
 /// Asks the kernel for transparent huge pages behind a large, not yet touched output buffer: one fault
@@ -668,19 +665,17 @@ fn ingest<'py>(
         .iter()
         .zip(ids_out)
         .map(|(&(offset, length), (id, sealed))| {
-            let (nonce, view, stored) = if sealed {
+            let (nonce, view) = if sealed {
                 let &(_, _, _, at) = next.next().expect("one job per sealed chunk");
                 let n = PyBytes::new(py, &all[at..at + seal::NONCE_LEN]);
-                let start = at as ffi::Py_ssize_t;
                 let from = (at + seal::NONCE_LEN) as ffi::Py_ssize_t;
                 let to = (at + seal::NONCE_LEN + length + seal::TAG_LEN) as ffi::Py_ssize_t;
                 let v = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySequence_GetSlice(whole.as_ptr(), from, to))? };
-                let w = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySequence_GetSlice(whole.as_ptr(), start, to))? };
-                (Some(n.unbind()), Some(v.unbind()), Some(w.unbind()))
+                (Some(n.unbind()), Some(v.unbind()))
             } else {
-                (None, None, None)
+                (None, None)
             };
-            Bound::new(py, Chunk { offset, length, chunk_id: id.unbind(), nonce, sealed: view, stored })
+            Bound::new(py, Chunk { offset, length, chunk_id: id.unbind(), nonce, sealed: view })
         })
         .collect::<PyResult<_>>()?;
     PyList::new(py, items)
