@@ -16,6 +16,13 @@ page of a vault) and read (whole object, checked) of objects chosen at random ov
 so far. It also records the fill rate, the daemon's CPU per object, its anonymous RSS, the data
 folder's size (allocated bytes, and LMDB pages in use) per object and the machine's load average
 (the machine is shared: latencies move with it).
+
+Because the load moves latency as much as the size does, a second daemon (the control) is filled to
+the first milestone's size and probed at every milestone call by call, alternately with the growing
+one; the report gives p99 growth both as measured and against the control at the same moments, and
+both daemons' minor and major page faults per probe call. With ``--profile``, one more probe pass per
+milestone runs under py-spy (``.venv/bin/py-spy``) and the shares of the core, store and journal
+functions in the servicer's samples are reported.
 """
 
 from __future__ import annotations
