@@ -1031,7 +1031,7 @@ class _Deposit:
         self.staged: list[tuple[bytes, Future[Committed[tuple[int, int]]]]] = []
         self.dedup_bytes = 0
         self.stored_bytes = 0
-        self.deposit_key = b"dep/" + secrets.token_bytes(16)
+        self.deposit_key = b""  # drawn when a first part is staged (deposits over one part only)
         # set by checked() and submit(), once every byte is in and checked
         self.actor: Identity
         self.header: DepositHeader
@@ -1118,6 +1118,8 @@ class _Deposit:
 
     def _stage(self) -> None:
         part, self.part, self.part_bytes = self.part, [], 0
+        if not self.deposit_key:
+            self.deposit_key = b"dep/" + secrets.token_bytes(16)
         key = self.deposit_key + struct.pack(">I", len(self.staged))
         size = sum(len(s) for _, s, _ in part if s is not None)
         while len([f for _, f in self.staged if not f.done()]) >= MAX_INFLIGHT_PARTS:
