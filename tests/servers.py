@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,37 @@ def start_server(data_dir: Path, **settings: Any) -> RunningServer:
     daemon = Daemon(Config(**values))
     daemon.start()
     return RunningServer(daemon.address, data_dir, ensure_dev_pki(data_dir), daemon)
+
+
+@contextmanager
+def raw_stub(server: RunningServer, max_send: int = 8 << 20) -> Iterator[Any]:
+    """The bare VaultService stub of ``permits``, on a channel that may send what the client library
+    never would (messages larger than the server accepts)."""
+    import grpc
+
+    from vaultd.v1 import vault_pb2_grpc
+
+    svc = server.pki.service("permits")
+    creds = grpc.ssl_channel_credentials(server.pki.ca.cert.read_bytes(), svc.key.read_bytes(),
+                                         svc.cert.read_bytes())
+    ch = grpc.secure_channel(server.address, creds, [("grpc.max_send_message_length", max_send)])
+    try:
+        yield vault_pb2_grpc.VaultServiceStub(ch)  # type: ignore[no-untyped-call]
+    finally:
+        ch.close()
+
+
+def journal_leaves(op: VaultClient, start: int = 0) -> list[Any]:
+    """Every journal leaf from ``start`` on, decoded, read page by page through ReadJournal."""
+    from vaultd.journal.leaf import Leaf
+
+    out: list[Any] = []
+    while True:
+        page = op.read_journal("", start=start, page_size=1000)
+        out += [Leaf.decode(e.leaf) for e in page.entries]
+        if not page.entries or page.next_index >= page.tree_size:
+            return out
+        start = page.next_index
 
 
 def new_vault_id(prefix: str = "citizen") -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
-from servers import RunningServer, new_vault_id
+from servers import RunningServer, new_vault_id, raw_stub
 from vaultd.client import VaultClient
 from vaultd.errors import (
     Cancelled, DeadlineExceeded, InvalidArgument, NotFound, ResourceExhausted, VaultError,
@@ -61,12 +61,8 @@ def setup(vault_server: RunningServer) -> tuple[RunningServer, VaultClient, str]
 @pytest.fixture
 def raw(vault_server: RunningServer) -> Iterator[pb_grpc.VaultServiceStub]:
     """A bare stub that may send what the client library never would (large messages)."""
-    pki = vault_server.pki
-    svc = pki.service("permits")
-    creds = grpc.ssl_channel_credentials(pki.ca.cert.read_bytes(), svc.key.read_bytes(), svc.cert.read_bytes())
-    ch = grpc.secure_channel(vault_server.address, creds, [("grpc.max_send_message_length", 8 * MiB)])
-    yield pb_grpc.VaultServiceStub(ch)
-    ch.close()
+    with raw_stub(vault_server) as stub:
+        yield stub
 
 
 def header(vault: str, name: str, **kw: Any) -> pb.DepositRequest:

@@ -10,21 +10,12 @@ from typing import Any
 
 import pytest
 
-from servers import RunningServer
+from servers import RunningServer, journal_leaves
 from vaultd.client import VaultClient
 from vaultd.core.vaults import DenialBudget
 from vaultd.errors import PermissionDenied
-from vaultd.journal.leaf import Leaf
 
 
-def journal(op: VaultClient, start: int = 0) -> list[Leaf]:
-    out: list[Leaf] = []
-    while True:
-        page = op.read_journal("", start=start, page_size=1000)
-        out += [Leaf.decode(e.leaf) for e in page.entries]
-        if not page.entries or page.next_index >= page.tree_size:
-            return out
-        start = page.next_index
 
 
 def test_every_denied_verb_is_journaled(server_factory) -> None:  # type: ignore[no-untyped-def]
@@ -49,7 +40,7 @@ def test_every_denied_verb_is_journaled(server_factory) -> None:  # type: ignore
     for verb, call in calls.items():
         with pytest.raises(PermissionDenied):
             call()
-    denied = [lf for lf in journal(op, start) if lf.outcome == "denied"]
+    denied = [lf for lf in journal_leaves(op, start) if lf.outcome == "denied"]
     assert [lf.operation for lf in denied] == list(calls)
     for lf in denied:
         assert (lf.actor_kind, lf.actor_name) == ("service", "permits")
@@ -67,7 +58,7 @@ def test_retention_hold_and_key_rotation_are_journaled(server_factory) -> None: 
     permits.set_legal_hold("citizen-rhea", "deed.pdf", True)
     permits.set_legal_hold("citizen-rhea", "deed.pdf", False)
     version = op.rotate_keys()
-    leaves = journal(op, start)
+    leaves = journal_leaves(op, start)
     rot = [lf for lf in leaves if lf.operation == "rotate_keys"]
     assert [lf.extra_dict["vaults"] for lf in rot] == [b"0", b"1"] and rot[1].version == version
     assert all(lf.actor_kind == "operator" for lf in rot)
@@ -85,14 +76,14 @@ def test_a_flood_of_refusals_is_bounded_and_counted(server_factory) -> None:  # 
     for _ in range(3 * budget.burst):
         with pytest.raises(PermissionDenied):
             permits.count("taxation")
-    denied = [lf for lf in journal(op, start) if lf.outcome == "denied"]
+    denied = [lf for lf in journal_leaves(op, start) if lf.outcome == "denied"]
     assert budget.burst <= len(denied) <= budget.burst + 3  # the bucket refills at 1/s meanwhile
     left_out = 3 * budget.burst - len(denied)
     assert budget.suppressed_total == left_out > 0
     time.sleep(1.1 / budget.rate)
     with pytest.raises(PermissionDenied):
         permits.count("taxation")
-    last = [lf for lf in journal(op, start) if lf.outcome == "denied"][-1]
+    last = [lf for lf in journal_leaves(op, start) if lf.outcome == "denied"][-1]
     assert last.extra_dict["suppressed"] == str(left_out).encode()
 
 

@@ -15,10 +15,9 @@ from typing import Any
 import grpc
 import pytest
 
-from servers import RunningServer, new_vault_id
+from servers import RunningServer, journal_leaves, new_vault_id, raw_stub
 from vaultd.client import BATCH_BYTES, BATCH_ITEMS, DepositItem, VaultClient
 from vaultd.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable, VaultError
-from vaultd.journal.leaf import Leaf
 from vaultd.journal.receipt import verify_receipt
 from vaultd.types import Receipt
 from vaultd.v1 import vault_pb2 as pb
@@ -37,14 +36,6 @@ def receipts(results: list[Receipt | VaultError]) -> list[Receipt]:
     return [r for r in results if isinstance(r, Receipt)]
 
 
-def journal(op: VaultClient, start: int) -> list[Leaf]:
-    out: list[Leaf] = []
-    while True:
-        page = op.read_journal("", start=start, page_size=1000)
-        out += [Leaf.decode(e.leaf) for e in page.entries]
-        if not page.entries or page.next_index >= page.tree_size:
-            return out
-        start = page.next_index
 
 
 @pytest.fixture
@@ -63,12 +54,8 @@ def two_vaults(permits: VaultClient) -> tuple[str, str]:
 @pytest.fixture
 def raw(vault_server: RunningServer) -> Iterator[pb_grpc.VaultServiceStub]:
     """The bare stub, on a channel that may send more than the server accepts."""
-    pki = vault_server.pki
-    svc = pki.service("permits")
-    creds = grpc.ssl_channel_credentials(pki.ca.cert.read_bytes(), svc.key.read_bytes(), svc.cert.read_bytes())
-    ch = grpc.secure_channel(vault_server.address, creds, [("grpc.max_send_message_length", 8 * MiB)])
-    yield pb_grpc.VaultServiceStub(ch)  # type: ignore[no-untyped-call]
-    ch.close()
+    with raw_stub(vault_server) as stub:
+        yield stub
 
 
 def item(vault: str, name: str, data: bytes, **kw: Any) -> pb.DepositSmallRequest:
@@ -103,7 +90,7 @@ def test_a_batch_across_two_vaults_is_stored_with_verifiable_receipts(
         # the same journal entry the journal service hands out for that version
         assert json.loads(permits.receipt(vault, name))["leaf_index"] == ev["leaf_index"]
     assert len(set(indexes)) == len(docs) and min(indexes) >= start
-    deposits = [lf for lf in journal(op, start) if lf.operation == "deposit"]
+    deposits = [lf for lf in journal_leaves(op, start) if lf.operation == "deposit"]
     assert sorted((lf.vault, lf.name) for lf in deposits) == sorted((v, n) for v, n, _ in docs)
     assert permits.count(a) == 2 and permits.count(b) == 2
 
@@ -125,7 +112,7 @@ def test_an_item_into_a_vault_it_may_not_touch_is_refused_alone(
     assert permits.read_bytes(a, "ok-1") == b"first" and permits.read_bytes(b, "ok-2") == b"second"
     with pytest.raises(NotFound):
         vault_server.client("taxation").stat("taxation", "intrusion")  # nothing was made there either
-    leaves = journal(op, start)
+    leaves = journal_leaves(op, start)
     denied = [lf for lf in leaves if lf.outcome == "denied"]
     assert [(lf.operation, lf.vault, lf.actor_name) for lf in denied] == [("deposit", "taxation", "permits")]
     assert sorted(lf.name for lf in leaves if lf.operation == "deposit" and lf.outcome != "denied") == [
