@@ -316,8 +316,8 @@ def backup_data_dir(
     """``vaultctl backup``: the same backup from ANOTHER process on the daemon's host, while the
     daemon serves. LMDB lets this process open the environment read-only beside the daemon
     (readers are registered in its lock file); the checkpoint comes from the journal's state
-    file (``journal/checkpoint``, rewritten after every signed head), and the backup retries
-    until that file describes exactly the tree of its read transaction. ``tree_size(env, txn)``
+    file (``journal/checkpoint``, rewritten with the latest signed head at most every 0.05 s),
+    and the backup retries until that file describes exactly the tree of its read transaction. ``tree_size(env, txn)``
     reads the journal's tree size in ``txn`` (the journal layer knows where; open named databases
     with ``env.open_db(name, txn=txn, create=False)``: a handle opened outside the transaction is
     not valid in it). Run it as the
