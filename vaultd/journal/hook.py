@@ -74,8 +74,9 @@ class JournalHook:
         self._journal: Journal | None = None
         self._bound = threading.Event()
         self._signing: _SigningThread | None = None
-        # The draft of the batch being committed: (its units, the draft), being signed by _signing.
-        self._draft: tuple[list[Any], HeadDraft] | None = None
+        # The draft of the batch being committed: (its units, the draft, their receipt items), being
+        # signed by _signing.
+        self._draft: tuple[list[Any], HeadDraft, list[tuple[str, int, bytes]]] | None = None
 
     def bind(self, journal: Journal) -> None:
         self._journal = journal
@@ -104,8 +105,9 @@ class JournalHook:
             return
         if self._signing is None:
             self._signing = _SigningThread()
-        self._signing.submit(journal, draft, _receipt_items(units))
-        self._draft = (units, draft)
+        items = _receipt_items(units)
+        self._signing.submit(journal, draft, items)
+        self._draft = (units, draft, items)
 
     def after_commit(self, batch: list[Any]) -> None:
         journal = self._journal
@@ -116,6 +118,7 @@ class JournalHook:
         if not units:
             return
         signed = None
+        items: list[tuple[str, int, bytes]] | None = None
         if drafted is not None and self._signing is not None:
             try:
                 signed = self._signing.result()
@@ -123,7 +126,10 @@ class JournalHook:
                 log.exception("signing the journal head beside the commit failed; signing from storage")
             if len(drafted[0]) != len(units) or any(a is not b for a, b in zip(drafted[0], units)):
                 signed = None  # not this batch's draft
-        items = _receipt_items(units)
+            else:
+                items = drafted[2]
+        if items is None:
+            items = _receipt_items(units)
         if signed is not None:
             assert drafted is not None
             head = journal.install_head(drafted[1], signed.head, signed.ext)
