@@ -136,26 +136,12 @@ def bench_size(tmp: Path, n: int, samples: int) -> dict[str, Any]:
 
 def bench_core_deposits(tmp: Path, count: int, threads: int) -> list[dict[str, Any]]:
     """Small (1 KiB) deposits through the real core and store, with and without the journal."""
-    from vaultd.core.policy import Policy
-    from vaultd.core.vaults import open_vaults
-    from vaultd.journal.hook import JournalHook, leaf_factory, open_journal
-    from vaultd.keys.file import FileKeyProvider
     from vaultd.types import DepositHeader, Identity
 
     svc = Identity("service", "permits")
-    policy = Policy.from_dict({"rule": [{"identity": "service:permits", "vaults": ["permits"],
-                                         "verbs": ["create", "deposit"]}]})
     out = []
     for journaled in (False, True):
-        d = tmp / f"core-{journaled}"
-        kw: dict[str, Any] = {}
-        hook = JournalHook()
-        if journaled:
-            kw = dict(leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit)
-        v = open_vaults(d, policy=policy, key_provider=FileKeyProvider(d / "keys"), map_size=1 << 30, **kw)
-        if journaled:
-            hook.bind(open_journal(v.store.env, d / "journal", name="bench/journal"))
-        v.create_vault(svc, "permits")
+        v, hook = _open_core(tmp / f"core-{journaled}", journaled)
         lat: list[float] = []
         for i in range(count):  # sequential: latency
             data = os.urandom(1024)

@@ -523,10 +523,8 @@ class Vaults:
         evidence = base64.b64decode(rec["evidence"]) if rec.get("evidence") else None
         if evidence is None and self.journal_hook is not None:
             try:
-                journal = self.journal_hook.journal
-                index = rec["stat"].get("journal_index")
-                evidence = (journal.receipt("deposit", int(index)) if isinstance(index, int)
-                            else journal.object_receipt(rec["vault"], rec["name"], rec["version"]))
+                # through the version record's leaf index when the journal is wired to it, checked
+                evidence = self.journal_hook.journal.object_receipt(rec["vault"], rec["name"], rec["version"])
             except Exception:  # the deposit stands; its evidence can be fetched again with GetReceipt
                 log.exception("rebuilding the evidence of a retried deposit failed")
         return Receipt(
