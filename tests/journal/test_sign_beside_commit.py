@@ -17,8 +17,9 @@ from vaultd.journal.journal import Journal
 from vaultd.journal.leaf import Leaf
 from vaultd.journal.receipt import verify_receipt
 from vaultd.journal.signer import Ed25519Signer
-from vaultd.journal.tree import node_key
 from vaultd.store.interface import Committed
+
+from stored_tree import put_hash
 
 NAME = "vaultd.test/journal"
 
@@ -62,6 +63,22 @@ def test_draft_signed_and_installed_after_commit(tmp_path: Path) -> None:
     env.close()
 
 
+def test_first_batch_after_the_empty_head_is_signed_beside_the_commit(tmp_path: Path) -> None:
+    """A new journal's first head is the empty tree: a draft over it is signed (every tree extends
+    the empty one), not sent back to the synchronous path."""
+    env, j = _open(tmp_path)
+    assert j.sign_head().checkpoint.size == 0
+    with env.begin(write=True) as txn:
+        j.append(txn, _leaf(0))
+        j.append(txn, _leaf(1))
+        draft = j.draft_head(txn)
+    assert draft is not None and draft.prev.checkpoint.size == 0
+    signed = j.sign_draft(draft)
+    assert signed is not None
+    assert signed[0].checkpoint.size == 2 and signed[0].checkpoint.root == j.tree.root(2)
+    env.close()
+
+
 def test_draft_of_failed_commit_is_never_installed(tmp_path: Path) -> None:
     env, j = _open(tmp_path)
     _first_head(env, j)
@@ -86,7 +103,7 @@ def test_draft_not_matching_storage_is_not_signed(tmp_path: Path) -> None:
     _first_head(env, j)
     with env.begin(write=True) as txn:
         j.append(txn, _leaf(1))
-        txn.put(node_key(1, 0), b"\x00" * 32, db=j.tree.nodes)  # the stored hash of leaves 0..1 altered
+        put_hash(txn, j.tree, 1, 0, b"\x00" * 32)  # the stored hash of leaves 0..1 altered
         draft = j.draft_head(txn)
     assert draft is not None
     assert j.sign_draft(draft) is None

@@ -441,7 +441,8 @@ class Journal:
         if any(not hmac.compare_digest(h, ext.mth(*r)) for r, h in draft.stored.items()):
             return None
         try:
-            _verify_consistency(old.size, draft.size, ext.consistency_proof(), old.root, ext.root())
+            if old.size:  # every tree extends the empty one
+                _verify_consistency(old.size, draft.size, ext.consistency_proof(), old.root, ext.root())
         except proofs.ProofError:
             return None
         cp = Checkpoint(self.origin, draft.size, ext.root())
