@@ -20,7 +20,9 @@ from vaultd.journal.journal import Journal
 from vaultd.journal.leaf import Leaf, LeafError
 from vaultd.journal.receipt import make_receipt, verify_receipt
 from vaultd.journal.signer import Ed25519Signer
-from vaultd.journal.tree import Extension, MerkleTree, frontier_ranges, naive_root, node_key
+from vaultd.journal.tree import Extension, MerkleTree, frontier_ranges, naive_root
+
+from stored_tree import put_hash
 
 NAME = "vaultd.test/journal"
 
@@ -132,7 +134,7 @@ def test_stored_frontier_differing_from_signed_tree_refuses_signing(tmp_path: Pa
         j.append(txn, _leaf(6))
         j.append(txn, _leaf(7))
         # the new subtree of leaves 0..7 is stored with another value than its children give
-        txn.put(node_key(3, 0), b"\x22" * 32, db=j.tree.nodes)
+        put_hash(txn, j.tree, 3, 0, b"\x22" * 32)
     with pytest.raises(IntegrityError, match=r"not consistent with the signed checkpoint of size 6; not signing "
                                              r"\(the stored hash of leaves 0\.\.7 differs"):
         j.sign_head()

@@ -14,8 +14,8 @@ from vaultd.journal.journal import Journal
 from vaultd.journal.leaf import Leaf
 from vaultd.journal.receipt import verify_receipt
 from vaultd.journal.signer import Ed25519Signer
-from vaultd.journal.tree import node_key
 
+from stored_tree import put_hash
 NAME = "vaultd.test/journal"
 
 
@@ -68,7 +68,7 @@ def test_refuses_to_sign_inconsistent_head(tmp_path: Path) -> None:
     j.sign_head()
     # Rewrite history: replace the stored hash of the subtree of leaves 0..3, then append.
     with env.begin(write=True) as txn:
-        txn.put(node_key(2, 0), b"\x11" * 32, db=j.tree.nodes)
+        put_hash(txn, j.tree, 2, 0, b"\x11" * 32)
         j.append(txn, _leaf(9))
     with pytest.raises(IntegrityError, match="not consistent with the signed checkpoint of size 5"):
         j.sign_head()

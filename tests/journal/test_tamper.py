@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import struct
 from pathlib import Path
 
 import lmdb
@@ -14,7 +13,8 @@ from vaultd.journal.journal import Journal
 from vaultd.journal.leaf import Leaf
 from vaultd.journal.receipt import encode_consistency_proof, verify_consistency, verify_receipt
 from vaultd.journal.signer import Ed25519Signer
-from vaultd.journal.tree import node_key
+
+from stored_tree import delete_record, put_hash, put_leaf
 
 NAME = "vaultd.test/journal"
 
@@ -37,7 +37,7 @@ def test_changed_leaf(tmp_path: Path) -> None:
     forged = Leaf.make("deposit", vault="v", name="o5", version=1, sha256=hashlib.sha256(b"forged").digest(),
                        actor_kind="service", actor_name="permits", time_ns=5)
     with env.begin(write=True) as txn:
-        txn.put(struct.pack(">Q", 5), forged.encode(), db=j.tree.leaves)
+        put_leaf(txn, j.tree, 5, forged.encode())
     with pytest.raises(IntegrityError, match="leaf 5 or the stored hashes on its path were altered"):
         j.receipt("deposit", 5)
     assert j.audit() == ["journal leaf 5: stored leaf does not match its stored leaf hash"]
@@ -48,7 +48,7 @@ def test_changed_leaf(tmp_path: Path) -> None:
 def test_changed_node_hash(tmp_path: Path) -> None:
     env, j = _build(tmp_path)
     with env.begin(write=True) as txn:
-        txn.put(node_key(1, 1), b"\x00" * 32, db=j.tree.nodes)  # subtree of leaves 2..3
+        put_hash(txn, j.tree, 1, 1, b"\x00" * 32)  # subtree of leaves 2..3
     with pytest.raises(IntegrityError, match="leaf 0 or the stored hashes on its path were altered"):
         j.receipt("deposit", 0)
     assert "journal node (level 1, index 1) does not match the hash of its children" in j.audit()
@@ -58,7 +58,7 @@ def test_changed_node_hash(tmp_path: Path) -> None:
 def test_changed_root_side_node_refuses_signing(tmp_path: Path) -> None:
     env, j = _build(tmp_path)
     with env.begin(write=True) as txn:
-        txn.put(node_key(3, 0), b"\x00" * 32, db=j.tree.nodes)  # leaves 0..7, on every later root
+        put_hash(txn, j.tree, 3, 0, b"\x00" * 32)  # leaves 0..7, on every later root
         j.append(txn, Leaf.make("read", vault="v", name="o1", version=1, actor_kind="service",
                                 actor_name="permits", time_ns=99))
     with pytest.raises(IntegrityError, match="not consistent with the signed checkpoint of size 13"):
@@ -70,7 +70,7 @@ def test_changed_root_side_node_refuses_signing(tmp_path: Path) -> None:
 def test_missing_node_is_named(tmp_path: Path) -> None:
     env, j = _build(tmp_path)
     with env.begin(write=True) as txn:
-        txn.delete(node_key(2, 2), db=j.tree.nodes)  # leaves 8..11
+        delete_record(txn, j.tree, 11)  # leaf 11, with the hash of leaves 8..11
     with pytest.raises(IntegrityError, match=r"stored node hash missing \(level 2, index 2\)"):
         j.receipt("deposit", 12)
     env.close()

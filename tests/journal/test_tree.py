@@ -4,14 +4,15 @@ stored hashes read per proof (logarithmic)."""
 from __future__ import annotations
 
 import hashlib
+import struct
 from pathlib import Path
 
 import lmdb
 import pytest
 
-from vaultd.errors import InvalidArgument, NotFound
+from vaultd.errors import FailedPrecondition, IntegrityError, InvalidArgument, NotFound
 from vaultd.journal import proofs
-from vaultd.journal.tree import MerkleTree, naive_root
+from vaultd.journal.tree import MerkleTree, naive_root, record_slots
 
 
 def _ref_path(m: int, leaves: list[bytes]) -> list[bytes]:
@@ -101,9 +102,10 @@ def test_bulk_load_equals_append(tmp_path: Path) -> None:
             t1.append(txn, leaf)
     t2.bulk_load(leaves[:101], batch=17)
     t2.bulk_load(leaves[101:], batch=64)  # continues from a non-power-of-two border
-    for db in (b"journal.leaves", b"journal.nodes", b"journal.meta"):
-        with e1.begin() as a, e2.begin() as b:
-            assert list(a.cursor(db=e1.open_db(db))) == list(b.cursor(db=e2.open_db(db)))
+    with e1.begin() as a, e2.begin() as b:
+        records = list(a.cursor(db=t1.db))
+        assert len(records) == len(leaves)
+        assert records == list(b.cursor(db=t2.db))
     e1.close()
     e2.close()
 
@@ -124,3 +126,55 @@ def test_proof_reads_are_logarithmic(env: lmdb.Environment) -> None:
     depth = n.bit_length()
     assert worst_incl <= 2 * depth, worst_incl
     assert worst_cons <= 3 * depth, worst_cons
+
+
+def _write_earlier_layout(env: lmdb.Environment, leaves: list[bytes]) -> None:
+    """The three databases of the layout before ``journal.tree``, written by its own rules (leaf index
+    -> leaf; last leaf covered || level -> subtree hash; b"size" -> tree size)."""
+    u64 = struct.Struct(">Q")
+    with env.begin(write=True) as txn:
+        ldb, ndb, mdb = (env.open_db(n, txn=txn) for n in (b"journal.leaves", b"journal.nodes", b"journal.meta"))
+        for index, leaf in enumerate(leaves):
+            txn.put(u64.pack(index), leaf, db=ldb)
+            for level in range(record_slots(index)):
+                first = index + 1 - (1 << level)
+                txn.put(u64.pack(index) + bytes([level]), naive_root(leaves[first:index + 1]), db=ndb)
+        txn.put(b"size", u64.pack(len(leaves)), db=mdb)
+
+
+def test_earlier_layout_is_converted_on_open(tmp_path: Path) -> None:
+    leaves = [b"leaf-%d" % i for i in range(45)]
+    e = lmdb.open(str(tmp_path / "db"), max_dbs=8, map_size=1 << 26)
+    _write_earlier_layout(e, leaves)
+    e.close()
+    # read-only (a backup's verification, another process): refused with what to do
+    ro = lmdb.open(str(tmp_path / "db"), max_dbs=8, readonly=True)
+    with pytest.raises(FailedPrecondition, match="start `vaultd serve` on this data folder once"):
+        MerkleTree(ro)
+    ro.close()
+    e = lmdb.open(str(tmp_path / "db"), max_dbs=8, map_size=1 << 26)
+    tree = MerkleTree(e)
+    assert tree.size() == len(leaves)
+    assert tree.root() == naive_root(leaves)
+    assert [leaf for _, leaf in tree.leaves_from(0)] == leaves
+    assert tree.audit() == []
+    with e.begin() as txn:
+        assert [txn.get(n) for n in (b"journal.leaves", b"journal.nodes", b"journal.meta")] == [None] * 3
+    with e.begin(write=True) as txn:
+        tree.append(txn, b"after")
+    assert tree.root() == naive_root(leaves + [b"after"])
+    assert MerkleTree(e).size() == len(leaves) + 1  # opened again: nothing left to convert
+    e.close()
+
+
+def test_earlier_layout_with_a_damaged_leaf_is_not_converted(tmp_path: Path) -> None:
+    leaves = [b"leaf-%d" % i for i in range(9)]
+    e = lmdb.open(str(tmp_path / "db"), max_dbs=8, map_size=1 << 26)
+    _write_earlier_layout(e, leaves)
+    with e.begin(write=True) as txn:
+        txn.put(struct.pack(">Q", 4), b"forged", db=e.open_db(b"journal.leaves", txn=txn))
+    with pytest.raises(IntegrityError, match="journal leaf 4: stored leaf does not match"):
+        MerkleTree(e)
+    with e.begin() as txn:  # all or nothing: the earlier layout is left as it was
+        assert txn.get(b"journal.leaves") is not None and txn.get(b"journal.tree") is None
+    e.close()

@@ -175,12 +175,8 @@ def test_restore_refuses_tampering_and_non_empty_folders(tmp_path: Path) -> None
 
 BACKUP_PROCESS = """
 import sys
-from vaultd.journal.tree import DB_META
+from vaultd.journal.tree import tree_size
 from vaultd.store.backup import backup_data_dir
-
-def tree_size(env, txn):
-    raw = txn.get(b"size", db=env.open_db(DB_META, txn=txn, create=False))
-    return 0 if raw is None else int.from_bytes(bytes(raw), "big")
 
 r = backup_data_dir(sys.argv[1], sys.argv[2], tree_size=tree_size)
 sys.stdout.buffer.write(r.checkpoint)

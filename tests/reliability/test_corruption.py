@@ -21,6 +21,7 @@ import pytest
 from daemon_proc import DaemonProcess  # type: ignore[import-not-found]
 from vaultd.client import VaultClient
 from vaultd.errors import IntegrityError, VaultError
+from vaultd.journal.tree import DB_TREE, record_slots
 
 VAULT = "citizen-damage"
 _ENTRY = struct.Struct(">32sI")
@@ -264,19 +265,21 @@ def test_flipped_journal_node_is_reported_by_the_audit(stocked: tuple[Path, dict
     flipped: list[bytes] = []
 
     def flip(env: lmdb.Environment, txn: lmdb.Transaction) -> None:
-        db = env.open_db(b"journal.nodes", txn=txn)
+        db = env.open_db(DB_TREE, txn=txn)
         keys = [bytes(k) for k in txn.cursor(db=db).iternext(values=False)]
-        k = keys[len(keys) // 2]
+        # the hash of a pair of leaves in the middle (stored in the record of its second leaf)
+        k = next(k for k in keys[len(keys) // 2:] if record_slots(int.from_bytes(k, "big")) >= 2)
+        level = 1
         v = bytearray(txn.get(k, db=db))
-        v[5] ^= 0x01
+        v[32 * level + 5] ^= 0x01
         txn.put(k, bytes(v), db=db)
-        flipped.append(k)
+        flipped.append((k, level))
 
     _edit(data2, flip)
     problems = journal_audit(data2)
     # the altered node is named, and at most its parent besides (whose hash no longer matches it)
-    k = flipped[0]
-    level, last = k[8], int.from_bytes(k[:8], "big")  # key: last leaf covered, level
+    k, level = flipped[0]
+    last = int.from_bytes(k, "big")  # key: the last leaf the subtree covers
     assert f"(level {level}, index {((last + 1) >> level) - 1})" in problems[0], problems
     assert 1 <= len(problems) <= 2, problems
     for c in _serve(data2):

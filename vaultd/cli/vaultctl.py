@@ -240,6 +240,7 @@ matched the store in time: is the journal signing?); 7 INVALID_ARGUMENT; 8 FAILE
 def cmd_backup(a: argparse.Namespace) -> int:
     """``vaultctl backup DEST --data-dir DIR``: a hot backup from beside the running daemon (no
     server connection: LMDB lets this process read the daemon's environment)."""
+    from vaultd.journal.tree import tree_size
     from vaultd.store.backup import backup_data_dir
 
     data_dir = a.backup_data_dir or a.data_dir
@@ -263,7 +264,7 @@ def cmd_backup(a: argparse.Namespace) -> int:
 
     try:
         try:
-            r = backup_data_dir(data_dir, a.dest, tree_size=_journal_tree_size, timeout=a.timeout,
+            r = backup_data_dir(data_dir, a.dest, tree_size=tree_size, timeout=a.timeout,
                                 progress=progress)
         finally:
             if bars and bars[0][1] is not None:
@@ -280,20 +281,6 @@ def cmd_backup(a: argparse.Namespace) -> int:
           f"{r.seconds:.1f} s; keep the checkpoint above with the backup's catalogue entry",
           file=sys.stderr)
     return EXIT_OK
-
-
-def _journal_tree_size(env: Any, txn: Any) -> int:
-    """The journal's tree size in ``txn`` of the daemon's environment (opened read-only here)."""
-    import struct
-
-    from vaultd.journal.tree import DB_META
-
-    try:
-        meta = env.open_db(DB_META, txn=txn, create=False)
-    except Exception:  # lmdb.NotFoundError: no journal yet
-        return 0
-    raw = txn.get(b"size", db=meta)
-    return 0 if raw is None else int(struct.unpack(">Q", bytes(raw))[0])
 
 
 def cmd_signatures(c: VaultClient, a: argparse.Namespace) -> int:
