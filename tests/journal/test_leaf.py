@@ -91,3 +91,25 @@ def test_make_encoded_carries_the_leaf_it_encodes() -> None:
                             extra={"size": "10", "depositor": "service:permits"})
     assert type(raw) is EncodedLeaf
     assert raw.leaf == Leaf.decode(bytes(raw)) and raw.leaf.encode() == bytes(raw)
+
+
+_TEXT = st.text(st.characters(min_codepoint=0x20, blacklist_characters="\x7f", blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(op=st.from_regex(r"[a-z][a-z0-9_.-]{0,31}", fullmatch=True), vault=_TEXT, name=_TEXT,
+       version=st.integers(0, 2**64 - 1), digest=st.one_of(st.none(), st.binary(min_size=32, max_size=32)))
+def test_with_version_is_the_leaf_made_with_that_version(op: str, vault: str, name: str, version: int,
+                                                         digest: bytes | None) -> None:
+    """The writer splices a deposit's version into a leaf made beforehand: the bytes and the leaf
+    they carry are exactly those of the leaf made with that version from the start."""
+    kw = dict(vault=vault, name=name, sha256=digest, actor_kind="service", actor_name="permits", time_ns=77,
+              extra={"size": "12"})
+    template = Leaf.make_encoded(op, version=0, **kw)  # type: ignore[arg-type]
+    spliced = template.with_version(version)
+    direct = Leaf.make_encoded(op, version=version, **kw)  # type: ignore[arg-type]
+    assert bytes(spliced) == bytes(direct)
+    assert spliced.leaf == direct.leaf == Leaf.decode(bytes(spliced))
+    assert bytes(template) == bytes(Leaf.make_encoded(op, version=0, **kw))  # type: ignore[arg-type]  # unchanged
+    with pytest.raises(LeafError, match="version"):
+        template.with_version(1 << 64)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vaultd.errors import InvalidArgument
 
@@ -70,6 +70,7 @@ MAX_LEAF_SIZE = 1 + 33 + (2 + 128) + (2 + 1024) + 8 + 33 + 17 + 2 * (2 + 256) + 
     65 + 2 + _MAX_EXTRA_VALUE
 )
 _U64_MAX = (1 << 64) - 1
+_U64 = struct.Struct(">Q")
 
 
 class EncodedLeaf(bytes):
@@ -77,6 +78,18 @@ class EncodedLeaf(bytes):
     they encode (``.leaf``), so that whoever appends them need not decode them again."""
 
     leaf: Leaf
+
+    def with_version(self, version: int) -> EncodedLeaf:
+        """The same leaf for another object version, re-encoding nothing but that fixed-width field:
+        a deposit's leaf is made (and validated) before the store's writer assigns the version, so
+        the writer, which serialises every commit, only splices in eight bytes."""
+        if not isinstance(version, int) or not 0 <= version <= _U64_MAX:
+            raise LeafError("leaf version: not an unsigned 64-bit integer")
+        leaf = self.leaf
+        at = 2 + len(leaf.operation) + 2 + len(leaf.vault.encode()) + 2 + len(leaf.name.encode())
+        out = EncodedLeaf(b"".join((self[:at], _U64.pack(version), self[at + 8:])))
+        out.leaf = replace(leaf, version=version)
+        return out
 
 
 class LeafError(InvalidArgument):
@@ -147,7 +160,7 @@ class Leaf:
         time_ns: int,
         outcome: str = Outcome.OK,
         extra: Mapping[str, bytes | str] | None = None,
-    ) -> bytes:
+    ) -> EncodedLeaf:
         """The canonical bytes of the leaf :meth:`make` builds (validated, encoded once), as an
         :class:`EncodedLeaf` that carries that leaf."""
         leaf, raw = Leaf._make(operation, vault=vault, name=name, version=version, sha256=sha256, actor=actor,
