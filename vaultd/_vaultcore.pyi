@@ -12,6 +12,7 @@ __all__ = [
     "Sha256Hasher",
     "Blake3Hasher",
     "SealingKey",
+    "Ed25519SigningKey",
     "Chunk",
     "MerkleTree",
     "set_num_threads",
@@ -85,6 +86,12 @@ class SealingKey:
     def open(self, sealed: Buffer, aad: Buffer | None = None) -> bytes: ...
     @property
     def used(self) -> int: ...
+
+@final
+class Ed25519SigningKey:
+    def __new__(cls, private_key: Buffer) -> Ed25519SigningKey: ...
+    def sign(self, message: Buffer) -> bytes: ...
+    def public_key(self) -> bytes: ...
 
 @final
 class Chunk:

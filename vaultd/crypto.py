@@ -37,6 +37,7 @@ __all__ = [
     "HASH_SIZE",
     "Chunk",
     "SealingKey",
+    "Ed25519SigningKey",
     "Sha256Hasher",
     "Blake3Hasher",
     "MerkleTree",
@@ -81,6 +82,8 @@ HASH_SIZE = 32
 
 Chunk = _core.Chunk
 SealingKey = _core.SealingKey
+# An Ed25519 private key kept by the core (zeroized on drop); signs with the GIL released.
+Ed25519SigningKey = _core.Ed25519SigningKey
 Sha256Hasher = _core.Sha256Hasher
 Blake3Hasher = _core.Blake3Hasher
 MerkleTree = _core.MerkleTree

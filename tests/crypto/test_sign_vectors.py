@@ -55,3 +55,21 @@ def test_wycheproof_ecdsa_p256_p1363() -> None:
     )
     report("wycheproof ECDSA P-256 SHA-256 P1363", valid_accepted=valid, invalid_rejected=invalid)
     assert (valid, invalid) == (173, 89)
+
+
+def test_ed25519_signing_key_against_the_pyca_sign_input() -> None:
+    """``Ed25519SigningKey`` (the journal's signing key) against the 1024 known answers of the Ed25519
+    reference's sign.input, as shipped by the PyCA's cryptography-vectors: public key and signature
+    of each message, byte for byte (Ed25519 is deterministic)."""
+    import cryptography_vectors
+
+    n = 0
+    with cryptography_vectors.open_vector_file("asymmetric/Ed25519/sign.input", "r") as f:
+        for line in f:
+            sk_pk, pk, msg, sig_msg, _ = line.split(":")
+            key = crypto.Ed25519SigningKey(bytes.fromhex(sk_pk)[:32])
+            assert key.public_key() == bytes.fromhex(pk), n
+            assert key.sign(bytes.fromhex(msg)) == bytes.fromhex(sig_msg)[:64], n
+            n += 1
+    report("PyCA Ed25519 sign.input", signatures=n)
+    assert n == 1024

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from vaultd import crypto
 from vaultd.errors import FailedPrecondition, InvalidArgument, NotFound
 from vaultd.journal.checkpoint import Verifier
 
@@ -35,11 +36,23 @@ class NoteSigner(Protocol):
 
 
 class Ed25519Signer:
-    """Ed25519 journal key held in memory, loaded from (or created in) a PKCS#8 PEM file of mode 0600."""
+    """Ed25519 journal key held in memory, loaded from (or created in) a PKCS#8 PEM file of mode 0600.
+
+    The private key is kept by the Rust core (``Ed25519SigningKey``, zeroized when dropped), which
+    signs with the GIL released: the journal signs a checkpoint per group commit on a thread that runs
+    beside the commit's fsync, and a signature that held the GIL (about 45 us with ``cryptography``
+    here) delayed the store's writer when the fsync returned."""
 
     def __init__(self, name: str, private_key: ed25519.Ed25519PrivateKey) -> None:
-        self._key = private_key
+        seed = bytearray(private_key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()))
+        try:
+            self._key = crypto.Ed25519SigningKey(seed)
+        finally:
+            seed[:] = bytes(len(seed))
         self._verifier = Verifier(name, private_key.public_key())
+        if self._key.public_key() != self._verifier.key_bytes:
+            raise InvalidArgument("journal key: the signing key does not match its public key")
         self.name = name
         self.key_id = self._verifier.key_id
 
@@ -47,7 +60,7 @@ class Ed25519Signer:
         return f"Ed25519Signer({self.name!r}, key_id={self.key_id.hex()})"
 
     def sign(self, message: bytes) -> bytes:
-        return self._key.sign(bytes(message))
+        return self._key.sign(message)
 
     def verifier(self) -> Verifier:
         return self._verifier

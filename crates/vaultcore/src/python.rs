@@ -719,6 +719,37 @@ fn ed25519_public_key<'py>(py: Python<'py>, private_key: PyBuffer<u8>) -> PyResu
     Ok(PyBytes::new(py, &sign::ed25519_public_key(view(&private_key)?)?))
 }
 
+/// An Ed25519 private key (the 32-byte seed) held in Rust, zeroized on drop: one signature at a
+/// time on the calling thread with the GIL released (the journal signs a checkpoint per commit
+/// beside the commit's fsync; a pool hand-off would cost more than the signature).
+#[pyclass(module = "vaultd._vaultcore", frozen)]
+struct Ed25519SigningKey {
+    inner: sign::Ed25519Key,
+}
+
+#[pymethods]
+impl Ed25519SigningKey {
+    #[new]
+    fn new(private_key: PyBuffer<u8>) -> PyResult<Self> {
+        Ok(Ed25519SigningKey { inner: sign::Ed25519Key::new(view(&private_key)?)? })
+    }
+
+    fn sign<'py>(&self, py: Python<'py>, message: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
+        let m = view(&message)?;
+        let key = &self.inner;
+        let sig = py.detach(|| key.sign(m));
+        Ok(PyBytes::new(py, &sig))
+    }
+
+    fn public_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.public_key())
+    }
+
+    fn __repr__(&self) -> String {
+        "Ed25519SigningKey(<secret>)".to_string()
+    }
+}
+
 #[pyfunction]
 fn ed25519_sign_batch<'py>(py: Python<'py>, private_key: PyBuffer<u8>, messages: Vec<PyBuffer<u8>>) -> PyResult<Bound<'py, PyList>> {
     let k = view(&private_key)?;
@@ -868,6 +899,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Sha256Hasher>()?;
     m.add_class::<Blake3Hasher>()?;
     m.add_class::<SealingKey>()?;
+    m.add_class::<Ed25519SigningKey>()?;
     m.add_class::<Chunk>()?;
     m.add_class::<MerkleTree>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;

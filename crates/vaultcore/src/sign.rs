@@ -17,6 +17,23 @@ pub fn ed25519_public_key(private_key: &[u8]) -> Result<[u8; 32]> {
     Ok(signing_key(private_key)?.verifying_key().to_bytes())
 }
 
+/// An Ed25519 private key held for repeated signing (the journal's checkpoints); zeroized on drop.
+pub struct Ed25519Key(SigningKey);
+
+impl Ed25519Key {
+    pub fn new(private_key: &[u8]) -> Result<Self> {
+        Ok(Ed25519Key(signing_key(private_key)?))
+    }
+
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.0.verifying_key().to_bytes()
+    }
+}
+
 fn signing_key(private_key: &[u8]) -> Result<SigningKey> {
     let seed: &[u8; 32] = private_key
         .try_into()
