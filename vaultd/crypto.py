@@ -254,13 +254,20 @@ def open_chunks(
     chunk_ids: Sequence[Buffer],
     nonces: Sequence[Buffer],
     sealed: Sequence[Buffer],
+    groups: Sequence[int] | None = None,
+    field: int | None = None,
 ) -> list[bytes]:
     """Opens chunks sealed by :func:`ingest` (in parallel), re-deriving each id from the plaintext.
+
+    One ``bytes`` per chunk; with ``groups`` (counts of consecutive chunks, adding up to their
+    number), one per group: its chunks' plaintexts end to end, each opened into its place. With
+    ``field`` (1 to 15), each ``bytes`` is that protobuf length-delimited field around the plaintext
+    (an encoded message with one bytes field, framed where it is written).
 
     Raises IntegrityError naming the lowest bad index when a tag fails or a plaintext's keyed BLAKE3
     differs from its claimed id (compared in constant time); returns no data in that case.
     """
-    return _core.open_chunks(data_key, dedup_key, aad_prefix, chunk_ids, nonces, sealed)
+    return _core.open_chunks(data_key, dedup_key, aad_prefix, chunk_ids, nonces, sealed, groups, field)
 
 
 # --- signatures -------------------------------------------------------------------------------------

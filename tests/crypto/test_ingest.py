@@ -90,6 +90,48 @@ def test_round_trip_known_and_tampering() -> None:
         crypto.open_chunks(dkey, dedup, b"v1", [*ids[:2], forged_id], [*nonces[:2], b"\x01" * 12], [*sealed[:2], forged])  # type: ignore[list-item]
 
 
+def test_open_chunks_in_groups() -> None:
+    """Grouped, each group's chunks come back end to end in one bytes (what a Read streams as one
+    message); a bad chunk is still named by its own index, and bad group counts are refused."""
+    data = random.Random(5).randbytes(5 << 20)
+    dedup, dkey = keys()
+    chunks = crypto.ingest(data, dedup, dkey, b"v1")
+    n = len(chunks)
+    assert n >= 6
+    ids = [c.chunk_id for c in chunks]
+    nonces = [c.nonce for c in chunks]
+    sealed = [c.sealed for c in chunks]
+    single = crypto.open_chunks(dkey, dedup, b"v1", ids, nonces, sealed)  # type: ignore[arg-type]
+    for groups in ([n], [1] * n, [2, 1, n - 5, 2], [n - 1, 1]):
+        joined = crypto.open_chunks(dkey, dedup, b"v1", ids, nonces, sealed, groups)  # type: ignore[arg-type]
+        assert len(joined) == len(groups)
+        at = 0
+        for g, piece in zip(groups, joined):
+            assert piece == b"".join(single[at:at + g])
+            at += g
+    # framed: each group is an encoded protobuf message with that one length-delimited field
+    from vaultd.v1 import vault_pb2 as pb
+
+    field = pb.ReadResponse.DESCRIPTOR.fields_by_name["data"].number
+    groups = [1, 2, n - 3]
+    framed = crypto.open_chunks(dkey, dedup, b"v1", ids, nonces, sealed, groups, field)  # type: ignore[arg-type]
+    at = 0
+    for g, piece in zip(groups, framed):
+        assert pb.ReadResponse.FromString(piece).data == b"".join(single[at:at + g])
+        assert pb.ReadResponse(data=b"".join(single[at:at + g])).SerializeToString() == piece
+        at += g
+    for bad_field in (0, 16):
+        with pytest.raises(InvalidArgument, match="field"):
+            crypto.open_chunks(dkey, dedup, b"v1", ids, nonces, sealed, groups, bad_field)  # type: ignore[arg-type]
+    swapped = list(ids)
+    swapped[4] = ids[3]
+    with pytest.raises(IntegrityError, match=r"^item 4: "):
+        crypto.open_chunks(dkey, dedup, b"v1", swapped, nonces, sealed, [2, n - 2])  # type: ignore[arg-type]
+    for bad in ([n + 1], [0, n], [n - 1], []):
+        with pytest.raises(InvalidArgument, match="groups"):
+            crypto.open_chunks(dkey, dedup, b"v1", ids, nonces, sealed, bad)  # type: ignore[arg-type]
+
+
 def test_streaming_in_buffers_gives_the_same_chunks() -> None:
     data = random.Random(5).randbytes(6 << 20)
     dedup, dkey = keys()

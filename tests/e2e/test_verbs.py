@@ -54,6 +54,22 @@ def test_create_deposit_read_stat(permits: VaultClient) -> None:
     assert permits.read_bytes(vault, "permits/2024/A-001.pdf", offset=2_400_000) == data[2_400_000:]
 
 
+def test_read_streams_whole_chunks_joined_in_messages_of_at_most_1_mib(permits: VaultClient) -> None:
+    """A read sends its chunks (256 KiB on average) joined into messages of at most 1 MiB, not one
+    message per chunk; ranges that start or end inside a chunk still give exactly their bytes."""
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    data = os.urandom(12 << 20)
+    permits.deposit(vault, "big", data)
+    _, pieces = permits.read(vault, "big")
+    sizes = [len(p) for p in pieces]
+    assert sum(sizes) == len(data) and max(sizes) <= 1 << 20
+    assert len(sizes) <= 24, sizes  # about 46 chunks of 256 KiB: one message per chunk would be 40 or more
+    for offset, length in ((0, 1), (300_000, 5_000_000), (1 << 20, 1 << 20), ((12 << 20) - 7, None)):
+        got = permits.read_bytes(vault, "big", offset=offset, length=length)
+        assert got == data[offset:None if length is None else offset + length]
+
+
 def test_read_to_file_and_deposit_from_file(permits: VaultClient, tmp_path: Path) -> None:
     vault = new_vault_id()
     permits.create_vault(vault)

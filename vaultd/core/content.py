@@ -67,9 +67,12 @@ def stored_form(nonce: bytes, sealed: Buffer) -> bytes:
 
 
 def open_many(
-    keys: VaultKeys, prefix: bytes, ids: Sequence[bytes], stored: Sequence[bytes], metrics: Any = None
+    keys: VaultKeys, prefix: bytes, ids: Sequence[bytes], stored: Sequence[bytes], metrics: Any = None,
+    groups: Sequence[int] | None = None, field: int | None = None,
 ) -> list[bytes]:
-    """Open stored chunks in one call (parallel in Rust); IntegrityError names the lowest bad one."""
+    """Open stored chunks in one call (parallel in Rust); IntegrityError names the lowest bad one.
+    With ``groups``, consecutive chunks come back joined, and with ``field`` framed as that protobuf
+    field (see :func:`vaultd.crypto.open_chunks`). ``stored`` may be views into a read transaction."""
     views = [memoryview(s) for s in stored]
     for cid, v in zip(ids, views, strict=True):
         if len(v) < NONCE_LEN + crypto.TAG_SIZE:
@@ -78,7 +81,8 @@ def open_many(
             raise IntegrityError(f"chunk {cid.hex()[:16]} is truncated")
     started = time.perf_counter() if metrics is not None else 0.0
     plains = crypto.open_chunks(
-        keys.data_key, keys.dedup_key, prefix, list(ids), [v[:NONCE_LEN] for v in views], [v[NONCE_LEN:] for v in views]
+        keys.data_key, keys.dedup_key, prefix, list(ids), [v[:NONCE_LEN] for v in views], [v[NONCE_LEN:] for v in views],
+        groups, field,
     )
     if metrics is not None:
         metrics.observe_crypto("open", len(views), sum(len(v) for v in views), time.perf_counter() - started)

@@ -54,6 +54,10 @@ class ReadTxn(Protocol):
     def get_chunk(self, vault: str, chunk_id: bytes) -> bytes | None:
         """The sealed bytes of one chunk, or None. Returned bytes are a copy, safe after the txn."""
 
+    def chunk_view(self, vault: str, chunk_id: bytes) -> memoryview | None:
+        """The sealed bytes of one chunk without a copy, or None: valid only while the read
+        transaction is open (used and dropped inside it)."""
+
     def chunk_refs(self, vault: str, chunk_id: bytes) -> int:
         """The reference count of one chunk; 0 when the chunk is absent."""
 

@@ -141,6 +141,12 @@ class _ReadTxn:
     def get_chunk(self, vault: str, chunk_id: bytes) -> bytes | None:
         return self._get("chunks", K.chunk_key(vault, chunk_id))
 
+    def chunk_view(self, vault: str, chunk_id: bytes) -> memoryview | None:
+        """The stored chunk as a view into the map, no copy: valid only until this transaction
+        ends (a read transaction's data stays put while it is open)."""
+        v = self.raw.get(K.chunk_key(vault, chunk_id), db=self._dbs["chunks"])
+        return None if v is None else memoryview(v)
+
     def chunk_refs(self, vault: str, chunk_id: bytes) -> int:
         v = self.raw.get(K.chunk_key(vault, chunk_id), db=self._dbs["refs"])
         return 0 if v is None else int(_Q.unpack(v)[0])

@@ -141,7 +141,19 @@ def _lenient_handler(h: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandle
     make = {(False, False): grpc.unary_unary_rpc_method_handler, (False, True): grpc.unary_stream_rpc_method_handler,
             (True, False): grpc.stream_unary_rpc_method_handler, (True, True): grpc.stream_stream_rpc_method_handler}
     return make[(h.request_streaming, h.response_streaming)](
-        run, request_deserializer=_lenient(cls), response_serializer=h.response_serializer)
+        run, request_deserializer=_lenient(cls), response_serializer=_encoded_or(h.response_serializer))
+
+
+def _encoded_or(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """A response serializer that sends a message the handler already encoded (``bytes``) as it
+    is: Read yields its data messages encoded by the core, framed where the chunks are opened."""
+    if serialize is None:
+        return None
+
+    def encode(message: Any) -> bytes:
+        return message if type(message) is bytes else serialize(message)
+
+    return encode
 
 
 class _LenientRegistrar:
