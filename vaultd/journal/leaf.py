@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from vaultd.errors import InvalidArgument
 
@@ -88,7 +88,9 @@ class EncodedLeaf(bytes):
         leaf = self.leaf
         at = 2 + len(leaf.operation) + 2 + len(leaf.vault.encode()) + 2 + len(leaf.name.encode())
         out = EncodedLeaf(b"".join((self[:at], _U64.pack(version), self[at + 8:])))
-        out.leaf = replace(leaf, version=version)
+        # the constructor, not dataclasses.replace (which inspects the fields on every call)
+        out.leaf = Leaf(leaf.operation, leaf.vault, leaf.name, version, leaf.sha256, leaf.actor_kind,
+                        leaf.actor_name, leaf.time_ns, leaf.outcome, leaf.kiosk, leaf.extra)
         return out
 
 
