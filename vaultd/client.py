@@ -32,6 +32,7 @@ from vaultd.transport import convert
 from vaultd.transport.status import error_for
 from vaultd.v1 import vault_pb2 as pb
 from vaultd.v1 import vault_pb2_grpc as pb_grpc
+from vaultd.wire import varint, varint_len
 
 __all__ = ["VaultClient", "DepositItem", "PIECE", "BATCH_ITEMS", "BATCH_BYTES", "Progress"]
 
@@ -49,15 +50,6 @@ def _raise_from(e: grpc.RpcError) -> VaultError:
     return error_for(code, details)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 _DATA_TAG = b"\x12"  # field 2 (data), length-delimited: the same in DepositRequest and ReadResponse
 
 
@@ -65,7 +57,7 @@ def _deposit_message(head: bytes, data: bytes, tail: bytes) -> bytes:
     """An encoded DepositRequest: ``head`` and ``tail`` are encoded fields (header, end) or empty."""
     if not data:
         return head + tail
-    return b"".join((head, _DATA_TAG, _varint(len(data)), data, tail))
+    return b"".join((head, _DATA_TAG, varint(len(data)), data, tail))
 
 
 def _read_data(raw: bytes) -> memoryview:
@@ -103,10 +95,6 @@ class DepositItem:
     expected_sha256: bytes | None = None
     request_id: str | None = None
     retain_until: int | None = None
-
-
-def _varint_len(n: int) -> int:
-    return max(1, (n.bit_length() + 6) // 7)
 
 
 def _read_all(path: Path | str | bytes) -> bytes:
@@ -338,7 +326,7 @@ class VaultClient:
             )
             msg = pb.DepositSmallRequest(header=header, data=bytes(item.data))
             n = msg.ByteSize()
-            n += 1 + _varint_len(n)  # its field tag and length in the request
+            n += 1 + varint_len(n)  # its field tag and length in the request
             if n > BATCH_BYTES:
                 results[i] = InvalidArgument(
                     f"{item.vault}/{item.name}: its encoded deposit ({n} bytes, with its metadata) is over "

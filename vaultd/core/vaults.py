@@ -66,6 +66,7 @@ from vaultd.types import (
     Receipt,
     VaultInfo,
 )
+from vaultd.wire import length_delimited, varint_len
 
 __all__ = ["Vaults", "DenialBudget", "open_vaults", "MAX_PIECE", "MAX_BATCH_ITEMS", "DEFAULT_MAX_OBJECT_SIZE"]
 
@@ -96,20 +97,6 @@ def _give_buffer(buf: bytearray) -> None:
         if len(_pool) < POOLED_BUFFERS:
             _pool.append(buf)
 READ_BATCH = 8 << 20
-
-
-def _varint_len(n: int) -> int:
-    return max(1, (n.bit_length() + 6) // 7)
-
-
-def _framed(field: int, data: memoryview) -> bytes:
-    """``data`` as the protobuf length-delimited field ``field`` (1 to 15)."""
-    n, head = len(data), bytearray([(field << 3) | 2])
-    while n > 0x7F:
-        head.append((n & 0x7F) | 0x80)
-        n >>= 7
-    head.append(n)
-    return b"".join((head, data))
 MAX_NAME = 1024
 MAX_META = 64
 MAX_REQUEST_ID = 128
@@ -664,12 +651,12 @@ class Vaults:
 
         def flush() -> Iterator[bytes]:
             grouped = groups()
-            plains: list[bytes] | None = None
             # The sealed chunks are opened straight from the map (views valid in this read
             # transaction only), not copied out of it first.
             with self.store.read() as r:
                 sealed = [r.chunk_view(vault, cid) for cid, _, _, _ in batch]
-                if all(s is not None for s in sealed):
+                missing = next((cid for (cid, _, _, _), s in zip(batch, sealed) if s is None), None)
+                if missing is None:
                     try:
                         plains = C.open_many(keys, prefix, [cid for cid, _, _, _ in batch], sealed,  # type: ignore[arg-type]
                                              self.metrics, grouped, frame)
@@ -677,12 +664,12 @@ class Vaults:
                         self._integrity_error("read")
                         raise IntegrityError(
                             f"object {name!r} version {version} in vault {vault!r} is damaged: {e}") from None
-                del sealed
-            if plains is None:
+                    finally:
+                        del sealed
+            if missing is not None:
                 with self.store.read() as r:
                     if r.get_version(vault, name, version) is None:
                         raise NotFound(f"object {name!r} version {version} was destroyed while being read")
-                    missing = next(cid for cid, _, _, _ in batch if r.chunk_view(vault, cid) is None)
                 self._integrity_error("read")
                 raise IntegrityError(f"object {name!r} version {version} in vault {vault!r} is damaged: "
                                      f"its chunk {missing.hex()[:16]} is missing")
@@ -690,7 +677,7 @@ class Vaults:
             for g, plain in zip(grouped, plains, strict=True):
                 _, lo, hi, n = batch[first]
                 size = sum(e[3] for e in batch[first:first + g])
-                head = 0 if frame is None else 1 + _varint_len(size)
+                head = 0 if frame is None else 1 + varint_len(size)
                 if len(plain) != head + size:
                     self._integrity_error("read")
                     raise IntegrityError(f"object {name!r} version {version} in vault {vault!r} is damaged: "
@@ -701,7 +688,7 @@ class Vaults:
                 elif frame is None:
                     yield plain[lo:hi]
                 else:  # a chunk read in part: its slice framed again (at most one chunk at each end)
-                    yield _framed(frame, memoryview(plain)[head + lo:head + hi])
+                    yield length_delimited(frame, memoryview(plain)[head + lo:head + hi])
 
         for cid, n in entries:
             lo, hi = pos, pos + n
