@@ -656,16 +656,16 @@ class Vaults:
             with self.store.read() as r:
                 sealed = [r.chunk_view(vault, cid) for cid, _, _, _ in batch]
                 missing = next((cid for (cid, _, _, _), s in zip(batch, sealed) if s is None), None)
-                if missing is None:
-                    try:
+                try:
+                    if missing is None:
                         plains = C.open_many(keys, prefix, [cid for cid, _, _, _ in batch], sealed,  # type: ignore[arg-type]
                                              self.metrics, grouped, frame)
-                    except IntegrityError as e:
-                        self._integrity_error("read")
-                        raise IntegrityError(
-                            f"object {name!r} version {version} in vault {vault!r} is damaged: {e}") from None
-                    finally:
-                        del sealed
+                except IntegrityError as e:
+                    self._integrity_error("read")
+                    raise IntegrityError(
+                        f"object {name!r} version {version} in vault {vault!r} is damaged: {e}") from None
+                finally:
+                    del sealed  # no view into the map outlives the transaction
             if missing is not None:
                 with self.store.read() as r:
                     if r.get_version(vault, name, version) is None:
