@@ -144,3 +144,28 @@ def test_hook_signs_beside_the_commit_and_falls_back(tmp_path: Path) -> None:
     finally:
         hook.close()
         env.close()
+
+
+def test_remembered_leaf_hashes_are_dropped_once_signed(tmp_path: Path) -> None:
+    """The journal remembers each appended leaf's hash until a head covers it. After a burst (a
+    thousand leaves in one transaction) and its head, nothing is kept, and the dict that held them is
+    replaced: a dict keeps the table of its largest size, and the next commits would pay to scan it."""
+    env, j = _open(tmp_path)
+    with env.begin(write=True) as txn:
+        for i in range(1000):
+            j.append(txn, _leaf(i))
+    burst = j._leaf_hashes
+    assert len(burst) == 1000
+    j.sign_head()
+    assert j._leaf_hashes == {} and j._leaf_hashes is not burst
+    for n in (1, 3):  # then batches signed beside their commits: only their own leaves, then none
+        with env.begin(write=True) as txn:
+            idx = [j.append(txn, _leaf(2000 + i)) for i in range(n)]
+            draft = j.draft_head(txn)
+        assert sorted(j._leaf_hashes) == idx and draft is not None
+        signed = j.sign_draft(draft)
+        assert signed is not None
+        j.install_head(draft, *signed)
+        assert j._leaf_hashes == {}
+    assert j.head().checkpoint.root == j.tree.root()
+    env.close()

@@ -197,6 +197,7 @@ class Journal:
         self._frontier: dict[tuple[int, int], bytes] | None = None
         self._extension: Extension | None = None
         self._leaf_hashes: dict[int, bytes] = {}
+        self._hashes_from = 0  # every index in _leaf_hashes is at least this (the last signed size)
         self._load_head()
         # Leaves committed after the last persisted checkpoint (a crash between commit and signing, or
         # before the file was written) are signed now, once shown consistent with that checkpoint.
@@ -355,8 +356,7 @@ class Journal:
             self._head = SignedHead(cp, note)
             self._frontier = ext.frontier()
             self._extension = ext
-            for i in [i for i in self._leaf_hashes if i < size]:
-                del self._leaf_hashes[i]
+            self._forget_leaf_hashes(size)
             self._publish(note)
             if self.metrics is not None:
                 self.metrics.journal_appended_leaves(size - (prev.checkpoint.size if prev else 0))
@@ -461,13 +461,24 @@ class Journal:
             self._frontier = ext.frontier()
             self._extension = ext
             size = head.checkpoint.size
-            for i in [i for i in self._leaf_hashes if i < size]:
-                del self._leaf_hashes[i]
+            self._forget_leaf_hashes(size)
             self._publish(head.note)
             if self.metrics is not None:
                 self.metrics.journal_appended_leaves(size - draft.prev.checkpoint.size)
                 self.metrics.checkpoint_signed()
             return head
+
+    def _forget_leaf_hashes(self, size: int) -> None:
+        """Drop the remembered hashes of the leaves below ``size``, now signed. Leaves are appended at
+        the tree size or above, so they are the run from the last signed size: dropped by range, not by
+        scanning the dict, which keeps the table of the largest size it ever had (a burst of appends
+        would otherwise make every later commit pay for it); an emptied dict is replaced."""
+        hashes = self._leaf_hashes
+        for i in range(self._hashes_from, size):
+            hashes.pop(i, None)
+        self._hashes_from = max(self._hashes_from, size)
+        if not hashes:
+            self._leaf_hashes = {}
 
     def _integrity_error(self) -> None:
         if self.metrics is not None:
