@@ -399,7 +399,7 @@ def paired_worker(args: tuple[list[tuple[str, str]], int, str]) -> list[list[flo
     return lat
 
 
-def bench_daemon_overhead(tmp: Path, clients: tuple[int, ...] = (1, 16, 64), repeats: int = 4,
+def bench_daemon_overhead(tmp: Path, clients: tuple[int, ...] = (1, 16, 64), repeats: int = 8,
                           quick: bool = False) -> dict[str, Any]:
     """Small deposits through two daemons, journal off and on. One client: one client process
     alternating its deposits between the two daemons (paired: both see the same machine at the same
