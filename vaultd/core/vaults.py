@@ -1244,11 +1244,15 @@ class _Deposit:
         object_id = secrets.token_hex(16)
         leaf = self.v._leaf
         self._final_size = sum(len(s) for _, s, _ in part if s is not None)
+
+        def leaf_of(version: int) -> bytes:
+            assert leaf is not None
+            return leaf("deposit", actor=actor, vault=vault, name=name, version=version, sha256=digest,
+                        size=self.size, time_ns=now)
+
         # The deposit's leaf is made here, before the unit: only its version is decided by the
         # writer, which splices it in (a leaf factory whose leaves cannot do that is called there).
-        template = leaf("deposit", actor=actor, vault=vault, name=name, version=0, sha256=digest,
-                        size=self.size, time_ns=now) if leaf else None
-        with_version = getattr(template, "with_version", None)
+        with_version = getattr(leaf_of(0), "with_version", None) if leaf else None
 
         def unit(t: WriteTxn) -> Receipt:
             if t.get_vault(vault) is None:
@@ -1273,9 +1277,7 @@ class _Deposit:
                 "request_id": header.request_id,
             }
             if leaf:  # the leaf first: the version's record keeps the index of the leaf proving it
-                index = t.journal(with_version(version) if with_version is not None else leaf(
-                    "deposit", actor=actor, vault=vault, name=name, version=version, sha256=digest,
-                    size=self.size, time_ns=now))
+                index = t.journal(with_version(version) if with_version is not None else leaf_of(version))
                 if index is not None:
                     rec["journal_index"] = index
             t.put_version(vault, name, version, _dumps(rec), manifest)

@@ -350,18 +350,10 @@ class Journal:
                             f"journal rolled back: size {size} is smaller than the signed size {old.size}; not signing"
                         )
                     ext = self._extend(old.size, old.root, size, txn)
-            root = ext.root()
-            cp = Checkpoint(self.origin, size, root)
-            note = sign_note(cp.body(), self.signer)
-            self._head = SignedHead(cp, note)
-            self._frontier = ext.frontier()
-            self._extension = ext
-            self._forget_leaf_hashes(size)
-            self._publish(note)
-            if self.metrics is not None:
-                self.metrics.journal_appended_leaves(size - (prev.checkpoint.size if prev else 0))
-                self.metrics.checkpoint_signed()
-            return self._head
+            cp = Checkpoint(self.origin, size, ext.root())
+            head = SignedHead(cp, sign_note(cp.body(), self.signer))
+            self._make_current(head, ext, prev.checkpoint.size if prev else 0)
+            return head
 
     def _extension_from_storage(self, size: int, txn: lmdb.Transaction) -> Extension:
         """The tree of ``size`` leaves as its stored frontier (no signed head to extend)."""
@@ -457,16 +449,21 @@ class Journal:
                 if cur is not None and cur.checkpoint.size >= head.checkpoint.size:
                     return cur
                 raise IntegrityError("journal: the signed head moved while a batch was committed")
-            self._head = head
-            self._frontier = ext.frontier()
-            self._extension = ext
-            size = head.checkpoint.size
-            self._forget_leaf_hashes(size)
-            self._publish(head.note)
-            if self.metrics is not None:
-                self.metrics.journal_appended_leaves(size - draft.prev.checkpoint.size)
-                self.metrics.checkpoint_signed()
+            self._make_current(head, ext, draft.prev.checkpoint.size)
             return head
+
+    def _make_current(self, head: SignedHead, ext: Extension, prev_size: int) -> None:
+        """Under the lock: ``head`` (with ``ext``, the in-memory tree it signs) becomes the current
+        head, its leaves' remembered hashes are dropped, and it is published and counted."""
+        size = head.checkpoint.size
+        self._head = head
+        self._frontier = ext.frontier()
+        self._extension = ext
+        self._forget_leaf_hashes(size)
+        self._publish(head.note)
+        if self.metrics is not None:
+            self.metrics.journal_appended_leaves(size - prev_size)
+            self.metrics.checkpoint_signed()
 
     def _forget_leaf_hashes(self, size: int) -> None:
         """Drop the remembered hashes of the leaves below ``size``, now signed. Leaves are appended at

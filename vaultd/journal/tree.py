@@ -66,6 +66,14 @@ def frontier_ranges(size: int) -> list[tuple[int, int]]:
     return out
 
 
+def _leaf_of(index: int, record: bytes | memoryview) -> bytes:
+    """The leaf bytes of the record of leaf ``index`` (after its hashes)."""
+    skip = _H * record_slots(index)
+    if len(record) < skip:
+        raise IntegrityError(f"journal: the record of leaf {index} is too short for its hashes")
+    return bytes(record[skip:])
+
+
 def _largest_pow2_below(n: int) -> int:
     """The largest power of two strictly smaller than ``n`` (n >= 2)."""
     return 1 << ((n - 1).bit_length() - 1)
@@ -162,15 +170,6 @@ class MerkleTree:
         return index
 
     # -- reading ------------------------------------------------------------------------------------
-    def _record(self, txn: lmdb.Transaction, index: int) -> bytes | None:
-        raw = txn.get(_U64.pack(index), db=self.db)
-        if raw is None:
-            return None
-        raw = bytes(raw)
-        if len(raw) < _H * record_slots(index):
-            raise IntegrityError(f"journal: the record of leaf {index} is too short for its hashes")
-        return raw
-
     def _node(self, txn: lmdb.Transaction, level: int, index: int) -> bytes:
         last = ((index + 1) << level) - 1
         raw = txn.get(_U64.pack(last), db=self.db)
@@ -214,10 +213,10 @@ class MerkleTree:
 
     def leaf(self, index: int, txn: lmdb.Transaction | None = None) -> bytes:
         with self._txn(txn) as t:
-            raw = self._record(t, index) if index >= 0 else None
+            raw = t.get(_U64.pack(index), db=self.db) if index >= 0 else None
             if raw is None:
                 raise NotFound(f"journal: no leaf {index}")
-            return raw[_H * record_slots(index):]
+            return _leaf_of(index, raw)
 
     def leaf_hash(self, index: int, txn: lmdb.Transaction | None = None) -> bytes:
         with self._txn(txn) as t:
@@ -231,10 +230,7 @@ class MerkleTree:
                     return
                 for k, v in cur:
                     idx = int(_U64.unpack(k)[0])
-                    skip = _H * record_slots(idx)
-                    if len(v) < skip:
-                        raise IntegrityError(f"journal: the record of leaf {idx} is too short for its hashes")
-                    yield idx, bytes(v[skip:])
+                    yield idx, _leaf_of(idx, v)
 
     def inclusion_proof(self, index: int, size: int, txn: lmdb.Transaction | None = None) -> list[bytes]:
         """RFC 9162 PATH(index, D[0:size]) from stored hashes."""

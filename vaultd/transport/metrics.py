@@ -118,7 +118,6 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
-        self._series: dict[tuple[str, str], _Series] = {}  # (method path, rpc type): bounded by the API
         self._handlers = HandlerCache()
 
     def intercept_service(
@@ -133,12 +132,10 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                                   lambda: self._wrap(handler, handler_call_details.method))
 
     def _wrap(self, handler: grpc.RpcMethodHandler[Any, Any], path: str) -> grpc.RpcMethodHandler[Any, Any]:
-        rpc_type = _rpc_type(handler)
-        key = (path, rpc_type)
-        series = self._series.get(key)
-        if series is None:  # only methods that exist get here (continuation found a handler)
-            service, method = split_method(path)
-            series = self._series[key] = _Series(self._m, service, method, rpc_type)
+        # once per method (the HandlerCache), and only for methods that exist (continuation found a
+        # handler): the metric children are looked up here, not on every call
+        service, method = split_method(path)
+        series = _Series(self._m, service, method, _rpc_type(handler))
         msg_in, msg_out, bytes_in, bytes_out = series.msg_in, series.msg_out, series.bytes_in, series.bytes_out
 
         deserialize = handler.request_deserializer
