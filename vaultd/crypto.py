@@ -224,8 +224,9 @@ def ingest(
     None. Ids and seals are computed in parallel with the GIL released.
 
     All sealed chunks of one call live in one ``bytes`` object, each as ``nonce || ciphertext || tag``;
-    ``sealed`` is a read-only ``memoryview`` into it (``bytes(c.sealed)`` copies it out; ``nonce +
-    c.sealed`` gives the stored form). The object is freed when the last view of it is.
+    ``sealed`` (``ciphertext || tag``) and ``stored`` (``nonce || ciphertext || tag``, the stored form)
+    are read-only ``memoryview`` objects into it, so a store can keep a chunk with no copy
+    (``bytes(c.stored)`` copies it out). The object is freed when the last view of it is.
 
     Streaming a document in several buffers: pass ``last=False`` for all but the final buffer. The
     final chunk of such a buffer (cut by the buffer's end, not its content) is then left out; the

@@ -48,11 +48,15 @@ def test_sealed_chunks_share_one_read_only_buffer() -> None:
     dedup, dkey = keys()
     chunks = crypto.ingest(data, dedup, dkey, b"v1", known={b"x" * 32}, **SIZES)
     views = [c.sealed for c in chunks]
-    assert len(views) > 100 and all(isinstance(v, memoryview) and v.readonly for v in views)
+    stored = [c.stored for c in chunks]
+    assert len(views) > 100 and all(isinstance(v, memoryview) and v.readonly for v in views + stored)
     owner = views[0].obj  # type: ignore[union-attr]
-    assert isinstance(owner, bytes) and all(v.obj is owner for v in views)  # type: ignore[union-attr]
+    assert isinstance(owner, bytes) and all(v.obj is owner for v in views + stored)  # type: ignore[union-attr]
     expected = b"".join(c.nonce + c.sealed for c in chunks)  # type: ignore[operator]
     assert owner == expected and len(owner) == len(data) + 28 * len(chunks)
+    # the stored form of each chunk is its nonce then its sealed bytes, and the forms tile the buffer
+    assert all(s == c.nonce + c.sealed for s, c in zip(stored, chunks, strict=True))  # type: ignore[operator]
+    assert b"".join(stored) == owner  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         views[0][0] = 0  # type: ignore[index]
     nonces, ids = [c.nonce for c in chunks], [c.chunk_id for c in chunks]
@@ -74,7 +78,7 @@ def test_round_trip_known_and_tampering() -> None:
     # known ids are not sealed again
     again = crypto.ingest(data, dedup, dkey, b"v1", known={ids[0], ids[2]})
     assert [c.chunk_id for c in again] == ids
-    assert again[0].sealed is None and again[0].nonce is None and again[2].sealed is None
+    assert again[0].sealed is None and again[0].nonce is None and again[0].stored is None and again[2].stored is None
     assert again[1].sealed is not None
     # a swapped id (another chunk's) or another vault's prefix is refused, naming the index
     swapped = list(ids)

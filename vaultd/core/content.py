@@ -15,13 +15,10 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Container, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vaultd import crypto
 from vaultd.keys.envelope import VaultKeys
-
-if TYPE_CHECKING:
-    from typing_extensions import Buffer
 
 __all__ = [
     "ID_LEN",
@@ -59,11 +56,6 @@ def ingest(
 
 def chunk_id(dedup_key: bytes, data: Any) -> bytes:
     return crypto.blake3_keyed(dedup_key, data)
-
-
-def stored_form(nonce: bytes, sealed: Buffer) -> bytes:
-    """``nonce || sealed`` as one new ``bytes`` (``sealed`` is a view into the buffer of an ingest call)."""
-    return nonce + sealed
 
 
 def open_many(

@@ -406,7 +406,7 @@ class Vaults:
 
     # --- deposit -------------------------------------------------------------------------------
 
-    def deposit(self, actor: Identity, header: DepositHeader, data: Iterable[bytes]) -> Receipt:
+    def deposit(self, actor: Identity, header: DepositHeader, data: Iterable[bytes | memoryview]) -> Receipt:
         d = self._prepare_deposit(actor, header, data)
         if isinstance(d, Receipt):
             return d
@@ -455,7 +455,9 @@ class Vaults:
                     step.rollback()
             raise
 
-    def _prepare_deposit(self, actor: Identity, header: DepositHeader, data: Iterable[bytes]) -> Receipt | _Deposit:
+    def _prepare_deposit(
+        self, actor: Identity, header: DepositHeader, data: Iterable[bytes | memoryview]
+    ) -> Receipt | _Deposit:
         """A deposit up to its final write unit: authorized, validated, its data cut, identified and
         sealed, its digest checked; the ``_Deposit`` to ``submit`` then ``finish``. A retry of an
         earlier request id is answered here with that request's receipt (the data is consumed,
@@ -1050,6 +1052,11 @@ class DenialBudget:
             return count
 
 
+def _immutable(piece: Any) -> bool:
+    """``bytes``, or a view of ``bytes`` (a received message's data): nothing can change it later."""
+    return type(piece) is bytes or (type(piece) is memoryview and type(piece.obj) is bytes)
+
+
 class _Deposit:
     """The state of one deposit in progress: buffer, hasher, manifest, staged parts."""
 
@@ -1061,12 +1068,12 @@ class _Deposit:
         self.hasher = C.Sha256()
         # A one-message document is ingested from the message's own bytes; longer ones are copied
         # once, into a reusable buffer, and the Rust core reads that buffer in place.
-        self.first: bytes | None = None
+        self.first: bytes | memoryview | None = None
         self.buf: bytearray | None = None
         self.fill = 0
         self.size = 0
         self.manifest = bytearray()
-        self.part: list[tuple[bytes, bytes | None, int]] = []  # (id, sealed or None, plaintext len)
+        self.part: list[tuple[bytes, memoryview | None, int]] = []  # (id, stored form or None, plaintext len)
         self.part_bytes = 0
         self.seen: set[bytes] = set()  # ids this deposit already handles (sealed or known)
         self.staged: list[tuple[bytes, Future[Committed[tuple[int, int]]]]] = []
@@ -1082,12 +1089,12 @@ class _Deposit:
         self.future: Future[Committed[Receipt]]
         self._final_size = 0
 
-    def feed(self, piece: bytes) -> None:
+    def feed(self, piece: bytes | memoryview) -> None:
         if not piece:
             return
         self.size += len(piece)
         if self.buf is None:
-            if self.first is None and type(piece) is bytes:  # immutable: safe to keep as it is
+            if self.first is None and _immutable(piece):  # safe to keep as it is
                 self.first = piece
                 return
             self.buf = _take_buffer()
@@ -1096,7 +1103,7 @@ class _Deposit:
                 self._append(first)
         self._append(piece)
 
-    def _append(self, piece: bytes) -> None:
+    def _append(self, piece: bytes | memoryview) -> None:
         buf = self.buf
         assert buf is not None
         with memoryview(piece) as view:
@@ -1145,9 +1152,11 @@ class _Deposit:
         consumed = 0
         chunks.reverse()
         while chunks:
-            ch = chunks.pop()  # each sealed chunk is freed once copied into its stored form
+            ch = chunks.pop()
             cid = bytes(ch.chunk_id)
-            sealed = None if ch.sealed is None else C.stored_form(ch.nonce, ch.sealed)
+            # A view of the stored form (nonce || ciphertext || tag) in the core's output: the writer
+            # puts it into LMDB from there, with no copy; the output is freed with its last view.
+            sealed = ch.stored
             self.seen.add(cid)
             self.part.append((cid, sealed, ch.length))
             self.manifest += _ENTRY.pack(cid, ch.length)
@@ -1168,7 +1177,7 @@ class _Deposit:
         fut = self.v.store.submit(lambda t: self._apply_part(t, part, key), size)
         self.staged.append((key, fut))
 
-    def _apply_part(self, t: WriteTxn, part: list[tuple[bytes, bytes | None, int]], key: bytes | None) -> tuple[int, int]:
+    def _apply_part(self, t: WriteTxn, part: list[tuple[bytes, memoryview | None, int]], key: bytes | None) -> tuple[int, int]:
         missing: set[bytes] = set()
         added: set[bytes] = set()
         for cid, sealed, _ in part:

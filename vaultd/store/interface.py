@@ -18,7 +18,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = ["ReadTxn", "WriteTxn", "Store", "Committed", "StoreStats", "T"]
 
@@ -94,7 +97,7 @@ class WriteTxn(ReadTxn, Protocol):
     def delete_version(self, vault: str, name: str, version: int) -> bool:
         """Remove a version record and its manifest; True if it existed."""
 
-    def add_chunk_ref(self, vault: str, chunk_id: bytes, sealed: bytes | None) -> int:
+    def add_chunk_ref(self, vault: str, chunk_id: bytes, sealed: Buffer | None) -> int:
         """Add one reference to a chunk and return the new count.
 
         When the chunk is absent, ``sealed`` must be given and is stored; when it is present,

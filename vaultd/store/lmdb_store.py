@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lmdb
 
@@ -34,6 +34,9 @@ from vaultd.errors import ResourceExhausted, Unavailable
 from vaultd.store import keys as K
 from vaultd.store.interface import Committed, StoreStats, T
 from vaultd.store.writer import Journal, Writer
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = ["LmdbStore", "open_store", "DB_NAMES"]
 
@@ -217,7 +220,7 @@ class _WriteTxn(_ReadTxn):
         self.raw.delete(k, db=self._dbs["manifests"])
         return bool(self.raw.delete(k, db=self._dbs["versions"]))
 
-    def add_chunk_ref(self, vault: str, chunk_id: bytes, sealed: bytes | None) -> int:
+    def add_chunk_ref(self, vault: str, chunk_id: bytes, sealed: Buffer | None) -> int:
         k = K.chunk_key(vault, chunk_id)
         refs = self._dbs["refs"]
         v = self.raw.get(k, db=refs)

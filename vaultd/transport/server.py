@@ -39,6 +39,7 @@ from vaultd.transport.access_log import AccessLogInterceptor
 from vaultd.transport.auth import AuthInterceptor, TokenAuthenticator
 from vaultd.transport.servicer import MAX_PIECE, VaultsAPI, VaultServicer
 from vaultd.v1 import vault_pb2, vault_pb2_grpc
+from vaultd.wire import only_field
 
 __all__ = ["TLSConfig", "ServerLimits", "VaultServer", "metrics_interceptor", "SERVICE_NAME"]
 
@@ -103,6 +104,21 @@ _MALFORMED = _Malformed()
 _REFUSAL = "a request message is not a valid {}; nothing was done"
 
 
+class _DepositData:
+    """A DepositRequest that holds only ``data`` (every message of a deposit but its first and,
+    possibly, its last): ``data`` is a view into the received bytes, which protobuf would have
+    copied twice, into its message and out of it again."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: memoryview) -> None:
+        self.data = data
+
+    @staticmethod
+    def HasField(name: str) -> bool:  # noqa: N802 (protobuf's name)
+        return False
+
+
 def _lenient(cls: Any) -> Callable[[bytes], Any]:
     def parse(raw: bytes) -> Any:
         try:
@@ -110,7 +126,15 @@ def _lenient(cls: Any) -> Callable[[bytes], Any]:
         except Exception:  # DecodeError and friends: any bytes that are not a message
             return _MALFORMED
 
-    return parse
+    if cls.DESCRIPTOR.full_name != vault_pb2.DepositRequest.DESCRIPTOR.full_name:
+        return parse
+    data_field = vault_pb2.DepositRequest.DESCRIPTOR.fields_by_name["data"].number
+
+    def parse_deposit(raw: bytes) -> Any:
+        data = only_field(raw, data_field)
+        return _DepositData(data) if data is not None else parse(raw)
+
+    return parse_deposit
 
 
 def _lenient_handler(h: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:

@@ -522,8 +522,9 @@ impl SealingKey {
 // ---------------------------------------------------------------------------------------------------
 // Ingest
 
-/// One chunk of an ingested buffer. `nonce` and `sealed` are None when the chunk id was known; `sealed`
-/// is a read-only memoryview into the one `bytes` that holds every sealed chunk of the call.
+/// One chunk of an ingested buffer. `nonce`, `sealed` and `stored` are None when the chunk id was
+/// known; `sealed` (ciphertext || tag) and `stored` (nonce || ciphertext || tag, the form a store
+/// keeps) are read-only memoryviews into the one `bytes` that holds every sealed chunk of the call.
 #[pyclass(module = "vaultd._vaultcore", frozen, get_all)]
 struct Chunk {
     offset: usize,
@@ -531,6 +532,7 @@ struct Chunk {
     chunk_id: Py<PyBytes>,
     nonce: Option<Py<PyBytes>>,
     sealed: Option<Py<PyAny>>,
+    stored: Option<Py<PyAny>>,
 }
 
 /// Asks the kernel for transparent huge pages behind a large, not yet touched output buffer: one fault
@@ -665,17 +667,21 @@ fn ingest<'py>(
         .iter()
         .zip(ids_out)
         .map(|(&(offset, length), (id, sealed))| {
-            let (nonce, view) = if sealed {
+            let (nonce, view, stored) = if sealed {
                 let &(_, _, _, at) = next.next().expect("one job per sealed chunk");
                 let n = PyBytes::new(py, &all[at..at + seal::NONCE_LEN]);
-                let from = (at + seal::NONCE_LEN) as ffi::Py_ssize_t;
-                let to = (at + seal::NONCE_LEN + length + seal::TAG_LEN) as ffi::Py_ssize_t;
-                let v = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySequence_GetSlice(whole.as_ptr(), from, to))? };
-                (Some(n.unbind()), Some(v.unbind()))
+                let slice = |from: usize, to: usize| -> PyResult<Py<PyAny>> {
+                    let (from, to) = (from as ffi::Py_ssize_t, to as ffi::Py_ssize_t);
+                    // SAFETY: `whole` is a live memoryview; the slice is a new reference or an error.
+                    let v = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySequence_GetSlice(whole.as_ptr(), from, to))? };
+                    Ok(v.unbind())
+                };
+                let end = at + seal::NONCE_LEN + length + seal::TAG_LEN;
+                (Some(n.unbind()), Some(slice(at + seal::NONCE_LEN, end)?), Some(slice(at, end)?))
             } else {
-                (None, None)
+                (None, None, None)
             };
-            Bound::new(py, Chunk { offset, length, chunk_id: id.unbind(), nonce, sealed: view })
+            Bound::new(py, Chunk { offset, length, chunk_id: id.unbind(), nonce, sealed: view, stored })
         })
         .collect::<PyResult<_>>()?;
     PyList::new(py, items)
