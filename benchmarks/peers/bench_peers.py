@@ -282,8 +282,8 @@ def worker_main(a: argparse.Namespace) -> int:
             ("grpc.max_receive_message_length", PIECE + (128 << 10)),
             ("SingleThreadedUnaryStream", 1)])  # grpc.experimental.ChannelOptions.SingleThreadedUnaryStream
         grpc.channel_ready_future(ch).result(timeout=30)
-        upload = ch.stream_unary("/bench.Sink/Upload", request_serializer=None, response_deserializer=None)
-        download = ch.unary_stream("/bench.Sink/Download", request_serializer=None, response_deserializer=None)
+        upload: Any = ch.stream_unary("/bench.Sink/Upload", request_serializer=None, response_deserializer=None)
+        download: Any = ch.unary_stream("/bench.Sink/Download", request_serializer=None, response_deserializer=None)
         print("ready", flush=True)
         sys.stdin.readline()
         ru0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -633,7 +633,7 @@ def summarize(plan: dict[str, Any], runs: dict[str, list[dict[str, Any]]], ceili
         s["disk after incremental"] = med([r["disk after incremental"] for r in rs])
         s["incremental disk growth/changed MiBs"] = (s["disk after incremental"] - s["disk after ingest"]) / new_unique
         summary[name] = s
-    c = {}
+    c: dict[str, Any] = {}
     for k, rs in ceilings.items():
         c[f"{k} MB/s"] = med([r["bytes"] / MIB / r["seconds"] for r in rs])
         c[f"{k} MB/s all"] = [r["bytes"] / MIB / r["seconds"] for r in rs]
