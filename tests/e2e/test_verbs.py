@@ -206,6 +206,15 @@ def test_idempotent_retry(vault_server: RunningServer, permits: VaultClient) -> 
     assert [s.version for s in permits.list(vault, versions=True)] == [1]
     r3 = permits.deposit(vault, "form", data, request_id="req-43")
     assert r3.stat.version == 2
+    # a streamed deposit (its data messages received as views of the messages) retried the same way
+    big = os.urandom(3 * (1 << 20) + 5)
+    s1 = permits.deposit(vault, "plan", big, request_id="req-44")
+    stored = stored_chunk_bytes(vault_server, vault)
+    s2 = permits.deposit(vault, "plan", big, request_id="req-44")
+    assert s2.stat == s1.stat and stored_chunk_bytes(vault_server, vault) == stored
+    with pytest.raises(InvalidArgument, match="already used for another deposit"):
+        permits.deposit(vault, "plan", big[:-1] + bytes([big[-1] ^ 1]), request_id="req-44")
+    assert permits.read_bytes(vault, "plan") == big
 
 
 def test_rotation_keeps_reads_working(client_for: Callable[..., VaultClient]) -> None:
