@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -456,10 +456,51 @@ def no_core_dumps() -> None:
         pass
 
 
+# glibc's allocator, tuned for a daemon that moves megabytes per call (see tune_allocator)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
+ALLOCATOR_SETTINGS = {
+    # Blocks up to 4 MiB (1 MiB messages, chunks of up to 2 MiB, their sealed forms) come from the heap
+    # and are reused, instead of each being a fresh mapping that the kernel faults in and zeroes.
+    M_MMAP_THRESHOLD: 4 << 20,
+    # Free memory at the top of a heap is given back to the kernel only past 64 MiB, not after every
+    # large free.
+    M_TRIM_THRESHOLD: 64 << 20,
+}
+
+
+def tune_allocator(environ: Mapping[str, str] | None = None) -> dict[int, int]:
+    """Tune glibc's malloc for the deposit path; return the settings applied (none elsewhere).
+
+    Measured on ingest (4 clients, 512 MiB, fresh daemons alternated 4 times, benchmarks/README.md):
+    the defaults map, fault in and zero fresh memory for most large buffers (about 5% of the daemon's
+    CPU in page faults and page clearing) and keep one arena per thread that allocated (up to 8 per
+    CPU), each holding its own free memory. With these settings and one arena per CPU the daemon spent
+    15% less CPU per GiB ingested (medians 4.75 -> 4.02 s), ingested 9% faster, and its peak anonymous
+    RSS was about 50 MiB lower (199-224 -> 161-170 MiB); 16 KiB deposits did not change.
+    An operator's own ``GLIBC_TUNABLES`` malloc settings win: nothing is changed then."""
+    env = os.environ if environ is None else environ
+    if "glibc.malloc." in env.get("GLIBC_TUNABLES", ""):
+        return {}
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return {}
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - a libc without mallopt
+        return {}
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    wanted = {**ALLOCATOR_SETTINGS, M_ARENA_MAX: max(2, os.cpu_count() or 2)}
+    return {param: value for param, value in wanted.items() if mallopt(param, value) == 1}
+
+
 def serve(cfg: Config) -> int:
     from vaultd.logs import setup_logging
 
     no_core_dumps()
+    tune_allocator()
     setup_logging(cfg.log_level)
     daemon = Daemon(cfg)
     stop = threading.Event()
