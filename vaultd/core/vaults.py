@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import secrets
 import struct
 import threading
@@ -167,8 +168,36 @@ def _stat_from(vault: str, name: str, version: int, rec: dict[str, Any]) -> Obje
     )
 
 
+# One encoder for every record (json.dumps with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+# An object head as _dumps writes it: the fast path of the writer's deposit unit.
+_HEAD = re.compile(rb'\{"latest":(0|[1-9][0-9]{0,18}),"next":([1-9][0-9]{0,18})\}')
+
+
 def _dumps(d: dict[str, Any]) -> bytes:
-    return json.dumps(d, separators=(",", ":"), sort_keys=True).encode()
+    return _ENCODER.encode(d).encode()
+
+
+def _head_bytes(latest: int, nxt: int) -> bytes:
+    """``_dumps({"next": nxt, "latest": latest})``, without the encoder."""
+    return b'{"latest":%d,"next":%d}' % (latest, nxt)
+
+
+def _next_version(head: bytes | None) -> int:
+    """The next version number of an object head (1 for a new object)."""
+    if head is None:
+        return 1
+    m = _HEAD.fullmatch(head)
+    return int(m.group(2)) if m is not None else int(json.loads(head)["next"])
+
+
+def _request_record(vault: str, name: str, version: int, stat: bytes, request_id: str,
+                    dedup_bytes: int, stored_bytes: int) -> bytes:
+    """``_dumps`` of a deposit's request record, with its stat record already encoded (``stat``,
+    the version record's bytes) spliced in rather than encoded a second time."""
+    e = _ENCODER.encode
+    return b'{"dedup_bytes":%d,"name":%s,"request_id":%s,"stat":%s,"stored_bytes":%d,"vault":%s,"version":%d}' % (
+        dedup_bytes, e(name).encode(), e(request_id).encode(), stat, stored_bytes, e(vault).encode(), version)
 
 
 def _manifest_entries(manifest: bytes, what: str = "") -> list[tuple[bytes, int]]:
@@ -1271,8 +1300,7 @@ class _Deposit:
                 if prev is not None:
                     raise _Duplicate(prev)
             d, s = self._apply_part(t, part, None)
-            head = json.loads(t.get_object(vault, name) or b'{"next":1,"latest":0}')
-            version = int(head["next"])
+            version = _next_version(t.get_object(vault, name))
             rec = {
                 "object_id": object_id,
                 "size": self.size,
@@ -1289,8 +1317,9 @@ class _Deposit:
                 index = t.journal(with_version(version) if with_version is not None else leaf_of(version))
                 if index is not None:
                     rec["journal_index"] = index
-            t.put_version(vault, name, version, _dumps(rec), manifest)
-            t.put_object(vault, name, _dumps({"next": version + 1, "latest": version}))
+            rec_bytes = _dumps(rec)
+            t.put_version(vault, name, version, rec_bytes, manifest)
+            t.put_object(vault, name, _head_bytes(version, version + 1))
             _count(t, "logical_bytes", self.size)
             _count(t, f"vault_bytes/{vault}", self.size)
             for k in staged_keys:
@@ -1302,17 +1331,8 @@ class _Deposit:
                     vault,
                     actor_s,
                     header.request_id,
-                    _dumps(
-                        {
-                            "vault": vault,
-                            "name": name,
-                            "version": version,
-                            "stat": rec,
-                            "request_id": header.request_id,
-                            "dedup_bytes": receipt.deduplicated_bytes,
-                            "stored_bytes": receipt.stored_bytes,
-                        }
-                    ),
+                    _request_record(vault, name, version, rec_bytes, header.request_id,
+                                    receipt.deduplicated_bytes, receipt.stored_bytes),
                 )
             return receipt
 
