@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -468,18 +468,18 @@ ALLOCATOR_SETTINGS = {
 }
 
 
-def tune_allocator(environ: Mapping[str, str] | None = None) -> dict[int, int]:
+def tune_allocator() -> dict[int, int]:
     """Tune glibc's malloc for the deposit path; return the settings applied (none elsewhere).
 
-    Measured on ingest (4 clients, 512 MiB, fresh daemons alternated 4 times, benchmarks/README.md):
-    the defaults map, fault in and zero fresh memory for most large buffers (about 5% of the daemon's
-    CPU in page faults and page clearing) and keep one arena per thread that allocated (up to 8 per
-    CPU), each holding its own free memory. With these settings and one arena per CPU the daemon spent
-    15% less CPU per GiB ingested (medians 4.75 -> 4.02 s), ingested 9% faster, and its peak anonymous
-    RSS was about 50 MiB lower (199-224 -> 161-170 MiB); 16 KiB deposits did not change.
+    Measured on ingest (4 clients, 512 MiB, fresh daemons alternated 4 times; the profile and figures
+    are in benchmarks/results/peers-profile.md): the defaults map, fault in and zero fresh memory for
+    most large buffers (about 9% of the daemon's CPU in page faults and page clearing) and keep one
+    arena per thread that allocated (up to 8 per CPU), each holding its own free memory. With these
+    settings and one arena per CPU the daemon spent 15% less CPU per GiB ingested (medians 4.75 ->
+    4.02 s), ingested 9% faster, and its peak anonymous RSS was about 50 MiB lower (199-224 -> 161-170
+    MiB); 16 KiB deposits did not change.
     An operator's own ``GLIBC_TUNABLES`` malloc settings win: nothing is changed then."""
-    env = os.environ if environ is None else environ
-    if "glibc.malloc." in env.get("GLIBC_TUNABLES", ""):
+    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
         return {}
     import platform
 
