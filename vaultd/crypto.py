@@ -41,6 +41,7 @@ __all__ = [
     "Sha256Hasher",
     "Blake3Hasher",
     "MerkleTree",
+    "MerkleExtension",
     "set_num_threads",
     "num_threads",
     "cpu_features",
@@ -87,6 +88,8 @@ Ed25519SigningKey = _core.Ed25519SigningKey
 Sha256Hasher = _core.Sha256Hasher
 Blake3Hasher = _core.Blake3Hasher
 MerkleTree = _core.MerkleTree
+# The journal's in-memory tree of a group commit and its receipts (vaultd.journal.tree.Extension).
+MerkleExtension = _core.MerkleExtension
 
 
 def set_num_threads(n: int) -> None:

@@ -21,7 +21,6 @@ of that object version, once.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -36,6 +35,7 @@ from typing import Any
 
 import lmdb
 
+from vaultd import crypto as _crypto
 from vaultd.errors import IntegrityError, InvalidArgument, NotFound, VaultError
 from vaultd.journal import proofs
 from vaultd.journal.checkpoint import Checkpoint, CheckpointError, open_checkpoint, sign_note
@@ -51,10 +51,6 @@ DB_DEPOSITS = b"journal.deposits"
 _U64 = struct.Struct(">Q")
 log = logging.getLogger("vaultd.journal")
 
-try:  # the Rust core's Merkle verifier, when the extension is built
-    from vaultd import crypto as _crypto
-except ImportError:  # pragma: no cover - a source tree without the extension
-    _crypto = None  # type: ignore[assignment]
 CHECKPOINT_FILE = "checkpoint"
 
 
@@ -84,11 +80,8 @@ def _object_key(vault: str, name: str, version: int) -> bytes:
 
 
 def _verify_inclusion(index: int, size: int, leaf_hash: bytes, proof: list[bytes], root: bytes) -> None:
-    """The server's self-check of a proof it hands out: the Rust core's verifier when it is built
-    (several times faster), else the pure-Python one (offline verification always uses that one)."""
-    if _crypto is None:
-        proofs.verify_inclusion(index, size, leaf_hash, proof, root)
-        return
+    """The server's self-check of a proof it hands out, by the Rust core's verifier (several times
+    faster than the pure-Python one, which offline verification uses)."""
     try:
         ok = _crypto.merkle_verify_inclusion(leaf_hash, index, size, proof, root)
     except (ValueError, TypeError, VaultError):
@@ -98,9 +91,6 @@ def _verify_inclusion(index: int, size: int, leaf_hash: bytes, proof: list[bytes
 
 
 def _verify_consistency(old: int, new: int, proof: list[bytes], old_root: bytes, new_root: bytes) -> None:
-    if _crypto is None:
-        proofs.verify_consistency(old, new, proof, old_root, new_root)
-        return
     try:
         ok = _crypto.merkle_verify_consistency(old, new, old_root, new_root, proof)
     except (ValueError, TypeError, VaultError):
@@ -110,30 +100,17 @@ def _verify_consistency(old: int, new: int, proof: list[bytes], old_root: bytes,
 
 
 class _ReceiptEncoder:
-    """Canonical receipt JSON (the bytes :func:`vaultd.journal.receipt.make_receipt` gives) for many
-    leaves under one checkpoint: the checkpoint's JSON string and each proof hash's base64 are made
-    once per batch."""
+    """The parts of the canonical receipt JSON (the bytes :func:`vaultd.journal.receipt.make_receipt`
+    gives) that every leaf of a batch shares under one checkpoint: everything before the proof hashes
+    (the checkpoint's JSON string) and everything after the leaf index. The core's
+    ``MerkleExtension.receipts`` writes the rest of each."""
 
-    __slots__ = ("_prefix", "_suffix", "_b64")
+    __slots__ = ("prefix", "suffix")
 
     def __init__(self, note: bytes, size: int) -> None:
-        self._prefix = '{"checkpoint":' + json.dumps(note.decode("utf-8"), ensure_ascii=True) + \
+        self.prefix = '{"checkpoint":' + json.dumps(note.decode("utf-8"), ensure_ascii=True) + \
             f',"format":"{RECEIPT_FORMAT}","inclusion_proof":['
-        self._suffix = f',"tree_size":{size},"version":{RECEIPT_VERSION}}}'
-        self._b64: dict[bytes, str] = {}
-
-    def encode(self, kind: str, leaf: bytes, index: int, proof: list[bytes]) -> bytes:
-        if kind not in KINDS:
-            raise InvalidArgument(f"receipt kind {kind!r}")
-        b64 = self._b64
-        parts = []
-        for h in proof:
-            s = b64.get(h)
-            if s is None:
-                s = b64[h] = '"' + base64.b64encode(h).decode() + '"'
-            parts.append(s)
-        return (self._prefix + ",".join(parts) + '],"kind":"' + kind + '","leaf":"'
-                + base64.b64encode(leaf).decode() + f'","leaf_index":{index}' + self._suffix).encode()
+        self.suffix = f',"tree_size":{size},"version":{RECEIPT_VERSION}}}'
 
 
 class Journal:
@@ -530,32 +507,39 @@ class Journal:
         if ext is None:
             ext = self._extension if self._head is head else None
         size = head.checkpoint.size
-        root = head.checkpoint.root
-        out: list[bytes | None] = []
         encoder = _ReceiptEncoder(head.note, size)
-        for kind, index, leaf in items:
-            try:
-                if ext is None or ext.size != size or not ext.old_size <= index < size:
-                    if given:
-                        out.append(None)
-                        continue
-                    if not hmac.compare_digest(self.tree.leaf(index), leaf):
-                        raise IntegrityError(f"journal: leaf {index} is not the leaf this receipt was asked for")
-                    out.append(self.receipt(kind, index, head))
-                    continue
-                proof = ext.inclusion_proof(index)
-                try:
-                    _verify_inclusion(index, size, proofs.leaf_hash(leaf), proof, root)
-                except proofs.ProofError:
+        out: list[bytes | None] = [None] * len(items)
+        in_view: list[int] = []
+        for i, (kind, index, leaf) in enumerate(items):
+            if kind not in KINDS:
+                log.error("journal evidence for leaf %d failed: receipt kind %r", index, kind)
+            elif ext is not None and ext.size == size and ext.old_size <= index < size:
+                in_view.append(i)
+            elif not given:
+                out[i] = self._stored_receipt(kind, index, leaf, head)
+        if in_view:
+            # one call to the core: each proof made from memory, checked against the signed root
+            # from the leaf bytes it carries, and its receipt encoded
+            made = ext.receipts(head.checkpoint.root, encoder.prefix, encoder.suffix,  # type: ignore[union-attr]
+                                [items[i] for i in in_view])
+            for i, receipt in zip(in_view, made):
+                if receipt is None:
                     self._integrity_error()
-                    raise IntegrityError(
-                        f"journal: the proof of leaf {index} does not lead to the signed root of size {size}"
-                    ) from None
-                out.append(encoder.encode(kind, leaf, index, proof))
-            except Exception:  # the change is durable; its evidence can be fetched again later
-                log.exception("journal evidence for leaf %d failed", index)
-                out.append(None)
+                    log.error("journal evidence for leaf %d failed: its proof does not lead to the signed "
+                              "root of size %d", items[i][1], size)
+                out[i] = receipt
         return out
+
+    def _stored_receipt(self, kind: str, index: int, leaf: bytes, head: SignedHead) -> bytes | None:
+        """The receipt of a leaf outside the in-memory tree, from storage (None when it cannot be made:
+        the change is durable; its evidence can be fetched again later)."""
+        try:
+            if not hmac.compare_digest(self.tree.leaf(index), leaf):
+                raise IntegrityError(f"journal: leaf {index} is not the leaf this receipt was asked for")
+            return self.receipt(kind, index, head)
+        except Exception:
+            log.exception("journal evidence for leaf %d failed", index)
+            return None
 
     def object_receipt(self, vault: str, name: str, version: int, *, destroyed: bool = False) -> bytes:
         """The evidence of an object version's deposit (or destruction), fetched again later."""

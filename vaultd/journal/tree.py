@@ -25,6 +25,7 @@ from typing import Any
 
 import lmdb
 
+from vaultd.crypto import MerkleExtension
 from vaultd.errors import FailedPrecondition, IntegrityError, InvalidArgument, NotFound
 from vaultd.journal.proofs import EMPTY_ROOT, leaf_hash, node_hash
 
@@ -328,110 +329,14 @@ class MerkleTree:
         return problems
 
 
-class Extension:
-    """The tree of ``size`` leaves held in memory as the frontier of an earlier tree of ``old_size``
-    leaves (its complete-subtree hashes, see :func:`frontier_ranges`) and the leaf hashes appended
-    since. Every hash of a proof for a leaf at ``old_size`` or later, and every hash of a consistency
-    proof from ``old_size``, is one of those or is computed from them: a whole batch of receipts costs
-    about one hash per leaf of the batch, with no storage read. Subtree hashes are memoised."""
-
-    __slots__ = ("old_size", "size", "_memo", "_leaf_hashes")
-
-    def __init__(self, old_frontier: dict[tuple[int, int], bytes], old_size: int, size: int,
-                 leaf_hashes: Sequence[bytes]) -> None:
-        if len(leaf_hashes) != size - old_size or size < old_size:
-            raise InvalidArgument("journal: an extension needs one leaf hash per appended leaf")
-        self.old_size = old_size
-        self.size = size
-        self._memo = memo = dict(old_frontier)
-        self._leaf_hashes = leaf_hashes
-        # The frontier grows like a binary counter: push each leaf, merge the two last subtrees while
-        # they are the same size. Every complete subtree made on the way is kept (proof hashes), then
-        # the right border is folded, keeping each suffix [start, size) (the right siblings of proofs).
-        stack = [(r[0], r[1], memo[r]) for r in frontier_ranges(old_size)] if old_size else []
-        for offset, h in enumerate(leaf_hashes):
-            start = old_size + offset
-            end = start + 1
-            memo[(start, end)] = h
-            while stack and stack[-1][1] - stack[-1][0] == end - start:
-                left_start, _, left = stack.pop()
-                h = node_hash(left, h)
-                start = left_start
-                memo[(start, end)] = h
-            stack.append((start, end, h))
-        if stack:
-            _, end, h = stack[-1]
-            for start, _, left in reversed(stack[:-1]):
-                h = node_hash(left, h)
-                memo[(start, end)] = h
-
-    def mth(self, start: int, end: int) -> bytes:
-        """MTH of leaves ``[start, end)`` for a range of the RFC 9162 recursion over this tree."""
-        key = (start, end)
-        h = self._memo.get(key)
-        if h is not None:
-            return h
-        n = end - start
-        if n == 1 and start >= self.old_size:
-            h = self._leaf_hashes[start - self.old_size]
-        elif n <= 0 or (end <= self.old_size and n & (n - 1) == 0):
-            # Inside the earlier tree only its frontier is known; RFC 9162 recursions over a larger
-            # tree never ask for anything else there.
-            raise IntegrityError(f"journal: subtree [{start}, {end}) is not on the frontier of size {self.old_size}")
-        else:
-            k = _largest_pow2_below(n)
-            h = node_hash(self.mth(start, start + k), self.mth(start + k, end))
-        self._memo[key] = h
-        return h
-
-    def root(self) -> bytes:
-        return EMPTY_ROOT if self.size == 0 else self.mth(0, self.size)
-
-    def frontier(self) -> dict[tuple[int, int], bytes]:
-        """The complete-subtree hashes of this tree's frontier (to extend it later)."""
-        return {r: self.mth(*r) for r in frontier_ranges(self.size)}
-
-    def inclusion_proof(self, index: int) -> list[bytes]:
-        """RFC 9162 PATH(index, D[0:size]) for a leaf appended after ``old_size``."""
-        if not self.old_size <= index < self.size:
-            raise InvalidArgument(f"journal: leaf {index} is not among the leaves [{self.old_size}, {self.size})")
-        proof: list[bytes] = []
-        start, end, m = 0, self.size, index
-        while end - start > 1:
-            k = _largest_pow2_below(end - start)
-            if m < k:
-                proof.append(self.mth(start + k, end))
-                end = start + k
-            else:
-                proof.append(self.mth(start, start + k))
-                start += k
-                m -= k
-        proof.reverse()
-        return proof
-
-    def consistency_proof(self) -> list[bytes]:
-        """RFC 9162 PROOF(old_size, D[0:size]) (0 < old_size < size)."""
-        if not 0 < self.old_size < self.size:
-            raise InvalidArgument("journal: no consistency proof for these sizes")
-        proof: list[bytes] = []
-        start, end, m, whole = 0, self.size, self.old_size, True
-        while True:
-            n = end - start
-            if m == n:
-                if not whole:
-                    proof.append(self.mth(start, end))
-                break
-            k = _largest_pow2_below(n)
-            if m <= k:
-                proof.append(self.mth(start + k, end))
-                end = start + k
-            else:
-                proof.append(self.mth(start, start + k))
-                start += k
-                m -= k
-                whole = False
-        proof.reverse()
-        return proof
+# The tree of ``size`` leaves held in memory as the frontier of an earlier tree of ``old_size`` leaves
+# (its complete-subtree hashes, see :func:`frontier_ranges`) and the leaf hashes appended since. Every
+# hash of a proof for a leaf at ``old_size`` or later, and every hash of a consistency proof from
+# ``old_size``, is one of those or is computed from them: a whole batch of receipts costs about one hash
+# per leaf of the batch, with no storage read. It lives in the Rust core (``MerkleExtension``: its
+# ``receipts`` proves, checks and encodes a batch's receipts in one call), since it runs for every
+# group commit; tests check it against the stored tree and the RFC definition.
+Extension = MerkleExtension
 
 
 class _Borrowed:

@@ -6,6 +6,7 @@ pub mod digest;
 pub mod error;
 pub mod ingest;
 pub mod merkle;
+pub mod receipt;
 pub mod seal;
 pub mod sign;
 

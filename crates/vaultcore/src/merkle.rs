@@ -2,7 +2,9 @@
 //! empty tree = H(""). Proof generation (PATH, SUBPROOF) and verification (RFC 9162 sections 2.1.3.2 and
 //! 2.1.4.2, with the edge cases of the transparency-dev Go verifier).
 
+use crate::error::Error;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 pub type Hash = [u8; 32];
 
@@ -101,24 +103,7 @@ impl Tree {
         if size > self.size() || index >= size {
             return None;
         }
-        let mut out = Vec::new();
-        self.path(index, 0, size, &mut out);
-        Some(out)
-    }
-
-    fn path(&self, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) {
-        let n = end - start;
-        if n <= 1 {
-            return;
-        }
-        let k = split(n);
-        if m < k {
-            self.path(m, start, start + k, out);
-            out.push(self.range_hash(start + k, end));
-        } else {
-            self.path(m - k, start + k, end, out);
-            out.push(self.range_hash(start, start + k));
-        }
+        path(index, 0, size, &mut |s, e| Some(self.range_hash(s, e)))
     }
 
     /// PROOF(size1, D[0:size2]) for 0 < size1 <= size2 (empty when the sizes are equal).
@@ -126,29 +111,181 @@ impl Tree {
         if size2 > self.size() || size1 == 0 || size1 > size2 {
             return None;
         }
-        let mut out = Vec::new();
-        if size1 < size2 {
-            self.subproof(size1, 0, size2, true, &mut out);
-        }
-        Some(out)
+        subproof(size1, size2, &mut |s, e| Some(self.range_hash(s, e)))
     }
+}
 
-    fn subproof(&self, m: u64, start: u64, end: u64, b: bool, out: &mut Vec<Hash>) {
+/// RFC 9162 PATH(m, D[start:end]) (section 2.1.3.1), with `mth(start, end)` giving each subtree hash
+/// it needs (None: a hash that cannot be had, which ends the proof).
+fn path(m: u64, start: u64, end: u64, mth: &mut impl FnMut(u64, u64) -> Option<Hash>) -> Option<Vec<Hash>> {
+    let mut out = Vec::new();
+    let (mut start, mut end, mut m) = (start, end, m);
+    while end - start > 1 {
+        let k = split(end - start);
+        if m < k {
+            out.push(mth(start + k, end)?);
+            end = start + k;
+        } else {
+            out.push(mth(start, start + k)?);
+            start += k;
+            m -= k;
+        }
+    }
+    out.reverse();
+    Some(out)
+}
+
+/// RFC 9162 PROOF(m, D[0:n]) (section 2.1.4.1, SUBPROOF with b = true from the root), 0 < m <= n.
+fn subproof(m: u64, n: u64, mth: &mut impl FnMut(u64, u64) -> Option<Hash>) -> Option<Vec<Hash>> {
+    let mut out = Vec::new();
+    let (mut start, mut end, mut m, mut whole) = (0u64, n, m, true);
+    loop {
         let n = end - start;
         if m == n {
-            if !b {
-                out.push(self.range_hash(start, end));
+            if !whole {
+                out.push(mth(start, end)?);
             }
-            return;
+            break;
         }
         let k = split(n);
         if m <= k {
-            self.subproof(m, start, start + k, b, out);
-            out.push(self.range_hash(start + k, end));
+            out.push(mth(start + k, end)?);
+            end = start + k;
         } else {
-            self.subproof(m - k, start + k, end, false, out);
-            out.push(self.range_hash(start, start + k));
+            out.push(mth(start, start + k)?);
+            start += k;
+            m -= k;
+            whole = false;
         }
+    }
+    out.reverse();
+    Some(out)
+}
+
+/// The complete subtrees `[start, end)` whose concatenation is the tree of `size` leaves, largest first
+/// (the binary decomposition of `size`): their hashes, the tree's frontier, determine its root and
+/// every later root.
+pub fn frontier_ranges(size: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    for level in (0..64).rev() {
+        if (size >> level) & 1 == 1 {
+            out.push((start, start + (1u64 << level)));
+            start += 1u64 << level;
+        }
+    }
+    out
+}
+
+/// The tree of `size` leaves held as the frontier of an earlier tree of `old_size` leaves and the leaf
+/// hashes appended since: what a journal needs to sign a batch and prove each of its leaves without
+/// reading storage. Every hash of an inclusion proof for a leaf at `old_size` or later, and of the
+/// consistency proof from `old_size`, is a complete subtree made while appending, a suffix `[x, size)` of
+/// the right border, or computed from them.
+#[derive(Clone)]
+pub struct Extension {
+    old_size: u64,
+    size: u64,
+    known: HashMap<(u64, u64), Hash>,
+}
+
+impl Extension {
+    /// `old_frontier` must hold exactly the hashes of `frontier_ranges(old_size)`.
+    pub fn new(old_frontier: &[((u64, u64), Hash)], old_size: u64, leaf_hashes: &[Hash]) -> Result<Self, Error> {
+        let ranges = frontier_ranges(old_size);
+        let mut known: HashMap<(u64, u64), Hash> = HashMap::with_capacity(old_frontier.len() + 3 * leaf_hashes.len() + 64);
+        known.extend(old_frontier.iter().copied());
+        let size = old_size
+            .checked_add(leaf_hashes.len() as u64)
+            .ok_or_else(|| Error::invalid("journal: tree size overflows"))?;
+        // The frontier grows like a binary counter: push each leaf, merge the two last subtrees while
+        // they are the same size, keeping every complete subtree made on the way (proof hashes); then
+        // fold the right border, keeping each suffix [start, size) (the right siblings of proofs).
+        let mut stack: Vec<(u64, u64, Hash)> = Vec::with_capacity(ranges.len() + 64);
+        for r in &ranges {
+            let h = known
+                .get(r)
+                .ok_or_else(|| Error::invalid(format!("journal: the frontier of size {old_size} lacks [{}, {})", r.0, r.1)))?;
+            stack.push((r.0, r.1, *h));
+        }
+        if known.len() != ranges.len() {
+            return Err(Error::invalid(format!("journal: the frontier of size {old_size} holds other subtrees")));
+        }
+        for (offset, leaf) in leaf_hashes.iter().enumerate() {
+            let mut start = old_size + offset as u64;
+            let end = start + 1;
+            let mut h = *leaf;
+            known.insert((start, end), h);
+            while let Some(&(left_start, left_end, left)) = stack.last() {
+                if left_end - left_start != end - start {
+                    break;
+                }
+                stack.pop();
+                h = node_hash(&left, &h);
+                start = left_start;
+                known.insert((start, end), h);
+            }
+            stack.push((start, end, h));
+        }
+        if let Some(&(_, end, last)) = stack.last() {
+            let mut h = last;
+            for &(start, _, left) in stack[..stack.len() - 1].iter().rev() {
+                h = node_hash(&left, &h);
+                known.insert((start, end), h);
+            }
+        }
+        Ok(Extension { old_size, size, known })
+    }
+
+    pub fn old_size(&self) -> u64 {
+        self.old_size
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// MTH(D[start:end]) for a range of the RFC 9162 recursions over this tree; None for a range inside
+    /// the earlier tree that is not on its frontier (its hash is not known here).
+    pub fn mth(&self, start: u64, end: u64) -> Option<Hash> {
+        if let Some(h) = self.known.get(&(start, end)) {
+            return Some(*h);
+        }
+        let n = end.checked_sub(start)?;
+        if n <= 1 || end > self.size || (end <= self.old_size && n.is_power_of_two()) {
+            return None;
+        }
+        let k = split(n);
+        Some(node_hash(&self.mth(start, start + k)?, &self.mth(start + k, end)?))
+    }
+
+    pub fn root(&self) -> Option<Hash> {
+        if self.size == 0 {
+            Some(empty_root())
+        } else {
+            self.mth(0, self.size)
+        }
+    }
+
+    /// The hashes of this tree's frontier (to extend it later), in `frontier_ranges` order.
+    pub fn frontier(&self) -> Option<Vec<((u64, u64), Hash)>> {
+        frontier_ranges(self.size).into_iter().map(|r| Some((r, self.mth(r.0, r.1)?))).collect()
+    }
+
+    /// PATH(index, D[0:size]) for a leaf appended after `old_size`.
+    pub fn inclusion_proof(&self, index: u64) -> Option<Vec<Hash>> {
+        if !(self.old_size..self.size).contains(&index) {
+            return None;
+        }
+        path(index, 0, self.size, &mut |s, e| self.mth(s, e))
+    }
+
+    /// PROOF(old_size, D[0:size]) for 0 < old_size < size.
+    pub fn consistency_proof(&self) -> Option<Vec<Hash>> {
+        if !(0 < self.old_size && self.old_size < self.size) {
+            return None;
+        }
+        subproof(self.old_size, self.size, &mut |s, e| self.mth(s, e))
     }
 }
 
@@ -293,5 +430,46 @@ mod tests {
         assert!(t.consistency_proof(0, 1).is_none());
         assert!(t.root(2).is_none());
         assert!(!verify_inclusion(&[0u8; 32], 3, 3, &[], &[0u8; 32]));
+    }
+
+    fn frontier_of(t: &Tree, size: u64) -> Vec<((u64, u64), Hash)> {
+        frontier_ranges(size).into_iter().map(|r| (r, t.range_hash(r.0, r.1))).collect()
+    }
+
+    #[test]
+    fn extension_gives_the_roots_and_proofs_of_the_whole_tree() {
+        let leaves: Vec<Hash> = (0..70u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let t = Tree::from_leaves(&leaves);
+        for old in 0..=40u64 {
+            for size in old..=70u64 {
+                let ext = Extension::new(&frontier_of(&t, old), old, &leaves[old as usize..size as usize]).unwrap();
+                assert_eq!(ext.root().unwrap(), if size == 0 { empty_root() } else { t.root(size).unwrap() });
+                assert_eq!(ext.frontier().unwrap(), frontier_of(&t, size));
+                for i in old..size {
+                    assert_eq!(ext.inclusion_proof(i).unwrap(), t.inclusion_proof(i, size).unwrap(), "{old} {size} {i}");
+                }
+                if old < size && old > 0 {
+                    assert_eq!(ext.consistency_proof().unwrap(), t.consistency_proof(old, size).unwrap());
+                } else {
+                    assert!(ext.consistency_proof().is_none());
+                }
+                assert!(old == 0 || ext.inclusion_proof(old - 1).is_none());
+                assert!(ext.inclusion_proof(size).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn extension_refuses_a_wrong_frontier_and_unknown_ranges() {
+        let leaves: Vec<Hash> = (0..13u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let t = Tree::from_leaves(&leaves);
+        let mut f = frontier_of(&t, 11);
+        assert!(Extension::new(&f[..2], 11, &leaves[11..]).is_err(), "a missing frontier hash");
+        f.push(((0, 1), leaves[0]));
+        assert!(Extension::new(&f, 11, &leaves[11..]).is_err(), "a subtree off the frontier");
+        let ext = Extension::new(&frontier_of(&t, 11), 11, &leaves[11..]).unwrap();
+        assert!(ext.mth(0, 1).is_none(), "inside the earlier tree only its frontier is known");
+        assert!(ext.mth(0, 14).is_none(), "beyond the tree");
+        assert_eq!(ext.mth(0, 8), Some(t.range_hash(0, 8)));
     }
 }

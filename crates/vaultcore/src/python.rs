@@ -11,11 +11,11 @@
 
 use crate::error::Error;
 use crate::ingest as fused;
-use crate::{chunk, digest, merkle, seal, sign};
+use crate::{chunk, digest, merkle, receipt, seal, sign};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use pyo3::{ffi, import_exception};
 use std::sync::{Arc, RwLock};
 
@@ -941,6 +941,119 @@ impl MerkleTree {
     }
 }
 
+/// The journal's tree of `size` leaves in memory as the frontier of an earlier tree of `old_size` leaves
+/// (a dict `(start, end) -> hash`) and the leaf hashes appended since: the root to sign, the frontier to
+/// extend next time, and every proof a batch's receipts need, without reading storage.
+#[pyclass(module = "vaultd._vaultcore", frozen)]
+struct MerkleExtension {
+    inner: merkle::Extension,
+}
+
+impl MerkleExtension {
+    fn hash(&self, start: u64, end: u64) -> PyResult<merkle::Hash> {
+        self.inner.mth(start, end).ok_or_else(|| {
+            IntegrityError::new_err(format!(
+                "journal: subtree [{start}, {end}) is not on the frontier of size {} nor within the tree of size {}",
+                self.inner.old_size(),
+                self.inner.size()
+            ))
+        })
+    }
+}
+
+#[pymethods]
+impl MerkleExtension {
+    #[new]
+    fn new(old_frontier: &Bound<'_, PyDict>, old_size: u64, size: u64, leaf_hashes: Vec<PyBuffer<u8>>) -> PyResult<Self> {
+        if size < old_size || size - old_size != leaf_hashes.len() as u64 {
+            return Err(InvalidArgument::new_err("journal: an extension needs one leaf hash per appended leaf"));
+        }
+        let mut frontier = Vec::with_capacity(old_frontier.len());
+        for (k, v) in old_frontier.iter() {
+            let r: (u64, u64) = k.extract()?;
+            let b: PyBuffer<u8> = v.extract()?;
+            frontier.push((r, hash32(view(&b)?, "a frontier hash")?));
+        }
+        let leaves = leaf_list(&leaf_hashes)?;
+        Ok(MerkleExtension { inner: merkle::Extension::new(&frontier, old_size, &leaves)? })
+    }
+
+    #[getter]
+    fn old_size(&self) -> u64 {
+        self.inner.old_size()
+    }
+
+    #[getter]
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    /// MTH of leaves `[start, end)` for a range of the RFC 9162 recursions over this tree.
+    fn mth<'py>(&self, py: Python<'py>, start: u64, end: u64) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.hash(start, end)?))
+    }
+
+    fn root<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let r = self.inner.root().ok_or_else(|| IntegrityError::new_err("journal: the root is not known"))?;
+        Ok(PyBytes::new(py, &r))
+    }
+
+    /// The frontier of this tree, `(start, end) -> hash`, to extend it later.
+    fn frontier<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (start, end) in merkle::frontier_ranges(self.inner.size()) {
+            d.set_item((start, end), PyBytes::new(py, &self.hash(start, end)?))?;
+        }
+        Ok(d)
+    }
+
+    /// RFC 9162 PATH(index, D[0:size]) for a leaf appended after `old_size`.
+    fn inclusion_proof<'py>(&self, py: Python<'py>, index: u64) -> PyResult<Bound<'py, PyList>> {
+        let (old, size) = (self.inner.old_size(), self.inner.size());
+        if !(old..size).contains(&index) {
+            return Err(InvalidArgument::new_err(format!("journal: leaf {index} is not among the leaves [{old}, {size})")));
+        }
+        let p = self.inner.inclusion_proof(index).ok_or_else(|| IntegrityError::new_err("journal: a proof hash is not known"))?;
+        bytes_list(py, &p)
+    }
+
+    /// RFC 9162 PROOF(old_size, D[0:size]) (0 < old_size < size).
+    fn consistency_proof<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        if !(0 < self.inner.old_size() && self.inner.old_size() < self.inner.size()) {
+            return Err(InvalidArgument::new_err("journal: no consistency proof for these sizes"));
+        }
+        let p = self.inner.consistency_proof().ok_or_else(|| IntegrityError::new_err("journal: a proof hash is not known"))?;
+        bytes_list(py, &p)
+    }
+
+    /// The canonical receipt of each `(kind, index, leaf bytes)` under this tree, signed with root `root`:
+    /// `prefix` + proof + kind, leaf and index + `suffix` (see `receipt.rs`). None for an item whose proof
+    /// is not in memory or does not lead to `root`. `kind` must be a validated token.
+    fn receipts<'py>(
+        &self,
+        py: Python<'py>,
+        root: PyBuffer<u8>,
+        prefix: &str,
+        suffix: &str,
+        items: Vec<(String, u64, PyBuffer<u8>)>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let root = hash32(view(&root)?, "the signed root")?;
+        let mut list = Vec::with_capacity(items.len());
+        for (kind, index, leaf) in &items {
+            list.push(receipt::Item { kind, index: *index, leaf: view(leaf)? });
+        }
+        let out = receipt::encode_batch(&self.inner, &root, prefix, suffix, &list);
+        let l = PyList::empty(py);
+        for r in out {
+            match r {
+                Some(b) => l.append(PyBytes::new(py, &b))?,
+                None => l.append(py.None())?,
+            }
+        }
+        Ok(l)
+    }
+}
+
 /// Registers everything in the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_MIN_SIZE", chunk::DEFAULT_MIN)?;
@@ -952,6 +1065,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Ed25519SigningKey>()?;
     m.add_class::<Chunk>()?;
     m.add_class::<MerkleTree>()?;
+    m.add_class::<MerkleExtension>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;

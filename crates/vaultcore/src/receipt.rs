@@ -1,0 +1,78 @@
+//! The canonical receipt JSON of journal leaves, many at a time under one signed checkpoint.
+//!
+//! A receipt is `{"checkpoint":…,"format":…,"inclusion_proof":[…],"kind":…,"leaf":…,"leaf_index":…,
+//! "tree_size":…,"version":…}` with its keys sorted, no spaces and base64 (standard alphabet, padded)
+//! for bytes: the bytes `vaultd.journal.receipt.make_receipt` gives. The caller makes the part shared by
+//! the batch once (`prefix`: up to the opening bracket of the proof list; `suffix`: from `tree_size`
+//! on); this module proves each leaf from the in-memory tree, checks that proof against the signed root
+//! before it writes it, and assembles the rest.
+
+use crate::merkle::{leaf_hash, verify_inclusion, Extension, Hash};
+use base64ct::{Base64, Encoding};
+
+/// One leaf to give a receipt: its kind (a token the caller has validated: it is written as is), its
+/// index in the tree and its bytes as appended.
+pub struct Item<'a> {
+    pub kind: &'a str,
+    pub index: u64,
+    pub leaf: &'a [u8],
+}
+
+/// The receipt of each item under the tree `ext` whose signed root is `root`; None for an item whose
+/// proof cannot be made from memory (outside the extension) or does not lead to `root` (the caller
+/// reports that as an integrity failure).
+pub fn encode_batch(ext: &Extension, root: &Hash, prefix: &str, suffix: &str, items: &[Item<'_>]) -> Vec<Option<Vec<u8>>> {
+    items
+        .iter()
+        .map(|it| {
+            let proof = ext.inclusion_proof(it.index)?;
+            let refs: Vec<&[u8]> = proof.iter().map(|h| &h[..]).collect();
+            if !verify_inclusion(&leaf_hash(it.leaf), it.index, ext.size(), &refs, root) {
+                return None;
+            }
+            let mut out = String::with_capacity(prefix.len() + suffix.len() + proof.len() * 47 + it.leaf.len() * 4 / 3 + 64);
+            out.push_str(prefix);
+            for (i, h) in proof.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push('"');
+                out.push_str(&Base64::encode_string(h));
+                out.push('"');
+            }
+            out.push_str("],\"kind\":\"");
+            out.push_str(it.kind);
+            out.push_str("\",\"leaf\":\"");
+            out.push_str(&Base64::encode_string(it.leaf));
+            out.push_str("\",\"leaf_index\":");
+            out.push_str(&it.index.to_string());
+            out.push_str(suffix);
+            Some(out.into_bytes())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merkle::{frontier_ranges, root, Tree};
+
+    #[test]
+    fn receipts_carry_proofs_that_verify_and_refuse_a_wrong_root() {
+        let data: Vec<Vec<u8>> = (0..9u8).map(|i| vec![i; 3]).collect();
+        let leaves: Vec<Hash> = data.iter().map(|d| leaf_hash(d)).collect();
+        let t = Tree::from_leaves(&leaves);
+        let frontier: Vec<_> = frontier_ranges(5).into_iter().map(|r| (r, root(&leaves[r.0 as usize..r.1 as usize]))).collect();
+        let ext = Extension::new(&frontier, 5, &leaves[5..]).unwrap();
+        let r = t.root(9).unwrap();
+        let items = [Item { kind: "deposit", index: 6, leaf: &data[6] }, Item { kind: "event", index: 2, leaf: &data[2] }];
+        let out = encode_batch(&ext, &r, "{\"p\":[", ",\"tree_size\":9}", &items);
+        let proof: Vec<String> = t.inclusion_proof(6, 9).unwrap().iter().map(|h| format!("\"{}\"", Base64::encode_string(h))).collect();
+        let want = format!("{{\"p\":[{}],\"kind\":\"deposit\",\"leaf\":\"BgYG\",\"leaf_index\":6,\"tree_size\":9}}", proof.join(","));
+        assert_eq!(String::from_utf8(out[0].clone().unwrap()).unwrap(), want);
+        assert!(out[1].is_none(), "a leaf of the earlier tree has no proof in memory");
+        let wrong = [Item { kind: "deposit", index: 6, leaf: &data[7] }];
+        assert!(encode_batch(&ext, &r, "", "", &wrong)[0].is_none(), "other bytes at that index");
+        assert!(encode_batch(&ext, &[0u8; 32], "", "", &items[..1])[0].is_none(), "another root");
+    }
+}
