@@ -289,6 +289,32 @@ impl Extension {
     }
 }
 
+/// Does `ext` extend the tree of `ext.old_size()` leaves whose root is `old_root` (its consistency proof
+/// verifies; every tree extends the empty one), and does each `((start, end), hash)` of `stored` equal
+/// this tree's hash of that range? Hashes compared in constant time.
+pub fn extension_is_consistent(ext: &Extension, old_root: &Hash, stored: &[((u64, u64), Vec<u8>)]) -> bool {
+    for ((start, end), h) in stored {
+        match ext.mth(*start, *end) {
+            Some(mine) if ct_eq(&mine, h) => {}
+            _ => return false,
+        }
+    }
+    let Some(root) = ext.root() else { return false };
+    if ext.old_size() == 0 {
+        return true;
+    }
+    if ext.old_size() == ext.size() {
+        return ct_eq(&root, old_root);
+    }
+    match ext.consistency_proof() {
+        Some(proof) => {
+            let refs: Vec<&[u8]> = proof.iter().map(|h| &h[..]).collect();
+            verify_consistency(ext.old_size(), ext.size(), old_root, &root, &refs)
+        }
+        None => false,
+    }
+}
+
 /// MTH of a list of leaf hashes.
 pub fn root(leaves: &[Hash]) -> Hash {
     Tree::from_leaves(leaves).root(leaves.len() as u64).expect("size within the tree")
@@ -456,6 +482,24 @@ mod tests {
                 assert!(old == 0 || ext.inclusion_proof(old - 1).is_none());
                 assert!(ext.inclusion_proof(size).is_none());
             }
+        }
+    }
+
+    #[test]
+    fn extension_consistency_check_catches_a_wrong_root_or_stored_hash() {
+        let leaves: Vec<Hash> = (0..21u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let t = Tree::from_leaves(&leaves);
+        for old in 0..=21u64 {
+            let ext = Extension::new(&frontier_of(&t, old), old, &leaves[old as usize..]).unwrap();
+            let stored: Vec<_> = frontier_of(&t, 21).into_iter().map(|(r, h)| (r, h.to_vec())).collect();
+            let old_root = if old == 0 { empty_root() } else { t.root(old).unwrap() };
+            assert!(extension_is_consistent(&ext, &old_root, &stored), "{old}");
+            if old > 0 {
+                assert!(!extension_is_consistent(&ext, &[7u8; 32], &stored), "another signed root, {old}");
+            }
+            let mut bad = stored.clone();
+            bad[0].1[5] ^= 1;
+            assert!(!extension_is_consistent(&ext, &old_root, &bad), "a stored hash changed, {old}");
         }
     }
 

@@ -1026,6 +1026,22 @@ impl MerkleExtension {
         bytes_list(py, &p)
     }
 
+    /// Does this tree extend the signed tree of `old_size` leaves with root `old_root` (the RFC 9162
+    /// consistency proof from it, made here, verifies), and is every `(start, end) -> hash` of `stored`
+    /// (what storage holds of this tree's frontier) the hash this tree has there? Compared in constant
+    /// time; the GIL is let go meanwhile.
+    fn consistent_with(&self, py: Python<'_>, old_root: PyBuffer<u8>, stored: &Bound<'_, PyDict>) -> PyResult<bool> {
+        let old_root = hash32(view(&old_root)?, "the signed root")?;
+        let mut pairs = Vec::with_capacity(stored.len());
+        for (k, v) in stored.iter() {
+            let r: (u64, u64) = k.extract()?;
+            let b: PyBuffer<u8> = v.extract()?;
+            pairs.push((r, view(&b)?.to_vec()));
+        }
+        let inner = &self.inner;
+        Ok(py.detach(|| merkle::extension_is_consistent(inner, &old_root, &pairs)))
+    }
+
     /// The canonical receipt of each `(kind, index, leaf bytes)` under this tree, signed with root `root`:
     /// `prefix` + proof + kind, leaf and index + `suffix` (see `receipt.rs`). None for an item whose proof
     /// is not in memory or does not lead to `root`. `kind` must be a validated token.
@@ -1042,7 +1058,10 @@ impl MerkleExtension {
         for (kind, index, leaf) in &items {
             list.push(receipt::Item { kind, index: *index, leaf: view(leaf)? });
         }
-        let out = receipt::encode_batch(&self.inner, &root, prefix, suffix, &list);
+        // tens of hashes per leaf: the GIL is let go (this runs on the journal's signing thread,
+        // beside the commit, while the gRPC threads and the store writer want it)
+        let inner = &self.inner;
+        let out = py.detach(|| receipt::encode_batch(inner, &root, prefix, suffix, &list));
         let l = PyList::empty(py);
         for r in out {
             match r {
