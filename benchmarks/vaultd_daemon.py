@@ -68,6 +68,36 @@ class Daemon:
             parts = f.read().rsplit(")", 1)[1].split()
         return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
+    def thread_cpu(self) -> dict[str, tuple[float, float]]:
+        """User and system CPU seconds of each of the daemon's threads so far, by thread id."""
+        out = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{tid}/stat") as f:
+                    parts = f.read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:  # the thread ended meanwhile
+                continue
+            out[tid] = (int(parts[11]) / tick, int(parts[12]) / tick)
+        return out
+
+    def thread_names(self) -> dict[str, str]:
+        """The Python name of each thread (by thread id), from ``py-spy dump`` (Python 3.11 does not name
+        its threads for the OS); numbered names of a pool (``grpc_12``) are folded into one (``grpc_*``).
+        Empty when py-spy is not installed."""
+        spy = Path(sys.executable).with_name("py-spy")
+        if not spy.exists():
+            return {}
+        out = subprocess.run([str(spy), "dump", "--pid", str(self.proc.pid), "--nonblocking"],
+                             capture_output=True, text=True, timeout=60).stdout
+        names = {}
+        for line in out.splitlines():
+            m = re.match(r'Thread (\S+) \(.*?\): "([^"]+)"', line)
+            if m:
+                tid = m.group(1)
+                names[str(int(tid, 16)) if tid.startswith("0x") else tid] = re.sub(r"_\d+$", "_*", m.group(2))
+        return names
+
     def stop(self) -> None:
         self._stop.set()
         self.proc.send_signal(signal.SIGTERM)

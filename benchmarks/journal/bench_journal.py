@@ -428,26 +428,40 @@ def bench_daemon_overhead(tmp: Path, clients: tuple[int, ...] = (1, 16, 64), rep
             lat: dict[bool, list[float]] = {False: [], True: []}
             wall = {False: 0.0, True: 0.0}
             cpu = {False: 0.0, True: 0.0}
+            # CPU seconds (user, system) of each daemon thread over the measured deposits, by thread id
+            threads: dict[bool, dict[str, list[float]]] = {False: {}, True: {}}
+
+            def count_threads(j: bool, before: dict[str, tuple[float, float]]) -> None:
+                for tid, (user, system) in daemons[j].thread_cpu().items():
+                    u0, s0 = before.get(tid, (0.0, 0.0))
+                    acc = threads[j].setdefault(tid, [0.0, 0.0])
+                    acc[0] += user - u0
+                    acc[1] += system - s0
+
             procs = min(4, n)
             per_thread = max(1, per_round[n] // n)
             if n == 1:
                 pairs = 300 if quick else 1500
                 with ctx.Pool(1) as pool:
                     cpu0 = {j: d.cpu_seconds() for j, d in daemons.items()}
+                    t0 = {j: d.thread_cpu() for j, d in daemons.items()}
                     off, on = pool.map(paired_worker, [([(daemons[j].address, str(daemons[j].data_dir))
                                                          for j in (False, True)], pairs, "supplier-small")])[0]
                     for j, xs in ((False, off), (True, on)):
                         lat[j], wall[j] = xs, sum(xs)
                         cpu[j] = daemons[j].cpu_seconds() - cpu0[j]
+                        count_threads(j, t0[j])
             with ctx.Pool(procs) as pool:
                 for j in (False, True, True, False) * repeats if n > 1 else ():
                     d = daemons[j]
                     start_at = time.time() + 1.5
                     cpu0 = d.cpu_seconds()
+                    t0 = d.thread_cpu()
                     out = pool.map(bd.small_worker, [(d.address, str(d.data_dir), n // procs, per_thread, start_at,
                                                       "supplier-small")] * procs)
                     wall[j] += time.time() - start_at
                     cpu[j] += d.cpu_seconds() - cpu0
+                    count_threads(j, t0)
                     lat[j] += [x for xs in out for x in xs]
             row: dict[str, Any] = {"clients": n, "deposits_per_mode": len(lat[True]),
                                    "method": "paired" if n == 1 else "rounds"}
@@ -457,6 +471,14 @@ def bench_daemon_overhead(tmp: Path, clients: tuple[int, ...] = (1, 16, 64), rep
                 row[f"p99_ms_{tag}"] = 1000 * bd.pct(lat[j], 99)
                 row[f"per_s_{tag}"] = len(lat[j]) / wall[j]
                 row[f"cpu_ms_{tag}"] = 1000 * cpu[j] / len(lat[j])
+                names = daemons[j].thread_names()
+                if names:  # CPU per deposit of each (kind of) thread, µs: user and system
+                    per: dict[str, list[float]] = {}
+                    for tid, (user, system) in threads[j].items():
+                        acc = per.setdefault(names.get(tid, "native (gRPC core)"), [0.0, 0.0])
+                        acc[0] += 1e6 * user / len(lat[j])
+                        acc[1] += 1e6 * system / len(lat[j])
+                    row[f"threads_{tag}"] = per
             row["p50_ratio"] = row["p50_ms_on"] / row["p50_ms_off"]
             row["p99_ratio"] = row["p99_ms_on"] / row["p99_ms_off"]
             row["rate_ratio"] = row["per_s_on"] / row["per_s_off"]
@@ -493,6 +515,24 @@ def render_daemon_overhead(o: dict[str, Any] | None) -> list[str]:
             f"| {r['p99_ms_off']:.1f} | {r['p99_ms_on']:.1f} | {100 * (r['p99_ratio'] - 1):+.1f}% "
             f"| {r['per_s_off']:,.0f} | {r['per_s_on']:,.0f} | {100 * (r['rate_ratio'] - 1):+.1f}% "
             f"| {r['cpu_ms_off']:.2f} | {r['cpu_ms_on']:.2f} |")
+    rows = [r for r in o["rows"] if r.get("threads_on") and r.get("threads_off")]
+    if rows:
+        lines += ["", "Where the journal's CPU goes: each daemon thread's CPU per deposit over the same deposits "
+                  "(user + system, µs; system in brackets), thread names from `py-spy dump` (the gRPC pool's "
+                  "threads summed; CPU time is counted in ticks of 10 ms).", "",
+                  "| clients | thread | off | on | on - off |", "|---:|---|---:|---:|---:|"]
+        for r in rows:
+            names = sorted(set(r["threads_on"]) | set(r["threads_off"]),
+                           key=lambda k: -sum(r["threads_on"].get(k, [0, 0])))
+            for k in names:
+                off = r["threads_off"].get(k, [0.0, 0.0])
+                on = r["threads_on"].get(k, [0.0, 0.0])
+                if sum(off) < 5 and sum(on) < 5:
+                    continue
+                lines.append(f"| {r['clients']} | {k} | {sum(off):.0f} ({off[1]:.0f}) | {sum(on):.0f} ({on[1]:.0f}) "
+                             f"| {sum(on) - sum(off):+.0f} |")
+            lines.append(f"| {r['clients']} | all | {1000 * r['cpu_ms_off']:.0f} | {1000 * r['cpu_ms_on']:.0f} "
+                         f"| {1000 * (r['cpu_ms_on'] - r['cpu_ms_off']):+.0f} |")
     return lines
 
 
