@@ -375,14 +375,15 @@ class Journal:
                 ) from None
         return ext
 
-    # -- signing beside the commit ------------------------------------------------------------------
+    # -- signing before the commit ------------------------------------------------------------------
     # The store writer (through vaultd.journal.hook) splits sign_head in three so that signing and the
-    # batch's receipts are computed while the commit's fsync runs (the GIL is free then): draft_head in
-    # the batch's write transaction before the commit reads the stored hashes the check needs;
-    # sign_draft, on another thread, extends the signed tree in memory, checks it against those hashes,
-    # verifies the consistency proof and signs; install_head, once the commit is durable, makes the
-    # new head current and publishes it. A draft of a commit that fails is dropped unpublished: no
-    # checkpoint of a tree that was never durable is ever handed out or written.
+    # batch's receipts need no storage read after the commit: draft_head in the batch's write
+    # transaction before the commit reads the stored hashes the check needs; sign_draft (storage not
+    # asked; its hashing, checks and signature in the Rust core with the GIL let go) extends the signed
+    # tree in memory, checks it against those hashes, verifies the consistency proof and signs;
+    # install_head, once the commit is durable, makes the new head current and publishes it. A draft of
+    # a commit that fails is dropped unpublished: no checkpoint of a tree that was never durable is
+    # ever handed out or written.
     def draft_head(self, txn: lmdb.Transaction) -> HeadDraft | None:
         """In the batch's write transaction, before its commit: what signing its tree head needs, or
         None when the synchronous :meth:`sign_head` must decide (no head yet, a leaf not appended

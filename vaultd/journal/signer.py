@@ -39,9 +39,9 @@ class Ed25519Signer:
     """Ed25519 journal key held in memory, loaded from (or created in) a PKCS#8 PEM file of mode 0600.
 
     The private key is kept by the Rust core (``Ed25519SigningKey``, zeroized when dropped), which
-    signs with the GIL released: the journal signs a checkpoint per group commit on a thread that runs
-    beside the commit's fsync, and a signature that held the GIL (about 45 us with ``cryptography``
-    here) delayed the store's writer when the fsync returned."""
+    signs with the GIL released: the journal signs a checkpoint per group commit on the store writer's
+    thread, and a signature that held the GIL (about 45 us with ``cryptography`` here) kept every other
+    thread of the daemon waiting meanwhile."""
 
     def __init__(self, name: str, private_key: ed25519.Ed25519PrivateKey) -> None:
         seed = bytearray(private_key.private_bytes(

@@ -35,9 +35,9 @@ class Journal(Protocol):
         """Append a leaf in the writer's transaction; return its index."""
 
     def before_commit(self, txn: Any, batch: list[Committed[Any]]) -> None:
-        """In the batch's transaction, every unit applied, just before the commit: work that can run
-        beside the commit's fsync starts here (``after_commit`` collects it once the commit is
-        durable; a commit that fails never reaches it)."""
+        """In the batch's transaction, every unit applied, just before the commit: work on the batch
+        as a whole that reads the transaction (the journal signs its head here; ``after_commit``
+        publishes it once the commit is durable; a commit that fails never reaches it)."""
 
 
 @dataclass

@@ -1,7 +1,7 @@
-"""Signing a batch's tree head beside its commit (Journal.draft_head / sign_draft / install_head, and
-JournalHook.before_commit / after_commit): the draft is taken in the write transaction, signed on
-another thread, and installed only once the commit is durable; a draft whose commit fails is never
-published, and a draft that does not match storage is not signed."""
+"""Signing a batch's tree head before its commit (Journal.draft_head / sign_draft / install_head, and
+JournalHook.before_commit / after_commit): the draft is taken and signed in the write transaction,
+and installed only once the commit is durable; a draft whose commit fails is never published, and a
+draft that does not match storage is not signed."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_draft_signed_and_installed_after_commit(tmp_path: Path) -> None:
     env.close()
 
 
-def test_first_batch_after_the_empty_head_is_signed_beside_the_commit(tmp_path: Path) -> None:
+def test_first_batch_after_the_empty_head_is_signed_before_the_commit(tmp_path: Path) -> None:
     """A new journal's first head is the empty tree: a draft over it is signed (every tree extends
     the empty one), not sent back to the synchronous path."""
     env, j = _open(tmp_path)
@@ -112,7 +112,7 @@ def test_draft_not_matching_storage_is_not_signed(tmp_path: Path) -> None:
     env.close()
 
 
-def test_hook_signs_beside_the_commit_and_falls_back(tmp_path: Path) -> None:
+def test_hook_signs_before_the_commit_and_falls_back(tmp_path: Path) -> None:
     env, j = _open(tmp_path)
     _first_head(env, j)
     hook = JournalHook()
@@ -158,7 +158,7 @@ def test_remembered_leaf_hashes_are_dropped_once_signed(tmp_path: Path) -> None:
     assert len(burst) == 1000
     j.sign_head()
     assert j._leaf_hashes == {} and j._leaf_hashes is not burst
-    for n in (1, 3):  # then batches signed beside their commits: only their own leaves, then none
+    for n in (1, 3):  # then batches signed before their commits: only their own leaves, then none
         with env.begin(write=True) as txn:
             idx = [j.append(txn, _leaf(2000 + i)) for i in range(n)]
             draft = j.draft_head(txn)
@@ -168,4 +168,29 @@ def test_remembered_leaf_hashes_are_dropped_once_signed(tmp_path: Path) -> None:
         j.install_head(draft, *signed)
         assert j._leaf_hashes == {}
     assert j.head().checkpoint.root == j.tree.root()
+    env.close()
+
+
+def test_hook_signs_from_storage_when_signing_the_draft_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """An exception while signing before the commit does not fail the commit (the data is durable
+    anyway): after the commit the head is signed from storage and every unit still gets its receipt."""
+    env, j = _open(tmp_path)
+    _first_head(env, j)
+    hook = JournalHook()
+    hook.bind(j)
+
+    def broken(draft: object) -> None:
+        raise RuntimeError("signer unavailable")
+
+    monkeypatch.setattr(j, "sign_draft", broken)
+    with env.begin(write=True) as txn:
+        units = [Committed(None, [_leaf(i)], [j.append(txn, _leaf(i))]) for i in (1, 2)]
+        hook.before_commit(txn, units)
+    hook.after_commit(units)
+    assert "signing the journal head before the commit failed" in caplog.text
+    assert j.head().checkpoint.size == 3 and j.head().checkpoint.root == j.tree.root(3)
+    for i, c in zip((1, 2), units):
+        res = verify_receipt(c.evidence or b"", b"doc %d" % i, j.verifier.vkey())
+        assert res.ok, res.report()
     env.close()
