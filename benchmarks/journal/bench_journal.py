@@ -675,8 +675,8 @@ def render_overhead(o: dict[str, Any] | None) -> list[str]:
     lines.append(f"| units per commit | {w['off']['units_per_commit']:.2f} | {w['on']['units_per_commit']:.2f} | |")
     lines += ["", f"Of the writer's CPU per commit with the journal on: appends in the transaction "
               f"{w['on']['journal_append_cpu_us_per_commit']:.0f} µs"
-              + (f", drafting the head before the commit (its signing and the receipts then run on another "
-                 f"thread beside the fsync) {w['on']['journal_before_commit_cpu_us_per_commit']:.0f} µs"
+              + (f", drafting and signing the head and making the receipts before the commit "
+                 f"{w['on']['journal_before_commit_cpu_us_per_commit']:.0f} µs"
                  if "journal_before_commit_cpu_us_per_commit" in w["on"] else "")
               + ", after-commit (installing the checkpoint and attaching the receipts) "
               f"{w['on']['journal_after_commit_cpu_us_per_commit']:.0f} µs"
