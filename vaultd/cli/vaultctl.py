@@ -240,6 +240,7 @@ matched the store in time: is the journal signing?); 7 INVALID_ARGUMENT; 8 FAILE
 def cmd_backup(a: argparse.Namespace) -> int:
     """``vaultctl backup DEST --data-dir DIR``: a hot backup from beside the running daemon (no
     server connection: LMDB lets this process read the daemon's environment)."""
+    from vaultd.journal.journal import stored_head
     from vaultd.journal.tree import tree_size
     from vaultd.store.backup import backup_data_dir
 
@@ -264,8 +265,8 @@ def cmd_backup(a: argparse.Namespace) -> int:
 
     try:
         try:
-            r = backup_data_dir(data_dir, a.dest, tree_size=tree_size, timeout=a.timeout,
-                                progress=progress)
+            r = backup_data_dir(data_dir, a.dest, tree_size=tree_size, stored_head=stored_head,
+                                timeout=a.timeout, progress=progress)
         finally:
             if bars and bars[0][1] is not None:
                 bars[0][1].close()

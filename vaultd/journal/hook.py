@@ -113,6 +113,16 @@ class JournalHook:
             signed = _sign_and_prove(journal, draft, items)
         except Exception as e:  # after_commit logs it and signs from storage
             signed = e
+        if isinstance(signed, _Signed):
+            # the note goes into the batch's own transaction: any snapshot holds its checkpoint
+            raw = getattr(txn, "raw", txn)
+            child = journal.env.begin(write=True, parent=raw)
+            try:
+                journal.record_head(child, signed.head)
+                child.commit()
+            except Exception:  # a full map: the note is only missing from this snapshot
+                child.abort()
+                log.exception("recording the signed checkpoint in the store failed")
         self._draft = (units, draft, items, signed)
 
     def after_commit(self, batch: list[Any]) -> None:

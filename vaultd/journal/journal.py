@@ -48,6 +48,11 @@ __all__ = ["Journal", "SignedHead", "HeadDraft", "DB_FIRST_READ", "DB_DEPOSITS"]
 
 DB_FIRST_READ = b"journal.first_read"
 DB_DEPOSITS = b"journal.deposits"
+# The signed note of the tree in the same transaction (key _HEAD_KEY): written with the batch whose
+# head was signed before its commit, so that any snapshot of the store (a backup's) finds the
+# checkpoint of exactly its tree in itself.
+DB_HEAD = b"journal.head"
+_HEAD_KEY = b"signed"
 _U64 = struct.Struct(">Q")
 log = logging.getLogger("vaultd.journal")
 
@@ -133,6 +138,7 @@ class Journal:
         self.tree = MerkleTree(env)
         self.first_read = env.open_db(DB_FIRST_READ)
         self.deposits = env.open_db(DB_DEPOSITS)
+        self.head_db = env.open_db(DB_HEAD)
         # Where the core keeps the index of each version's deposit leaf (in the version's own record,
         # written in the same unit): (vault, name, version) -> index or None. When set, deposits are
         # not indexed again in journal.deposits: that index's random-key insert cost each commit
@@ -149,11 +155,13 @@ class Journal:
         # an older checkpoint, which the durable tree still extends: the rollback check stays sound.
         # The thread writes at most once per ``persist_interval`` seconds (and at once on flush and
         # close): a file written and fsynced after every commit doubled the fsyncs of a lone client.
-        # The interval is short because ``vaultctl backup`` (another process) takes its checkpoint
-        # from this file and needs one that matches its snapshot exactly: at 0.5 s, under steady
-        # deposits, the crash test's backups found none for a whole run; at 0.05 s, 5 to 6 of 7
-        # completed. A rollback of the store to a state less than that interval old can go
-        # unnoticed by the file; every receipt and checkpoint handed out in that time still proves it.
+        # The interval was made short for ``vaultctl backup`` (another process), which took its
+        # checkpoint from this file and needed one that matched its snapshot exactly (at 0.5 s, under
+        # steady deposits, the crash test's backups found none for a whole run; at 0.05 s, 5 to 6 of
+        # 7 completed). Backups now take the note stored in their snapshot (record_head) and fall
+        # back on this file only for a batch signed after its commit. A rollback of the store to a
+        # state less than that interval old can go unnoticed by the file; every receipt and
+        # checkpoint handed out in that time still proves it.
         self._pending: bytes | None = None
         self._interval = max(0.0, persist_interval)
         self._urgent = False  # flush or close asked: no waiting out the interval
@@ -415,6 +423,16 @@ class Journal:
         cp = Checkpoint(self.origin, draft.size, ext.root())
         return SignedHead(cp, sign_note(cp.body(), self.signer)), ext
 
+    def record_head(self, txn: lmdb.Transaction, head: SignedHead) -> None:
+        """In the write transaction of the leaves ``head`` signs, before its commit: the note, for
+        whoever reads that snapshot later (:func:`stored_head`)."""
+        txn.put(_HEAD_KEY, head.note, db=self.head_db)
+
+    def stored_note(self, txn: lmdb.Transaction) -> bytes | None:
+        """The note :meth:`record_head` left in ``txn``'s snapshot (see :func:`stored_head`)."""
+        raw = txn.get(_HEAD_KEY, db=self.head_db)
+        return None if raw is None else bytes(raw)
+
     def install_head(self, draft: HeadDraft, head: SignedHead, ext: Extension) -> SignedHead:
         """Once the draft's commit is durable: its head becomes the current one and is published.
         Returns the current head (the same tree, signed by another caller meanwhile, stays)."""
@@ -615,3 +633,16 @@ class Journal:
             elif self.tree.root(head.checkpoint.size) != head.checkpoint.root:
                 problems.append(f"journal root at the signed size {head.checkpoint.size} differs from the checkpoint")
         return problems
+
+
+def stored_head(env: lmdb.Environment, txn: lmdb.Transaction) -> bytes | None:
+    """The signed note stored in ``txn`` with the last batch signed before its commit (None: none
+    yet, or a store from before this record), for a reader that only opens the environment
+    (read-only, another process). Its tree size is the snapshot's when that batch was the last
+    one committed; the caller compares."""
+    try:
+        db = env.open_db(DB_HEAD, txn=txn, create=False)
+    except lmdb.NotFoundError:
+        return None
+    raw = txn.get(_HEAD_KEY, db=db)
+    return None if raw is None else bytes(raw)

@@ -90,10 +90,16 @@ class RestoreResult:
 
 def journal_head_for(journal: Any) -> HeadFor:
     """``head_for`` over a journal with ``tree.size(txn)`` and ``head()`` -> ``(.checkpoint.size,
-    .note)``: the signed note of exactly the tree in ``txn``, or None until it is signed."""
+    .note)``: the signed note of exactly the tree in ``txn``, or None until it is signed. A journal
+    with ``stored_note(txn)`` (the note stored with the batch it signs) is asked that first: it
+    describes the snapshot itself, whatever was signed since."""
 
     def head_for(txn: Any) -> tuple[int, bytes] | None:
         size = int(journal.tree.size(txn))
+        stored = getattr(journal, "stored_note", None)
+        note = stored(txn) if stored is not None else None
+        if note is not None and checkpoint_size(note) == size:
+            return size, note
         head = journal.head()
         if head.checkpoint.size == size:
             return size, bytes(head.note)
@@ -309,15 +315,18 @@ def backup_data_dir(
     dest: Path | str,
     *,
     tree_size: Callable[[lmdb.Environment, Any], int],
+    stored_head: Callable[[lmdb.Environment, Any], bytes | None] | None = None,
     timeout: float = 60.0,
     max_dbs: int = 32,
     progress: Callable[[int, int | None], None] | None = None,
 ) -> BackupResult:
     """``vaultctl backup``: the same backup from ANOTHER process on the daemon's host, while the
     daemon serves. LMDB lets this process open the environment read-only beside the daemon
-    (readers are registered in its lock file); the checkpoint comes from the journal's state
-    file (``journal/checkpoint``, rewritten with the latest signed head at most every 0.05 s),
-    and the backup retries until that file describes exactly the tree of its read transaction. ``tree_size(env, txn)``
+    (readers are registered in its lock file); the checkpoint is ``stored_head(env, txn)``, the
+    note the journal stores with each batch it signs before the commit, when it describes exactly
+    the tree of the read transaction (the usual case: the snapshot holds its own checkpoint); else
+    the journal's state file (``journal/checkpoint``, rewritten with the latest signed head at most
+    every 0.05 s), and the backup retries until one of them matches. ``tree_size(env, txn)``
     reads the journal's tree size in ``txn`` (the journal layer knows where; open named databases
     with ``env.open_db(name, txn=txn, create=False)``: a handle opened outside the transaction is
     not valid in it). Run it as the
@@ -328,11 +337,14 @@ def backup_data_dir(
                     subdir=True, create=False)
     try:
         def head_for(txn: Any) -> tuple[int, bytes] | None:
+            size = tree_size(env, txn)
+            note = stored_head(env, txn) if stored_head is not None else None
+            if note is not None and checkpoint_size(note) == size:
+                return size, note
             try:
                 note = state.read_bytes()
             except FileNotFoundError:
                 return None
-            size = tree_size(env, txn)
             return (size, note) if checkpoint_size(note) == size else None
 
         origin = data_dir / "journal" / "origin"
