@@ -350,7 +350,9 @@ class LmdbStore:
             writemap=False,
             map_async=False,
             readahead=False,
-            meminit=False,
+            # zero-fill freshly malloc'd pages before they are written: without it the unused part
+            # of a page carries leftover heap memory (documents' plaintext, keys) into the file
+            meminit=True,
             max_readers=1024,
             lock=True,
         )
