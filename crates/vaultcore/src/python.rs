@@ -949,6 +949,16 @@ struct MerkleExtension {
     inner: merkle::Extension,
 }
 
+/// A dict `(start, end) -> 32-byte hash` (a tree's frontier, or what storage holds of it).
+fn range_hashes(d: &Bound<'_, PyDict>, what: &str) -> PyResult<Vec<((u64, u64), merkle::Hash)>> {
+    let mut out = Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        let b: PyBuffer<u8> = v.extract()?;
+        out.push((k.extract()?, hash32(view(&b)?, what)?));
+    }
+    Ok(out)
+}
+
 impl MerkleExtension {
     fn hash(&self, start: u64, end: u64) -> PyResult<merkle::Hash> {
         self.inner.mth(start, end).ok_or_else(|| {
@@ -968,12 +978,7 @@ impl MerkleExtension {
         if size < old_size || size - old_size != leaf_hashes.len() as u64 {
             return Err(InvalidArgument::new_err("journal: an extension needs one leaf hash per appended leaf"));
         }
-        let mut frontier = Vec::with_capacity(old_frontier.len());
-        for (k, v) in old_frontier.iter() {
-            let r: (u64, u64) = k.extract()?;
-            let b: PyBuffer<u8> = v.extract()?;
-            frontier.push((r, hash32(view(&b)?, "a frontier hash")?));
-        }
+        let frontier = range_hashes(old_frontier, "a frontier hash")?;
         let leaves = leaf_list(&leaf_hashes)?;
         Ok(MerkleExtension { inner: merkle::Extension::new(&frontier, old_size, &leaves)? })
     }
@@ -1032,12 +1037,7 @@ impl MerkleExtension {
     /// time; the GIL is let go meanwhile.
     fn consistent_with(&self, py: Python<'_>, old_root: PyBuffer<u8>, stored: &Bound<'_, PyDict>) -> PyResult<bool> {
         let old_root = hash32(view(&old_root)?, "the signed root")?;
-        let mut pairs = Vec::with_capacity(stored.len());
-        for (k, v) in stored.iter() {
-            let r: (u64, u64) = k.extract()?;
-            let b: PyBuffer<u8> = v.extract()?;
-            pairs.push((r, view(&b)?.to_vec()));
-        }
+        let pairs = range_hashes(stored, "a stored frontier hash")?;
         let inner = &self.inner;
         Ok(py.detach(|| merkle::extension_is_consistent(inner, &old_root, &pairs)))
     }
@@ -1058,8 +1058,8 @@ impl MerkleExtension {
         for (kind, index, leaf) in &items {
             list.push(receipt::Item { kind, index: *index, leaf: view(leaf)? });
         }
-        // tens of hashes per leaf: the GIL is let go (this runs on the journal's signing thread,
-        // beside the commit, while the gRPC threads and the store writer want it)
+        // tens of hashes per leaf: the GIL is let go (the store writer runs this before its commit,
+        // while the gRPC threads want the GIL)
         let inner = &self.inner;
         let out = py.detach(|| receipt::encode_batch(inner, &root, prefix, suffix, &list));
         let l = PyList::empty(py);
