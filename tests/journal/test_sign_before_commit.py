@@ -142,7 +142,6 @@ def test_hook_signs_before_the_commit_and_falls_back(tmp_path: Path) -> None:
         res = verify_receipt(units[0].evidence or b"", b"doc 6", j.verifier.vkey())
         assert res.ok, res.report()
     finally:
-        hook.close()
         env.close()
 
 

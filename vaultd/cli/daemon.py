@@ -181,7 +181,6 @@ class Daemon:
             self.journal.metrics = self.metrics  # checkpoints signed, leaves, journal integrity errors
             self.journal.deposit_index = self.vaults.deposit_leaf_index  # kept in each version's record
             hook.bind(self.journal)
-            self._journal_hook = hook
             from vaultd.cli.kiosk import kiosk_for_daemon
 
             self.sessions, kiosk = kiosk_for_daemon(cfg, self.vaults)  # card logins, KioskService (if set up)
@@ -261,8 +260,6 @@ class Daemon:
         finally:
             if self.vaults is not None:
                 self.vaults.close()
-            if getattr(self, "_journal_hook", None) is not None:
-                self._journal_hook.close()
             if getattr(self, "journal", None) is not None:
                 self.journal.close()  # writes the last signed checkpoint
             if self._metrics_server is not None:

@@ -160,9 +160,6 @@ class JournalHook:
             # a receipt the draft could not make from memory is made from storage, now durable
             c.evidence = evidence if evidence is not None else _receipt_or_none(journal, head, item)
 
-    def close(self) -> None:
-        """Nothing to stop (the hook keeps no thread); kept for the composition root's shutdown."""
-
 
 class _Signed:
     __slots__ = ("head", "ext", "receipts")
