@@ -97,9 +97,8 @@ def journal_head_for(journal: Any) -> HeadFor:
     def head_for(txn: Any) -> tuple[int, bytes] | None:
         size = int(journal.tree.size(txn))
         stored = getattr(journal, "stored_note", None)
-        note = stored(txn) if stored is not None else None
-        if note is not None and checkpoint_size(note) == size:
-            return size, note
+        if stored is not None and (found := _signing(stored(txn), size)) is not None:
+            return found
         head = journal.head()
         if head.checkpoint.size == size:
             return size, bytes(head.note)
@@ -302,6 +301,11 @@ class _EnvStore:
         return cm()
 
 
+def _signing(note: bytes | None, size: int) -> tuple[int, bytes] | None:
+    """``(size, note)`` when ``note`` is a checkpoint of a tree of ``size`` leaves, else None."""
+    return (size, note) if note is not None and checkpoint_size(note) == size else None
+
+
 def checkpoint_size(note: bytes) -> int:
     """The tree size of a C2SP checkpoint note (its second line)."""
     lines = note.split(b"\n", 2)
@@ -338,14 +342,12 @@ def backup_data_dir(
     try:
         def head_for(txn: Any) -> tuple[int, bytes] | None:
             size = tree_size(env, txn)
-            note = stored_head(env, txn) if stored_head is not None else None
-            if note is not None and checkpoint_size(note) == size:
-                return size, note
+            if stored_head is not None and (found := _signing(stored_head(env, txn), size)) is not None:
+                return found
             try:
-                note = state.read_bytes()
+                return _signing(state.read_bytes(), size)
             except FileNotFoundError:
                 return None
-            return (size, note) if checkpoint_size(note) == size else None
 
         origin = data_dir / "journal" / "origin"
         extra = {"journal/origin": origin} if origin.exists() else {}
