@@ -330,7 +330,7 @@ def backup_data_dir(
     note the journal stores with each batch it signs before the commit, when it describes exactly
     the tree of the read transaction (the usual case: the snapshot holds its own checkpoint); else
     the journal's state file (``journal/checkpoint``, rewritten with the latest signed head at most
-    every 0.05 s), and the backup retries until one of them matches. ``tree_size(env, txn)``
+    once a second), and the backup retries until one of them matches. ``tree_size(env, txn)``
     reads the journal's tree size in ``txn`` (the journal layer knows where; open named databases
     with ``env.open_db(name, txn=txn, create=False)``: a handle opened outside the transaction is
     not valid in it). Run it as the
