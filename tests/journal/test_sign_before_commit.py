@@ -112,6 +112,41 @@ def test_draft_not_matching_storage_is_not_signed(tmp_path: Path) -> None:
     env.close()
 
 
+def test_signed_range_altered_between_batches_is_found(tmp_path: Path) -> None:
+    """The draft reads only the frontier ranges holding new leaves. A signed range altered in storage
+    since (leaves 0..3 of a head of 6) is found by the check of any proof through it, and refuses
+    the draft of the first batch whose appends hash it into a new range."""
+    env, j = _open(tmp_path)
+    with env.begin(write=True) as txn:
+        for i in range(6):
+            j.append(txn, _leaf(i))
+    j.sign_head()
+    with env.begin(write=True) as txn:
+        put_hash(txn, j.tree, 2, 0, b"\x00" * 32)  # leaves 0..3, a range of the signed frontier
+    with env.begin(write=True) as txn:
+        j.append(txn, _leaf(6))  # size 7: the new range is leaves 6..6; 0..3 is not read again
+        draft = j.draft_head(txn)
+        assert draft is not None and set(draft.stored) == {(6, 7)}
+    signed = j.sign_draft(draft)
+    assert signed is not None
+    head, ext = signed
+    # the root of the leaves as appended (hashlib), not of the altered storage
+    h = [hashlib.sha256(b"\x00" + _leaf(i)).digest() for i in range(7)]
+    n = lambda a, b: hashlib.sha256(b"\x01" + a + b).digest()  # noqa: E731
+    assert head.checkpoint.root == n(n(n(h[0], h[1]), n(h[2], h[3])), n(n(h[4], h[5]), h[6]))
+    assert j.install_head(draft, head, ext) is head
+    with pytest.raises(IntegrityError, match="leaf 5 or the stored hashes on its path were altered"):
+        j.receipt("deposit", 5)  # its proof carries the altered hash of leaves 0..3
+    with env.begin(write=True) as txn:
+        j.append(txn, _leaf(7))  # size 8: its appends hash the stored 0..3 into the range 0..7
+        draft = j.draft_head(txn)
+        assert draft is not None and set(draft.stored) == {(0, 8)}
+    assert j.sign_draft(draft) is None
+    with pytest.raises(IntegrityError, match="not consistent with the signed checkpoint of size 7"):
+        j.sign_head()
+    env.close()
+
+
 def test_hook_signs_before_the_commit_and_falls_back(tmp_path: Path) -> None:
     env, j = _open(tmp_path)
     _first_head(env, j)

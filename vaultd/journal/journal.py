@@ -69,7 +69,8 @@ class SignedHead:
 class HeadDraft:
     """What signing the tree head of a batch needs, taken in its write transaction (see
     :meth:`Journal.draft_head`): the head it extends and that head's frontier, the new size, the
-    hashes of the leaves appended since, and the stored hashes of the new tree's frontier."""
+    hashes of the leaves appended since, and the stored hashes of the new tree's frontier ranges
+    that hold new leaves."""
 
     prev: SignedHead
     frontier: dict[tuple[int, int], bytes]
@@ -406,7 +407,13 @@ class Journal:
         hashes = [self._leaf_hashes.get(i) for i in range(old, size)]
         if any(h is None for h in hashes):
             return None
-        stored = {r: self.tree.subtree(r[0], r[1], txn) for r in frontier_ranges(size)}
+        # Only the frontier ranges holding new leaves: one that ends at or before the signed size
+        # lies in the signed tree, so it is one of the signed frontier's ranges (the binary
+        # decompositions of the two sizes share their high bits), already shown to hash to the
+        # signed root. The new ranges are where this batch's appends wrote hashes computed from
+        # stored ones: a stored hash altered since is found here, or by the check of any proof
+        # that passes through it (every proof handed out is checked against the signed root).
+        stored = {r: self.tree.subtree(r[0], r[1], txn) for r in frontier_ranges(size) if r[1] > old}
         return HeadDraft(prev, frontier, size, hashes, stored)  # type: ignore[arg-type]
 
     def sign_draft(self, draft: HeadDraft) -> tuple[SignedHead, Extension] | None:
