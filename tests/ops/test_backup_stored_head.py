@@ -73,3 +73,27 @@ def test_each_snapshot_holds_the_checkpoint_of_its_tree(tmp_path: Path, monkeypa
     with pytest.raises(Exception, match="no signed checkpoint matched"):
         backup_data_dir(data, tmp_path / "backup2", tree_size=tree_size, timeout=0.2)
     assert not (tmp_path / "backup2").exists()
+
+
+def test_note_is_in_the_main_database_and_the_old_one_is_dropped(tmp_path: Path) -> None:
+    """The note is a key of LMDB's main database (whose page every commit writes anyway); the named
+    database that held it in stores written before is dropped when the journal opens."""
+    env = lmdb.open(str(tmp_path / "store"), max_dbs=16, map_size=1 << 26)
+    old = env.open_db(b"journal.head")
+    with env.begin(write=True) as txn:
+        txn.put(b"signed", b"a note of an earlier layout", db=old)
+    j = Journal(env, Ed25519Signer.load_or_create(tmp_path / "k.pem", NAME), state_dir=tmp_path / "state")
+    hook = JournalHook()
+    hook.bind(j)
+    with env.begin() as txn:
+        assert txn.get(b"journal.head") is None  # the named database is gone
+        assert stored_head(env, txn) is None
+    j.sign_head()
+    _batch(env, j, hook, range(3))
+    with env.begin() as txn:
+        note = stored_head(env, txn)
+        assert note is not None and note == j.head().note and checkpoint_size(note) == tree_size(env, txn) == 3
+        with pytest.raises(lmdb.Error):  # a key of the main database, never a database name
+            env.open_db(b"journal.signed-head", txn=txn, create=False)
+    j.close()
+    env.close()

@@ -48,11 +48,15 @@ __all__ = ["Journal", "SignedHead", "HeadDraft", "DB_FIRST_READ", "DB_DEPOSITS"]
 
 DB_FIRST_READ = b"journal.first_read"
 DB_DEPOSITS = b"journal.deposits"
-# The signed note of the tree in the same transaction (key _HEAD_KEY): written with the batch whose
-# head was signed before its commit, so that any snapshot of the store (a backup's) finds the
-# checkpoint of exactly its tree in itself.
-DB_HEAD = b"journal.head"
-_HEAD_KEY = b"signed"
+# The signed note of the tree, written in the transaction of the batch whose head was signed before
+# its commit, so that any snapshot of the store (a backup's) finds the checkpoint of exactly its tree
+# in itself. It is a key of LMDB's main database, whose keys are otherwise the names of the named
+# databases (so it must never be a name opened as one): that database's page is written by every
+# commit anyway (it holds each changed database's root), where a named database of its own cost
+# every commit one more page to write and sync. A named database ``journal.head`` that held it
+# before is dropped when the journal opens.
+_HEAD_KEY = b"journal.signed-head"
+_OLD_HEAD_DB = b"journal.head"
 _U64 = struct.Struct(">Q")
 log = logging.getLogger("vaultd.journal")
 
@@ -139,7 +143,8 @@ class Journal:
         self.tree = MerkleTree(env)
         self.first_read = env.open_db(DB_FIRST_READ)
         self.deposits = env.open_db(DB_DEPOSITS)
-        self.head_db = env.open_db(DB_HEAD)
+        self.main_db = env.open_db(None)
+        _drop_old_head_db(env)
         # Where the core keeps the index of each version's deposit leaf (in the version's own record,
         # written in the same unit): (vault, name, version) -> index or None. When set, deposits are
         # not indexed again in journal.deposits: that index's random-key insert cost each commit
@@ -432,11 +437,11 @@ class Journal:
     def record_head(self, txn: lmdb.Transaction, head: SignedHead) -> None:
         """In the write transaction of the leaves ``head`` signs, before its commit: the note, for
         whoever reads that snapshot later (:func:`stored_head`)."""
-        txn.put(_HEAD_KEY, head.note, db=self.head_db)
+        txn.put(_HEAD_KEY, head.note, db=self.main_db)
 
     def stored_note(self, txn: lmdb.Transaction) -> bytes | None:
         """The note :meth:`record_head` left in ``txn``'s snapshot (see :func:`stored_head`)."""
-        raw = txn.get(_HEAD_KEY, db=self.head_db)
+        raw = txn.get(_HEAD_KEY, db=self.main_db)
         return None if raw is None else bytes(raw)
 
     def install_head(self, draft: HeadDraft, head: SignedHead, ext: Extension) -> SignedHead:
@@ -646,9 +651,14 @@ def stored_head(env: lmdb.Environment, txn: lmdb.Transaction) -> bytes | None:
     yet, or a store from before this record), for a reader that only opens the environment
     (read-only, another process). Its tree size is the snapshot's when that batch was the last
     one committed; the caller compares."""
-    try:
-        db = env.open_db(DB_HEAD, txn=txn, create=False)
-    except lmdb.NotFoundError:
-        return None
-    raw = txn.get(_HEAD_KEY, db=db)
+    raw = txn.get(_HEAD_KEY, db=env.open_db(None))  # the main database (see _HEAD_KEY)
     return None if raw is None else bytes(raw)
+
+
+def _drop_old_head_db(env: lmdb.Environment) -> None:
+    """Drop the named database that held the signed note before it moved to the main database."""
+    with env.begin() as txn:
+        if txn.get(_OLD_HEAD_DB, db=env.open_db(None)) is None:
+            return
+    with env.begin(write=True) as txn:
+        txn.drop(env.open_db(_OLD_HEAD_DB, txn=txn, create=False), delete=True)
