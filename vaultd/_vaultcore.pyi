@@ -34,6 +34,7 @@ __all__ = [
     "ed25519_sign_batch",
     "ed25519_verify_batch",
     "ecdsa_p256_verify_batch",
+    "leaf_encode",
     "merkle_leaf_hash",
     "merkle_node_hash",
     "merkle_root",
@@ -140,6 +141,10 @@ def ed25519_verify_batch(
 def ecdsa_p256_verify_batch(
     public_keys_sec1: Sequence[Buffer], messages: Sequence[Buffer], signatures: Sequence[Buffer], der: bool
 ) -> list[bool]: ...
+def leaf_encode(
+    operation: str, vault: str, name: str, version: int, sha256: bytes | None, actor_kind: str,
+    actor_name: str, kiosk: str, time_ns: int, outcome: str, extra: Sequence[tuple[str, bytes]],
+) -> bytes | None: ...
 def merkle_leaf_hash(data: Buffer) -> bytes: ...
 def merkle_node_hash(left: Buffer, right: Buffer) -> bytes: ...
 def merkle_root(leaf_hashes: Sequence[Buffer]) -> bytes: ...

@@ -63,6 +63,7 @@ __all__ = [
     "ed25519_sign_batch",
     "ed25519_verify_batch",
     "ecdsa_p256_verify_batch",
+    "leaf_encode",
     "merkle_leaf_hash",
     "merkle_node_hash",
     "merkle_root",
@@ -308,6 +309,20 @@ def ecdsa_p256_verify_batch(
 ) -> list[bool]:
     """ECDSA P-256 / SHA-256 over the messages; signatures DER (strict) or P1363 (``r || s``)."""
     return _core.ecdsa_p256_verify_batch(public_keys_sec1, messages, signatures, der)
+
+
+# --- journal leaves ---------------------------------------------------------------------------------
+
+
+def leaf_encode(
+    operation: str, vault: str, name: str, version: int, sha256: bytes | None, actor_kind: str,
+    actor_name: str, kiosk: str, time_ns: int, outcome: str, extra: Sequence[tuple[str, bytes]],
+) -> bytes | None:
+    """The canonical version-1 bytes of a journal leaf (``vaultd.journal.leaf``), or None when a field
+    is not valid (the reference encoder in Python then names it). ``extra`` is sorted by key.
+    Raises TypeError or OverflowError for a field of the wrong type or an integer out of range."""
+    return _core.leaf_encode(operation, vault, name, version, sha256, actor_kind, actor_name, kiosk,
+                             time_ns, outcome, extra)
 
 
 # --- RFC 6962 Merkle trees --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vaultd import crypto
 from vaultd.journal.leaf import Leaf, LeafError
 from vaultd.types import Identity
 
@@ -113,3 +114,52 @@ def test_with_version_is_the_leaf_made_with_that_version(op: str, vault: str, na
     assert bytes(template) == bytes(Leaf.make_encoded(op, version=0, **kw))  # type: ignore[arg-type]  # unchanged
     with pytest.raises(LeafError, match="version"):
         template.with_version(1 << 64)
+
+
+_ANY_TEXT = st.one_of(
+    st.text(max_size=40),  # control characters included
+    st.text(st.characters(min_codepoint=0x20, blacklist_categories=("Cs",)), min_size=100, max_size=300),
+    st.from_regex(r"[a-z][a-z0-9_.-]{0,40}", fullmatch=True),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(op=_ANY_TEXT, vault=_ANY_TEXT, name=_ANY_TEXT, kind=_ANY_TEXT, actor=_ANY_TEXT, kiosk=_ANY_TEXT,
+       outcome=_ANY_TEXT, version=st.integers(-1, 2**64), t=st.integers(-1, 2**64),
+       digest=st.one_of(st.none(), st.binary(min_size=31, max_size=33)),
+       extra=st.lists(st.tuples(st.one_of(st.from_regex(r"[a-z0-9_.-]{1,8}", fullmatch=True), st.text(max_size=3)),
+                                st.binary(max_size=50)), max_size=4))
+def test_core_encoder_is_the_reference_encoder(op: str, vault: str, name: str, kind: str, actor: str, kiosk: str,
+                                               outcome: str, version: int, t: int, digest: bytes | None,
+                                               extra: list[tuple[str, bytes]]) -> None:
+    """The Rust core's encoder writes exactly the reference encoder's bytes, and accepts nothing the
+    reference refuses (fields built directly, invalid ones included)."""
+    leaf = Leaf(op, vault, name, version, digest, kind, actor, t, outcome, kiosk, tuple(extra))
+    try:
+        want = leaf.encode_reference()
+    except LeafError:
+        want = None
+    try:
+        got = crypto.leaf_encode(op, vault, name, version, digest, kind, actor, kiosk, t, outcome, tuple(extra))
+    except (TypeError, OverflowError):
+        got = None
+    assert got == want
+    if want is None:
+        with pytest.raises(LeafError):
+            leaf.encode()
+    else:
+        assert leaf.encode() == want
+
+
+def test_core_encoder_refuses_what_the_reference_refuses() -> None:
+    big = "é" * 513  # 1,026 bytes of UTF-8 in 513 characters
+    cases = [dict(name=big), dict(vault="v" * 129), dict(actor_kind="k" * 17), dict(name="a\x7fb"),
+             dict(extra=(("b", b""), ("a", b""))), dict(extra=(("a", b"x" * 4097),)), dict(sha256=b"\x00" * 31)]
+    base = _leaf()
+    for change in cases:
+        leaf = Leaf(**{**{f: getattr(base, f) for f in base.__slots__}, **change})  # type: ignore[arg-type]
+        with pytest.raises(LeafError):
+            leaf.encode_reference()
+        assert crypto.leaf_encode(leaf.operation, leaf.vault, leaf.name, leaf.version, leaf.sha256,
+                                  leaf.actor_kind, leaf.actor_name, leaf.kiosk, leaf.time_ns, leaf.outcome,
+                                  leaf.extra) is None

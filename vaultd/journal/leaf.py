@@ -32,6 +32,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from vaultd import crypto as _crypto
 from vaultd.errors import InvalidArgument
 
 __all__ = ["LEAF_VERSION", "MAX_LEAF_SIZE", "EncodedLeaf", "Leaf", "LeafError", "Op", "Outcome"]
@@ -203,6 +204,20 @@ class Leaf:
         return dict(self.extra)
 
     def encode(self) -> bytes:
+        """The canonical bytes, by the Rust core's encoder (the same bytes, about ten times faster:
+        every deposit makes a leaf on a gRPC thread); a leaf it refuses goes through
+        :meth:`encode_reference`, which names the field that is wrong."""
+        try:
+            raw = _crypto.leaf_encode(self.operation, self.vault, self.name, self.version, self.sha256,
+                                      self.actor_kind, self.actor_name, self.kiosk, self.time_ns,
+                                      self.outcome, self.extra)
+        except (TypeError, OverflowError, ValueError):
+            raw = None
+        return raw if raw is not None else self.encode_reference()
+
+    def encode_reference(self) -> bytes:
+        """The canonical bytes, field by field in Python: the reference the core's encoder is
+        tested against, and the error naming the first field that is not valid."""
         out = bytearray([LEAF_VERSION])
         for what, token in (("operation", self.operation),):
             if not isinstance(token, str) or not _TOKEN.match(token):

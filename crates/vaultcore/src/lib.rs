@@ -5,6 +5,7 @@ pub mod chunk;
 pub mod digest;
 pub mod error;
 pub mod ingest;
+pub mod leaf;
 pub mod merkle;
 pub mod receipt;
 pub mod seal;

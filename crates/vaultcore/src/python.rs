@@ -11,7 +11,7 @@
 
 use crate::error::Error;
 use crate::ingest as fused;
-use crate::{chunk, digest, merkle, receipt, seal, sign};
+use crate::{chunk, digest, leaf, merkle, receipt, seal, sign};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -837,6 +837,42 @@ fn leaf_list(leaves: &[PyBuffer<u8>]) -> PyResult<Vec<merkle::Hash>> {
     leaves.iter().enumerate().map(|(i, l)| hash32(view(l)?, &format!("leaf hash {i}"))).collect()
 }
 
+/// The canonical bytes of a journal leaf (`leaf.rs`), or None when a field is not valid (the Python
+/// encoder then names it). `extra` is sorted by key.
+#[pyfunction]
+#[pyo3(signature = (operation, vault, name, version, sha256, actor_kind, actor_name, kiosk, time_ns, outcome, extra))]
+#[allow(clippy::too_many_arguments)]
+fn leaf_encode<'py>(
+    py: Python<'py>,
+    operation: &str,
+    vault: &str,
+    name: &str,
+    version: u64,
+    sha256: Option<&[u8]>,
+    actor_kind: &str,
+    actor_name: &str,
+    kiosk: &str,
+    time_ns: u64,
+    outcome: &str,
+    extra: Vec<(String, Vec<u8>)>,
+) -> Option<Bound<'py, PyBytes>> {
+    let pairs: Vec<(&str, &[u8])> = extra.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let f = leaf::Fields {
+        operation,
+        vault,
+        name,
+        version,
+        sha256: sha256.unwrap_or(&[]),
+        actor_kind,
+        actor_name,
+        kiosk,
+        time_ns,
+        outcome,
+        extra: &pairs,
+    };
+    leaf::encode(&f).map(|b| PyBytes::new(py, &b))
+}
+
 #[pyfunction]
 fn merkle_leaf_hash<'py>(py: Python<'py>, data: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
     Ok(PyBytes::new(py, &merkle::leaf_hash(view(&data)?)))
@@ -1103,6 +1139,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ed25519_sign_batch, m)?)?;
     m.add_function(wrap_pyfunction!(ed25519_verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(ecdsa_p256_verify_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(leaf_encode, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_leaf_hash, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_node_hash, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
