@@ -246,11 +246,32 @@ class WriterMeter:
         if journal is not None:
             inner = journal
 
-            class TimedJournal:
+            class TimedAppends:
+                def __init__(_self, appends: Any) -> None:
+                    _self.appends = appends
+
                 def append(_self, txn: Any, leaf: bytes) -> int:
                     t = time.thread_time()
                     try:
-                        return inner.append(txn, leaf)
+                        return _self.appends.append(txn, leaf)
+                    finally:
+                        if self.on:
+                            self.append_cpu += time.thread_time() - t
+
+                def savepoint(_self) -> Any:
+                    return _self.appends.savepoint()
+
+                def rollback(_self, savepoint: Any) -> None:
+                    _self.appends.rollback(savepoint)
+
+                def close(_self, committed: bool) -> None:
+                    _self.appends.close(committed)
+
+            class TimedJournal:
+                def begin(_self, txn: Any) -> TimedAppends:
+                    t = time.thread_time()
+                    try:
+                        return TimedAppends(inner.begin(txn))
                     finally:
                         if self.on:
                             self.append_cpu += time.thread_time() - t

@@ -228,3 +228,56 @@ def test_hook_signs_from_storage_when_signing_the_draft_fails(tmp_path: Path, mo
         res = verify_receipt(c.evidence or b"", b"doc %d" % i, j.verifier.vkey())
         assert res.ok, res.report()
     env.close()
+
+
+def test_batch_appends_write_the_records_append_writes(tmp_path: Path) -> None:
+    """The writer's batches append from the size and border kept in memory (one put, no read): the
+    records are byte for byte those of Journal.append, an aborted unit's appends are rolled back,
+    and a border that no longer matches the tree (a batch that did not commit, an append made
+    elsewhere) is not reused."""
+    (tmp_path / "a").mkdir()
+    env, j = _open(tmp_path / "a")
+    ref_env = lmdb.open(str(tmp_path / "ref"), max_dbs=16, map_size=1 << 26)
+    ref = Journal(ref_env, Ed25519Signer.load_or_create(tmp_path / "journal.key", NAME), state_dir=tmp_path / "rs")
+    n = 0
+    for batch in (1, 2, 5, 1, 8, 3, 16, 1):
+        with env.begin(write=True) as txn:
+            appends = j.begin_batch(txn)
+            for _ in range(batch):
+                child = env.begin(write=True, parent=txn)
+                mark = appends.savepoint()
+                assert appends.append(child, _leaf(900 + n)) == n
+                child.abort()  # a unit that failed after its append
+                appends.rollback(mark)
+                child = env.begin(write=True, parent=txn)
+                assert appends.append(child, _leaf(n)) == n
+                child.commit()
+                n += 1
+        appends.close(True)
+        with ref_env.begin(write=True) as txn:
+            for i in range(n - batch, n):
+                assert ref.append(txn, _leaf(i)) == i
+    with env.begin() as a, ref_env.begin() as b:
+        assert list(a.cursor(db=j.tree.db)) == list(b.cursor(db=ref.tree.db))
+    assert j.sign_head().checkpoint.root == ref.sign_head().checkpoint.root
+    # a batch whose transaction was aborted leaves the kept border as it was
+    txn = env.begin(write=True)
+    appends = j.begin_batch(txn)
+    appends.append(txn, _leaf(n))
+    txn.abort()
+    appends.close(False)
+    # an append made by another path: the next batch reads the size, and the border from storage
+    with env.begin(write=True) as txn:
+        j.append(txn, _leaf(n))
+    with ref_env.begin(write=True) as txn:
+        ref.append(txn, _leaf(n))
+    with env.begin(write=True) as txn:
+        appends = j.begin_batch(txn)
+        assert appends.append(txn, _leaf(n + 1)) == n + 1
+    appends.close(True)
+    with ref_env.begin(write=True) as txn:
+        ref.append(txn, _leaf(n + 1))
+    with env.begin() as a, ref_env.begin() as b:
+        assert list(a.cursor(db=j.tree.db)) == list(b.cursor(db=ref.tree.db))
+    env.close()
+    ref_env.close()

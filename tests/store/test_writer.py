@@ -71,11 +71,26 @@ def test_journal_hook_runs_in_the_same_transaction(tmp_path: Path) -> None:
 
     drafted: list[list[bytes]] = []
 
-    class J:
+    closed: list[bool] = []
+
+    class Appends:
         def append(self, txn: object, leaf: bytes) -> int:
             txn.put(b"journal/" + leaf, b"1")  # type: ignore[attr-defined]  # in the unit's transaction
             appended.append(leaf)
             return len(appended) - 1
+
+        def savepoint(self) -> int:
+            return len(appended)
+
+        def rollback(self, savepoint: int) -> None:  # the unit's transaction was aborted
+            del appended[savepoint:]
+
+        def close(self, committed: bool) -> None:
+            closed.append(committed)
+
+    class J:
+        def begin(self, txn: object) -> Appends:
+            return Appends()
 
         def before_commit(self, txn: object, batch: list[Committed[object]]) -> None:
             assert not batches or len(drafted) == len(batches)  # before the batch's after_commit
@@ -96,6 +111,10 @@ def test_journal_hook_runs_in_the_same_transaction(tmp_path: Path) -> None:
             assert r.get(b"journal/leaf-a") == b"1" and r.get(b"journal/leaf-bad") is None
         assert len(batches) == 1
         assert drafted == [[b"leaf-a"]]  # a batch with nothing committed is not drafted
+        assert appended == [b"leaf-a"]  # the failed unit's append was rolled back
+        c = s.write(lambda t: (t.put_vault("b", b"2"), t.journal(b"leaf-b"))[0])
+        assert c.leaf_indexes == [1]  # and its index given to the next leaf
+        assert closed == [True, True, True]  # every batch closed, committed (the failed one had no unit)
     finally:
         s.close()
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from vaultd.errors import FailedPrecondition, Unavailable
-from vaultd.journal.journal import HeadDraft, Journal, SignedHead
+from vaultd.journal.journal import AppendBatch, HeadDraft, Journal, SignedHead
 from vaultd.journal.tree import Extension
 from vaultd.journal.leaf import Leaf
 from vaultd.journal.signer import Ed25519Signer, NoteSigner, Pkcs11EcdsaSigner
@@ -81,6 +81,7 @@ class JournalHook:
         # The batch being committed: its units, its draft, their receipt items, and the draft signed
         # with its receipts (None: the draft's check failed) or the exception that signing raised.
         self._draft: tuple[list[Any], HeadDraft, list[tuple[str, int, bytes]], _Signed | Exception | None] | None = None
+        self._batch: AppendBatch | None = None  # the appends of the batch being built (begin)
 
     def bind(self, journal: Journal) -> None:
         self._journal = journal
@@ -92,6 +93,17 @@ class JournalHook:
             raise Unavailable("the journal is not open yet")
         return self._journal
 
+    def begin(self, txn: Any) -> AppendBatch | _NotOpen:
+        """The writer's batch transaction begins: the journal appends of its units go through the
+        batch returned (see :class:`~vaultd.journal.journal.AppendBatch`), closed by the writer.
+        Before the journal is bound, a unit that journals a leaf fails (no journal, no change)."""
+        journal = self._journal
+        if journal is None:
+            self._batch = None
+            return _NOT_OPEN
+        self._batch = journal.begin_batch(getattr(txn, "raw", txn))
+        return self._batch
+
     def append(self, txn: Any, leaf: bytes) -> int:
         """In the writer's transaction: no journal, no change (the unit fails and nothing is kept)."""
         return self.journal.append(getattr(txn, "raw", txn), leaf)
@@ -100,11 +112,12 @@ class JournalHook:
         """In the batch's write transaction, just before the commit: sign its head and make its
         receipts (see the module documentation)."""
         self._draft = None
+        appends, self._batch = self._batch, None
         journal = self._journal
         units = [c for c in batch if c.leaf_indexes]
         if journal is None or not units:
             return
-        draft = journal.draft_head(getattr(txn, "raw", txn))
+        draft = journal.draft_head(getattr(txn, "raw", txn), appends.size if appends is not None else None)
         if draft is None:
             return
         items = _receipt_items(units)
@@ -159,6 +172,25 @@ class JournalHook:
         for c, evidence, item in zip(units, receipts, items):
             # a receipt the draft could not make from memory is made from storage, now durable
             c.evidence = evidence if evidence is not None else _receipt_or_none(journal, head, item)
+
+
+class _NotOpen:
+    """The appends of a batch begun before the journal was bound: every one is refused."""
+
+    def append(self, txn: Any, leaf: bytes) -> int:
+        raise Unavailable("the journal is not open yet")
+
+    def savepoint(self) -> None:
+        return None
+
+    def rollback(self, savepoint: None) -> None:
+        pass
+
+    def close(self, committed: bool) -> None:
+        pass
+
+
+_NOT_OPEN = _NotOpen()
 
 
 class _Signed:

@@ -44,7 +44,7 @@ from vaultd.journal.receipt import KINDS, RECEIPT_FORMAT, RECEIPT_VERSION, make_
 from vaultd.journal.signer import NoteSigner
 from vaultd.journal.tree import Extension, MerkleTree, frontier_ranges
 
-__all__ = ["Journal", "SignedHead", "HeadDraft", "DB_FIRST_READ", "DB_DEPOSITS"]
+__all__ = ["Journal", "AppendBatch", "SignedHead", "HeadDraft", "DB_FIRST_READ", "DB_DEPOSITS"]
 
 DB_FIRST_READ = b"journal.first_read"
 DB_DEPOSITS = b"journal.deposits"
@@ -123,6 +123,56 @@ class _ReceiptEncoder:
         self.suffix = f',"tree_size":{size},"version":{RECEIPT_VERSION}}}'
 
 
+def _leaf_parts(leaf: Leaf | bytes) -> tuple[bytes, Leaf]:
+    """A leaf's canonical bytes and the leaf they encode."""
+    if isinstance(leaf, Leaf):
+        return leaf.encode(), leaf
+    if type(leaf) is EncodedLeaf:  # made by Leaf.make_encoded: the leaf it encodes comes with it
+        return bytes(leaf), leaf.leaf
+    return bytes(leaf), Leaf.decode(leaf)
+
+
+class AppendBatch:
+    """The journal appends of one batch of the store writer (:meth:`Journal.begin_batch`), in the
+    batch's write transaction and the nested transaction of each unit.
+
+    Every LMDB call releases the GIL (py-lmdb does so around each get and put) and must take it back
+    from whichever gRPC thread took it meanwhile; under load each one cost the writer, which
+    serialises every commit, several times the call itself (an append that read the tree's size and
+    a neighbour's hash before its put took 15 us alone and 70 us beside eight threads wanting the
+    GIL). Here the size and the right border are kept in memory: an append is one put. The writer
+    takes a :meth:`savepoint` before each unit and rolls back to it when the unit's transaction is
+    aborted, and :meth:`close` says whether the batch committed: only then does its border serve the
+    next batch."""
+
+    __slots__ = ("_journal", "size", "_border")
+
+    def __init__(self, journal: Journal, size: int, border: tuple[bytes, ...]) -> None:
+        self._journal = journal
+        self.size = size
+        self._border = border
+
+    def append(self, txn: lmdb.Transaction, leaf: Leaf | bytes) -> int:
+        """Append a leaf in ``txn`` (the batch's transaction or a child of it); return its index."""
+        raw, decoded = _leaf_parts(leaf)
+        index = self.size
+        h, self._border = self._journal.tree.append_at_border(txn, index, self._border, raw)
+        self.size = index + 1
+        self._journal._recorded(txn, index, h, decoded)
+        return index
+
+    def savepoint(self) -> tuple[int, tuple[bytes, ...]]:
+        return self.size, self._border
+
+    def rollback(self, savepoint: tuple[int, tuple[bytes, ...]]) -> None:
+        """The appends since ``savepoint`` were undone (their transaction was aborted)."""
+        self.size, self._border = savepoint
+
+    def close(self, committed: bool) -> None:
+        if committed:
+            self._journal._tip = (self.size, self._border)
+
+
 class Journal:
     def __init__(
         self,
@@ -188,6 +238,8 @@ class Journal:
         self._extension: Extension | None = None
         self._leaf_hashes: dict[int, bytes] = {}
         self._hashes_from = 0  # every index in _leaf_hashes is at least this (the last signed size)
+        # The tree's size and right border after the last batch the writer committed (AppendBatch).
+        self._tip: tuple[int, tuple[bytes, ...]] | None = None
         self._load_head()
         # Leaves committed after the last persisted checkpoint (a crash between commit and signing, or
         # before the file was written) are signed now, once shown consistent with that checkpoint.
@@ -291,16 +343,31 @@ class Journal:
 
     # -- writing (inside the writer's transaction) -------------------------------------------------
     def append(self, txn: lmdb.Transaction, leaf: Leaf | bytes) -> int:
-        """Append a leaf in the caller's write transaction; return its index."""
-        if isinstance(leaf, Leaf):
-            decoded, raw = leaf, leaf.encode()
-        elif type(leaf) is EncodedLeaf:  # made by Leaf.make_encoded: the leaf it encodes comes with it
-            raw, decoded = bytes(leaf), leaf.leaf
-        else:
-            raw, decoded = bytes(leaf), Leaf.decode(leaf)
+        """Append a leaf in the caller's write transaction; return its index. The tree's size and
+        the hashes the new record needs are read from the transaction (the store writer appends
+        through :meth:`begin_batch` instead, which reads nothing per leaf)."""
+        self._tip = None  # a border kept from the writer's batches may no longer be the tree's
+        raw, decoded = _leaf_parts(leaf)
         index, h = self.tree.append_hashed(txn, raw)
-        # Remembered for signing and receipts; an index appended again after an aborted transaction
-        # overwrites its entry, and signing checks every hash it uses against storage.
+        self._recorded(txn, index, h, decoded)
+        return index
+
+    def begin_batch(self, txn: lmdb.Transaction) -> AppendBatch:
+        """The store writer's batch transaction begins: its appends go through the returned
+        :class:`AppendBatch`, which keeps the tree's size and right border in memory, so that an
+        append is one put and no read. The size is read from ``txn`` once per batch; the border kept
+        from the last committed batch serves when that size is the one it was kept for (else it is
+        read from storage: log2(n) reads)."""
+        size = self.tree.size(txn)
+        tip = self._tip
+        border = tip[1] if tip is not None and tip[0] == size else self.tree.border(txn, size)
+        return AppendBatch(self, size, border)
+
+    def _recorded(self, txn: lmdb.Transaction, index: int, h: bytes, decoded: Leaf) -> None:
+        """What follows a leaf's append in the same transaction: its hash remembered for signing and
+        receipts, and the indexes of deposits, destructions and recipients' first reads."""
+        # An index appended again after an aborted transaction overwrites its entry, and signing
+        # checks the hashes it uses against storage.
         self._leaf_hashes[index] = h
         if decoded.operation in (Op.DEPOSIT, Op.DESTROY) and decoded.outcome == Outcome.OK and (
                 decoded.operation == Op.DESTROY or self.deposit_index is None):
@@ -311,7 +378,6 @@ class Journal:
                 decoded.actor_kind == "citizen" or any(k == "depositor" for k, _ in decoded.extra)):
             txn.put(_object_key(decoded.vault, decoded.name, decoded.version), _U64.pack(index),
                     db=self.first_read, overwrite=False)
-        return index
 
     # -- after the commit ---------------------------------------------------------------------------
     def sign_head(self) -> SignedHead:
@@ -397,15 +463,17 @@ class Journal:
     # install_head, once the commit is durable, makes the new head current and publishes it. A draft of
     # a commit that fails is dropped unpublished: no checkpoint of a tree that was never durable is
     # ever handed out or written.
-    def draft_head(self, txn: lmdb.Transaction) -> HeadDraft | None:
+    def draft_head(self, txn: lmdb.Transaction, size: int | None = None) -> HeadDraft | None:
         """In the batch's write transaction, before its commit: what signing its tree head needs, or
         None when the synchronous :meth:`sign_head` must decide (no head yet, a leaf not appended
-        through this object, a tree that did not grow or shrank)."""
+        through this object, a tree that did not grow or shrank). ``size``: the tree's size in
+        ``txn`` when the caller knows it (its AppendBatch's), else read from ``txn``."""
         prev = self._head
         frontier = self._frontier
         if prev is None or frontier is None:
             return None
-        size = self.tree.size(txn)
+        if size is None:
+            size = self.tree.size(txn)
         old = prev.checkpoint.size
         if size <= old:
             return None

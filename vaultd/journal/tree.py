@@ -105,6 +105,32 @@ class MerkleTree:
         index = self.size(txn)
         return index, self._append_at(txn, index, bytes(leaf))
 
+    def border(self, txn: lmdb.Transaction, size: int) -> tuple[bytes, ...]:
+        """The right border of the stored tree of ``size`` leaves, for :meth:`append_at_border`:
+        entry ``level`` is the stored hash of the complete subtree of ``2^level`` leaves that ends at
+        the last leaf, where bit ``level`` of ``size`` is set (other entries are meaningless)."""
+        return tuple(self._node(txn, level, (size >> level) - 1) if (size >> level) & 1 else b""
+                     for level in range(size.bit_length()))
+
+    def append_at_border(self, txn: lmdb.Transaction, size: int, border: tuple[bytes, ...],
+                         leaf: bytes) -> tuple[bytes, tuple[bytes, ...]]:
+        """Append ``leaf`` as leaf ``size`` of a tree whose right border the caller holds (see
+        :meth:`border`), in the caller's write transaction: no storage read, one put. Returns the
+        leaf hash and the border of the tree of ``size + 1`` leaves. The caller answers for
+        ``size`` and ``border`` being those of the tree in ``txn``."""
+        h = lh = leaf_hash(leaf)
+        hashes = [h]
+        level, i = 0, size
+        while i & 1:
+            h = node_hash(border[level], h)
+            hashes.append(h)
+            level += 1
+            i >>= 1
+        hashes.append(leaf)
+        if not txn.put(_U64.pack(size), b"".join(hashes), db=self.db, append=True):
+            raise IntegrityError(f"journal: leaf {size} cannot be appended: the tree holds a later leaf")
+        return lh, border[:level] + (h,) + border[level + 1:]
+
     def append_many(self, txn: lmdb.Transaction, leaves: Iterable[bytes]) -> list[int]:
         index = self.size(txn)
         out = []

@@ -25,14 +25,31 @@ import lmdb
 from vaultd.errors import ResourceExhausted, Unavailable
 from vaultd.store.interface import Committed
 
-__all__ = ["Writer", "Journal"]
+__all__ = ["Writer", "Journal", "JournalBatch"]
 
 log = logging.getLogger(__name__)
 
 
-class Journal(Protocol):
+class JournalBatch(Protocol):
+    """The journal appends of one batch (``Journal.begin``)."""
+
     def append(self, txn: Any, leaf: bytes) -> int:
-        """Append a leaf in the writer's transaction; return its index."""
+        """Append a leaf in ``txn`` (the batch's transaction or a unit's child of it); return its
+        index."""
+
+    def savepoint(self) -> Any:
+        """Taken before each unit, for :meth:`rollback`."""
+
+    def rollback(self, savepoint: Any) -> None:
+        """The unit's transaction was aborted: its appends are undone."""
+
+    def close(self, committed: bool) -> None:
+        """The batch is over; ``committed``: its transaction is durable."""
+
+
+class Journal(Protocol):
+    def begin(self, txn: Any) -> JournalBatch:
+        """The batch's write transaction ``txn`` begins; its appends go through the batch returned."""
 
     def before_commit(self, txn: Any, batch: list[Committed[Any]]) -> None:
         """In the batch's transaction, every unit applied, just before the commit: work on the batch
@@ -176,28 +193,36 @@ class Writer:
         failed: list[tuple[_Item, Exception]] = []
         map_full: list[_Item] = []
         txn = self._env.begin(write=True)
+        appends: JournalBatch | None = None
+        committed = False
         try:
+            if self._journal is not None:
+                appends = self._journal.begin(txn)
             for it in batch:
                 child = self._env.begin(write=True, parent=txn)
                 view = self._make_txn(child)
-                journal = self._journal
-                if journal is not None and hasattr(view, "appender"):
+                savepoint = appends.savepoint() if appends is not None else None
+                if appends is not None and hasattr(view, "appender"):
                     # leaves go into the journal as the unit records them, so it knows their index
-                    view.appender = lambda leaf, child=child, journal=journal: journal.append(child, leaf)
+                    view.appender = lambda leaf, child=child, appends=appends: appends.append(child, leaf)
                 try:
                     value = it.unit(view)
                     leaves = [bytes(leaf) for leaf in getattr(view, "leaves", [])]
                     idx: list[int] = list(getattr(view, "leaf_indexes", []))
-                    if journal is not None:
+                    if appends is not None:
                         for leaf in leaves[len(idx):]:  # a view that does not append itself
-                            idx.append(journal.append(child, leaf))
+                            idx.append(appends.append(child, leaf))
                     child.commit()
                     ok.append((it, Committed(value, leaves, idx)))
                 except lmdb.MapFullError:
                     child.abort()
+                    if appends is not None:
+                        appends.rollback(savepoint)
                     map_full.append(it)
                 except Exception as e:
                     child.abort()
+                    if appends is not None:
+                        appends.rollback(savepoint)
                     failed.append((it, e))
             if ok and self._journal is not None:
                 try:
@@ -205,6 +230,7 @@ class Writer:
                 except Exception:  # evidence work never fails the data; after_commit signs from storage
                     log.exception("journal before_commit failed")
             txn.commit()
+            committed = True
         except lmdb.MapFullError:
             txn.abort()
             map_full.extend(it for it, _ in ok)
@@ -217,6 +243,9 @@ class Writer:
             txn.abort()
             self._observe(len(batch), t0, committed=False)
             raise
+        finally:
+            if appends is not None:
+                appends.close(committed)
         self.last_commit_seconds = time.perf_counter() - t0
         self._observe(len(ok), t0, committed=bool(ok))
         if ok:
