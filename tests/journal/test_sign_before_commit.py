@@ -281,3 +281,35 @@ def test_batch_appends_write_the_records_append_writes(tmp_path: Path) -> None:
         assert list(a.cursor(db=j.tree.db)) == list(b.cursor(db=ref.tree.db))
     env.close()
     ref_env.close()
+
+
+def test_a_full_map_when_storing_the_note_fails_the_batch_as_a_full_map(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The note is put in the batch's transaction itself: a full map there fails the batch the way
+    the commit would (RESOURCE_EXHAUSTED, nothing kept), and the next batch goes through."""
+    from vaultd.errors import ResourceExhausted
+    from vaultd.journal.hook import open_journal
+    from vaultd.store.lmdb_store import open_store
+
+    hook = JournalHook()
+    s = open_store(tmp_path / "store", map_size=8 << 20, journal=hook, after_commit=hook.after_commit)
+    try:
+        hook.bind(open_journal(s.env, tmp_path / "journal"))
+        s.write(lambda t: (t.put_vault("a", b"1"), t.journal(_leaf(0)))[0])
+        full = [True]
+
+        def record_head(txn: object, head: object) -> None:
+            if full:
+                full.pop()
+                raise lmdb.MapFullError("mdb_put: MDB_MAP_FULL")
+
+        monkeypatch.setattr(hook.journal, "record_head", record_head)
+        with pytest.raises(ResourceExhausted, match="map is full"):
+            s.write(lambda t: (t.put_vault("b", b"2"), t.journal(_leaf(1)))[0])
+        with s.read() as r:
+            assert r.get_vault("b") is None  # nothing of the refused batch was kept
+        c = s.write(lambda t: (t.put_vault("c", b"3"), t.journal(_leaf(2)))[0])
+        assert c.leaf_indexes == [1] and c.evidence is not None
+        assert verify_receipt(c.evidence, b"doc 2", hook.journal.verifier.vkey()).ok
+    finally:
+        s.close()

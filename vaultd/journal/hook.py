@@ -126,17 +126,12 @@ class JournalHook:
             signed = _sign_and_prove(journal, draft, items)
         except Exception as e:  # after_commit logs it and signs from storage
             signed = e
-        if isinstance(signed, _Signed):
-            # the note goes into the batch's own transaction: any snapshot holds its checkpoint
-            raw = getattr(txn, "raw", txn)
-            child = journal.env.begin(write=True, parent=raw)
-            try:
-                journal.record_head(child, signed.head)
-                child.commit()
-            except Exception:  # a full map: the note is only missing from this snapshot
-                child.abort()
-                log.exception("recording the signed checkpoint in the store failed")
         self._draft = (units, draft, items, signed)
+        if isinstance(signed, _Signed):
+            # The note goes into the batch's own transaction: any snapshot holds its checkpoint. It
+            # is a key of the main database, whose page the commit writes anyway: a full map here
+            # (lmdb.MapFullError) is the one the commit would meet, and fails the batch as such.
+            journal.record_head(getattr(txn, "raw", txn), signed.head)
 
     def after_commit(self, batch: list[Any]) -> None:
         journal = self._journal

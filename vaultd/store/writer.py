@@ -53,8 +53,10 @@ class Journal(Protocol):
 
     def before_commit(self, txn: Any, batch: list[Committed[Any]]) -> None:
         """In the batch's transaction, every unit applied, just before the commit: work on the batch
-        as a whole that reads the transaction (the journal signs its head here; ``after_commit``
-        publishes it once the commit is durable; a commit that fails never reaches it)."""
+        as a whole in the transaction (the journal signs its head and stores its note here;
+        ``after_commit`` publishes it once the commit is durable; a commit that fails never reaches
+        it). lmdb.MapFullError fails the batch as a full map; any other error is logged and the
+        batch commits."""
 
 
 @dataclass
@@ -227,6 +229,8 @@ class Writer:
             if ok and self._journal is not None:
                 try:
                     self._journal.before_commit(txn, [c for _, c in ok])
+                except lmdb.MapFullError:  # the transaction cannot commit: the batch meets a full map
+                    raise
                 except Exception:  # evidence work never fails the data; after_commit signs from storage
                     log.exception("journal before_commit failed")
             txn.commit()
