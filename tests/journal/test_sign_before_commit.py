@@ -313,3 +313,41 @@ def test_a_full_map_when_storing_the_note_fails_the_batch_as_a_full_map(tmp_path
         assert verify_receipt(c.evidence, b"doc 2", hook.journal.verifier.vkey()).ok
     finally:
         s.close()
+
+
+def test_note_signed_in_the_core_is_the_note_python_signs(tmp_path: Path) -> None:
+    """With an Ed25519 key the core holds, the draft's check, signature and note are one call to the
+    core; its note is byte for byte the one checkpoint.sign_note lays out (Ed25519 is deterministic),
+    and the same as a signer the core does not hold (the PKCS#11 path) gives."""
+    from vaultd.journal.checkpoint import Checkpoint, open_checkpoint, sign_note
+
+    class Delegate:  # a signer without core_key, as Pkcs11EcdsaSigner is
+        def __init__(self, inner: Ed25519Signer) -> None:
+            self.inner, self.name, self.key_id = inner, inner.name, inner.key_id
+
+        def sign(self, message: bytes) -> bytes:
+            return self.inner.sign(message)
+
+        def verifier(self):  # type: ignore[no-untyped-def]
+            return self.inner.verifier()
+
+    key = Ed25519Signer.load_or_create(tmp_path / "journal.key", NAME)
+    notes = []
+    for i, signer in enumerate((key, Delegate(key))):
+        env = lmdb.open(str(tmp_path / f"db{i}"), max_dbs=16, map_size=1 << 26)
+        j = Journal(env, signer, state_dir=tmp_path / f"state{i}")  # type: ignore[arg-type]
+        assert (j._core_key is not None) == (i == 0)
+        _first_head(env, j)
+        with env.begin(write=True) as txn:
+            for k in (1, 2, 3):
+                j.append(txn, _leaf(k))
+            draft = j.draft_head(txn)
+        assert draft is not None
+        signed = j.sign_draft(draft)
+        assert signed is not None
+        head = signed[0]
+        assert head.note == sign_note(Checkpoint(NAME, 4, j.tree.root(4)).body(), key)
+        assert open_checkpoint(head.note, key.verifier()) == head.checkpoint
+        notes.append(head.note)
+        env.close()
+    assert notes[0] == notes[1]

@@ -72,12 +72,12 @@ class SignedHead:
 @dataclass(frozen=True)
 class HeadDraft:
     """What signing the tree head of a batch needs, taken in its write transaction (see
-    :meth:`Journal.draft_head`): the head it extends and that head's frontier, the new size, the
-    hashes of the leaves appended since, and the stored hashes of the new tree's frontier ranges
-    that hold new leaves."""
+    :meth:`Journal.draft_head`): the head it extends and the in-memory tree that head signed, the
+    new size, the hashes of the leaves appended since, and the stored hashes of the new tree's
+    frontier ranges that hold new leaves."""
 
     prev: SignedHead
-    frontier: dict[tuple[int, int], bytes]
+    base: Extension
     size: int
     hashes: list[bytes]
     stored: dict[tuple[int, int], bytes]
@@ -203,6 +203,9 @@ class Journal:
         self.deposit_index: Callable[[str, str, int], int | None] | None = None
         self.signer = signer
         self.verifier = signer.verifier()
+        # The Rust core's key object, for a signer whose key it holds (Ed25519 from the key file):
+        # sign_draft then checks, signs and lays out the note in one call.
+        self._core_key = getattr(signer, "core_key", None)
         self.origin = origin or signer.name
         self._state = Path(state_dir) if state_dir is not None else None
         self._fsync = fsync
@@ -231,10 +234,9 @@ class Journal:
         self._lock = threading.Lock()
         self._file_lock = threading.Lock()
         self._head: SignedHead | None = None
-        # The frontier of the last signed tree (complete-subtree hashes that hash to its root), the
-        # in-memory view of the tree it signed last, and the hashes of leaves appended since (by index;
+        # The in-memory view of the tree signed last (its frontier: complete-subtree hashes shown to
+        # hash to its root; set with every head), and the hashes of leaves appended since (by index;
         # written on the writer thread, read when signing).
-        self._frontier: dict[tuple[int, int], bytes] | None = None
         self._extension: Extension | None = None
         self._leaf_hashes: dict[int, bytes] = {}
         self._hashes_from = 0  # every index in _leaf_hashes is at least this (the last signed size)
@@ -273,7 +275,7 @@ class Journal:
                 f"journal altered: its root at size {cp.size} differs from the signed checkpoint of that size"
             )
         self._head = SignedHead(cp, note)
-        self._frontier = ext.frontier()
+        self._extension = ext
 
     def _persist_loop(self) -> None:
         while True:
@@ -396,7 +398,7 @@ class Journal:
                 prev = self._head
                 if prev is not None and prev.checkpoint.size == size:
                     return prev
-                if prev is None or self._frontier is None:
+                if prev is None or self._extension is None:
                     ext = self._extension_from_storage(size, txn)
                 else:
                     old = prev.checkpoint
@@ -418,7 +420,8 @@ class Journal:
 
     def _extend(self, old_size: int, old_root: bytes, size: int, txn: lmdb.Transaction) -> Extension:
         """The signed tree of ``old_size`` extended to ``size`` leaves, checked against storage."""
-        assert self._frontier is not None
+        assert self._extension is not None
+        frontier = self._extension.frontier()
         cached = [self._leaf_hashes.get(i) for i in range(old_size, size)]
         for stored in (False, True):
             if stored:
@@ -429,7 +432,7 @@ class Journal:
                 continue
             else:
                 hashes = cached  # type: ignore[assignment]
-            ext = Extension(self._frontier or {}, old_size, size, hashes)
+            ext = Extension(frontier, old_size, size, hashes)
             bad = [r for r in frontier_ranges(size)
                    if not hmac.compare_digest(self.tree.subtree(r[0], r[1], txn), ext.mth(*r))]
             if not bad:
@@ -469,8 +472,8 @@ class Journal:
         through this object, a tree that did not grow or shrank). ``size``: the tree's size in
         ``txn`` when the caller knows it (its AppendBatch's), else read from ``txn``."""
         prev = self._head
-        frontier = self._frontier
-        if prev is None or frontier is None:
+        base = self._extension
+        if prev is None or base is None or base.size != prev.checkpoint.size:
             return None
         if size is None:
             size = self.tree.size(txn)
@@ -487,16 +490,24 @@ class Journal:
         # stored ones: a stored hash altered since is found here, or by the check of any proof
         # that passes through it (every proof handed out is checked against the signed root).
         stored = {r: self.tree.subtree(r[0], r[1], txn) for r in frontier_ranges(size) if r[1] > old}
-        return HeadDraft(prev, frontier, size, hashes, stored)  # type: ignore[arg-type]
+        return HeadDraft(prev, base, size, hashes, stored)  # type: ignore[arg-type]
 
     def sign_draft(self, draft: HeadDraft) -> tuple[SignedHead, Extension] | None:
         """Any thread, no storage access: the signed head of a draft and the in-memory tree it signs,
         or None when the check fails (then :meth:`sign_head` reads storage after the commit and
         refuses, naming what differs)."""
         old = draft.prev.checkpoint
-        ext = Extension(draft.frontier, old.size, draft.size, draft.hashes)
-        # the stored frontier is this tree's and the tree extends the signed one (one call to the core,
-        # which lets the GIL go)
+        ext = draft.base.extended(draft.hashes)
+        # the stored frontier is this tree's and the tree extends the signed one; with a key the core
+        # holds, checked, signed and laid out as a note in the same call
+        key = self._core_key
+        if key is not None:
+            signed = ext.sign_checkpoint(old.root, draft.stored, self.origin, key, self.signer.name,
+                                         self.signer.key_id)
+            if signed is None:
+                return None
+            root, note = signed
+            return SignedHead(Checkpoint(self.origin, draft.size, root), note), ext
         if not ext.consistent_with(old.root, draft.stored):
             return None
         cp = Checkpoint(self.origin, draft.size, ext.root())
@@ -529,7 +540,6 @@ class Journal:
         head, its leaves' remembered hashes are dropped, and it is published and counted."""
         size = head.checkpoint.size
         self._head = head
-        self._frontier = ext.frontier()
         self._extension = ext
         self._forget_leaf_hashes(size)
         self._publish(head.note)

@@ -62,6 +62,12 @@ class Ed25519Signer:
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(message)
 
+    @property
+    def core_key(self) -> crypto.Ed25519SigningKey:
+        """The key as the Rust core holds it, for the journal's one-call checkpoint signing (the
+        private key never leaves the core)."""
+        return self._key
+
     def verifier(self) -> Verifier:
         return self._verifier
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod ingest;
 pub mod leaf;
 pub mod merkle;
+pub mod note;
 pub mod receipt;
 pub mod seal;
 pub mod sign;

@@ -11,7 +11,7 @@
 
 use crate::error::Error;
 use crate::ingest as fused;
-use crate::{chunk, digest, leaf, merkle, receipt, seal, sign};
+use crate::{chunk, digest, leaf, merkle, note, receipt, seal, sign};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -1085,6 +1085,40 @@ impl MerkleExtension {
         let old_root = hash32(view(&old_root)?, "the signed root")?;
         let pairs = range_hashes(stored, "a stored frontier hash")?;
         Ok(merkle::extension_is_consistent(&self.inner, &old_root, &pairs))
+    }
+
+    /// This tree extended with the hashes of the leaves appended since (the tree the next batch
+    /// signs): its frontier taken from here, not from a dict.
+    fn extended(&self, leaf_hashes: Vec<PyBuffer<u8>>) -> PyResult<MerkleExtension> {
+        let leaves = leaf_list(&leaf_hashes)?;
+        let frontier = self.inner.frontier().ok_or_else(|| IntegrityError::new_err("journal: the frontier is not known"))?;
+        Ok(MerkleExtension { inner: merkle::Extension::new(&frontier, self.inner.size(), &leaves)? })
+    }
+
+    /// The checks of `consistent_with`, then this tree's checkpoint signed with `key` as a C2SP
+    /// signed note (`note.rs`): `(root, note)`, or None when a check fails. GIL held (about 20 us,
+    /// on the store writer's thread: see `WRITER_GIL_ITEMS`).
+    #[allow(clippy::too_many_arguments)]
+    fn sign_checkpoint<'py>(
+        &self,
+        py: Python<'py>,
+        old_root: PyBuffer<u8>,
+        stored: &Bound<'_, PyDict>,
+        origin: &str,
+        key: &Ed25519SigningKey,
+        key_name: &str,
+        key_id: &[u8],
+    ) -> PyResult<Option<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+        let old_root = hash32(view(&old_root)?, "the signed root")?;
+        let pairs = range_hashes(stored, "a stored frontier hash")?;
+        if !merkle::extension_is_consistent(&self.inner, &old_root, &pairs) {
+            return Ok(None);
+        }
+        let root = self.inner.root().ok_or_else(|| IntegrityError::new_err("journal: the root is not known"))?;
+        let body = note::body(origin, self.inner.size(), &root)?;
+        let signature = key.inner.sign(body.as_bytes());
+        let signed = note::signed(&body, key_name, key_id, &signature)?;
+        Ok(Some((PyBytes::new(py, &root), PyBytes::new(py, &signed))))
     }
 
     /// The canonical receipt of each `(kind, index, leaf bytes)` under this tree, signed with root `root`:
