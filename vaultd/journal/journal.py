@@ -145,18 +145,23 @@ class AppendBatch:
     aborted, and :meth:`close` says whether the batch committed: only then does its border serve the
     next batch."""
 
-    __slots__ = ("_journal", "size", "_border")
+    __slots__ = ("_journal", "size", "_border", "_refused")
 
     def __init__(self, journal: Journal, size: int, border: tuple[bytes, ...]) -> None:
         self._journal = journal
         self.size = size
         self._border = border
+        self._refused = False
 
     def append(self, txn: lmdb.Transaction, leaf: Leaf | bytes) -> int:
         """Append a leaf in ``txn`` (the batch's transaction or a child of it); return its index."""
         raw, decoded = _leaf_parts(leaf)
         index = self.size
-        h, self._border = self._journal.tree.append_at_border(txn, index, self._border, raw)
+        try:
+            h, self._border = self._journal.tree.append_at_border(txn, index, self._border, raw)
+        except IntegrityError:  # the tree is not the one kept in memory: the next batch reads it
+            self._refused = True
+            raise
         self.size = index + 1
         self._journal._recorded(txn, index, h, decoded)
         return index
@@ -169,7 +174,9 @@ class AppendBatch:
         self.size, self._border = savepoint
 
     def close(self, committed: bool) -> None:
-        if committed:
+        if self._refused:
+            self._journal._tip = None
+        elif committed:
             self._journal._tip = (self.size, self._border)
 
 
@@ -357,13 +364,17 @@ class Journal:
     def begin_batch(self, txn: lmdb.Transaction) -> AppendBatch:
         """The store writer's batch transaction begins: its appends go through the returned
         :class:`AppendBatch`, which keeps the tree's size and right border in memory, so that an
-        append is one put and no read. The size is read from ``txn`` once per batch; the border kept
-        from the last committed batch serves when that size is the one it was kept for (else it is
-        read from storage: log2(n) reads)."""
-        size = self.tree.size(txn)
+        append is one put and no read. The size and border kept from the last batch that committed
+        serve; without them (the first batch, an append made through :meth:`append`, a batch whose
+        append was refused) they are read from ``txn`` (log2(n) reads). A tree that grew meanwhile
+        by another way than this object (another process writing the store) refuses the next
+        append: a put at the end of the tree fails on a key that is not past its last one, and
+        the batch after it reads the tree again."""
         tip = self._tip
-        border = tip[1] if tip is not None and tip[0] == size else self.tree.border(txn, size)
-        return AppendBatch(self, size, border)
+        if tip is None:
+            size = self.tree.size(txn)
+            tip = (size, self.tree.border(txn, size))
+        return AppendBatch(self, *tip)
 
     def _recorded(self, txn: lmdb.Transaction, index: int, h: bytes, decoded: Leaf) -> None:
         """What follows a leaf's append in the same transaction: its hash remembered for signing and
