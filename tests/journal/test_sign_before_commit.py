@@ -214,10 +214,10 @@ def test_hook_signs_from_storage_when_signing_the_draft_fails(tmp_path: Path, mo
     hook = JournalHook()
     hook.bind(j)
 
-    def broken(draft: object) -> None:
+    def broken(draft: object, items: object) -> None:
         raise RuntimeError("signer unavailable")
 
-    monkeypatch.setattr(j, "sign_draft", broken)
+    monkeypatch.setattr(j, "sign_draft_with_receipts", broken)
     with env.begin(write=True) as txn:
         units = [Committed(None, [_leaf(i)], [j.append(txn, _leaf(i))]) for i in (1, 2)]
         hook.before_commit(txn, units)
@@ -329,10 +329,12 @@ def test_a_full_map_when_storing_the_note_fails_the_batch_as_a_full_map(tmp_path
 
 
 def test_note_signed_in_the_core_is_the_note_python_signs(tmp_path: Path) -> None:
-    """With an Ed25519 key the core holds, the draft's check, signature and note are one call to the
-    core; its note is byte for byte the one checkpoint.sign_note lays out (Ed25519 is deterministic),
-    and the same as a signer the core does not hold (the PKCS#11 path) gives."""
+    """With an Ed25519 key the core holds, the draft's check, signature, note and receipts are one call
+    to the core; its note is byte for byte the one checkpoint.sign_note lays out (Ed25519 is
+    deterministic) and its receipts the ones make_receipt writes, as a signer the core does not hold
+    (the PKCS#11 path) gives them; a journal name that JSON must escape included."""
     from vaultd.journal.checkpoint import Checkpoint, open_checkpoint, sign_note
+    from vaultd.journal.receipt import make_receipt
 
     class Delegate:  # a signer without core_key, as Pkcs11EcdsaSigner is
         def __init__(self, inner: Ed25519Signer) -> None:
@@ -345,22 +347,27 @@ def test_note_signed_in_the_core_is_the_note_python_signs(tmp_path: Path) -> Non
             return self.inner.verifier()
 
     key = Ed25519Signer.load_or_create(tmp_path / "journal.key", NAME)
-    notes = []
+    origin = 'vaultd "city" \\ é — 𝄞/journal'
+    outs = []
     for i, signer in enumerate((key, Delegate(key))):
         env = lmdb.open(str(tmp_path / f"db{i}"), max_dbs=16, map_size=1 << 26)
-        j = Journal(env, signer, state_dir=tmp_path / f"state{i}")  # type: ignore[arg-type]
+        j = Journal(env, signer, origin=origin, state_dir=tmp_path / f"state{i}")  # type: ignore[arg-type]
         assert (j._core_key is not None) == (i == 0)
         _first_head(env, j)
         with env.begin(write=True) as txn:
-            for k in (1, 2, 3):
-                j.append(txn, _leaf(k))
+            idx = [j.append(txn, _leaf(k)) for k in (1, 2, 3)]
             draft = j.draft_head(txn)
         assert draft is not None
-        signed = j.sign_draft(draft)
+        items = [("deposit", k, _leaf(k)) for k in idx]
+        signed = j.sign_draft_with_receipts(draft, items)
         assert signed is not None
-        head = signed[0]
-        assert head.note == sign_note(Checkpoint(NAME, 4, j.tree.root(4)).body(), key)
+        head, _, receipts = signed
+        assert head.note == sign_note(Checkpoint(origin, 4, j.tree.root(4)).body(), key)
         assert open_checkpoint(head.note, key.verifier()) == head.checkpoint
-        notes.append(head.note)
+        for (kind, k, leaf), receipt in zip(items, receipts):
+            assert receipt == make_receipt(kind, leaf, k, 4, j.tree.inclusion_proof(k, 4), head.note)
+        outs.append((head.note, receipts))
         env.close()
-    assert notes[0] == notes[1]
+    assert outs[0] == outs[1]
+
+

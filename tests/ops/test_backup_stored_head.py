@@ -55,7 +55,8 @@ def test_each_snapshot_holds_the_checkpoint_of_its_tree(tmp_path: Path, monkeypa
             assert checkpoint_size(note) == tree_size(env, txn) == leaves[-1] + 1
     # a batch whose signing fails before the commit is signed after it, from storage: its snapshot
     # holds the previous note, which a backup must not take for its own
-    monkeypatch.setattr(j, "sign_draft", lambda draft: (_ for _ in ()).throw(RuntimeError("no signer")))
+    monkeypatch.setattr(j, "sign_draft_with_receipts",
+                        lambda draft, items: (_ for _ in ()).throw(RuntimeError("no signer")))
     _batch(env, j, hook, range(9, 11))
     with env.begin() as txn:
         assert checkpoint_size(stored_head(env, txn) or b"") == 9 != tree_size(env, txn) == 11

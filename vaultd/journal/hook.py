@@ -198,11 +198,8 @@ class _Signed:
 def _sign_and_prove(journal: Journal, draft: HeadDraft, items: list[tuple[str, int, bytes]]) -> _Signed | None:
     """Before the commit, no storage read: the draft's signed head and its receipts (None: the draft's
     check failed)."""
-    signed = journal.sign_draft(draft)
-    if signed is None:
-        return None
-    head, ext = signed
-    return _Signed(head, ext, journal.batch_receipts(head, items, ext=ext))
+    signed = journal.sign_draft_with_receipts(draft, items)
+    return None if signed is None else _Signed(*signed)
 
 
 def _receipt_items(units: list[Any]) -> list[tuple[str, int, bytes]]:

@@ -507,22 +507,36 @@ class Journal:
         """Any thread, no storage access: the signed head of a draft and the in-memory tree it signs,
         or None when the check fails (then :meth:`sign_head` reads storage after the commit and
         refuses, naming what differs)."""
+        signed = self.sign_draft_with_receipts(draft, [])
+        return None if signed is None else (signed[0], signed[1])
+
+    def sign_draft_with_receipts(self, draft: HeadDraft, items: list[tuple[str, int, bytes]],
+                                 ) -> tuple[SignedHead, Extension, list[bytes | None]] | None:
+        """:meth:`sign_draft`, and the receipts of ``items`` under the head signed (as
+        :meth:`batch_receipts` makes them from the draft's tree). With a key the core holds, the check,
+        the signature, the note and the receipts are one call to the core."""
         old = draft.prev.checkpoint
         ext = draft.base.extended(draft.hashes)
-        # the stored frontier is this tree's and the tree extends the signed one; with a key the core
-        # holds, checked, signed and laid out as a note in the same call
         key = self._core_key
-        if key is not None:
+        if key is not None and all(kind in KINDS for kind, _, _ in items):
             signed = ext.sign_checkpoint(old.root, draft.stored, self.origin, key, self.signer.name,
-                                         self.signer.key_id)
+                                         self.signer.key_id, RECEIPT_FORMAT, RECEIPT_VERSION, items)
             if signed is None:
                 return None
-            root, note = signed
-            return SignedHead(Checkpoint(self.origin, draft.size, root), note), ext
+            root, note, receipts = signed
+            head = SignedHead(Checkpoint(self.origin, draft.size, root), note)
+            for (_, index, _), receipt in zip(items, receipts):
+                if receipt is None:
+                    self._integrity_error()
+                    log.error("journal evidence for leaf %d failed: its proof does not lead to the signed "
+                              "root of size %d", index, draft.size)
+            return head, ext, receipts
+        # the stored frontier is this tree's and the tree extends the signed one
         if not ext.consistent_with(old.root, draft.stored):
             return None
         cp = Checkpoint(self.origin, draft.size, ext.root())
-        return SignedHead(cp, sign_note(cp.body(), self.signer)), ext
+        head = SignedHead(cp, sign_note(cp.body(), self.signer))
+        return head, ext, self.batch_receipts(head, items, ext=ext) if items else []
 
     def record_head(self, txn: lmdb.Transaction, head: SignedHead) -> None:
         """In the write transaction of the leaves ``head`` signs, before its commit: the note, for

@@ -1096,9 +1096,12 @@ impl MerkleExtension {
     }
 
     /// The checks of `consistent_with`, then this tree's checkpoint signed with `key` as a C2SP
-    /// signed note (`note.rs`): `(root, note)`, or None when a check fails. GIL held (about 20 us,
-    /// on the store writer's thread: see `WRITER_GIL_ITEMS`).
+    /// signed note (`note.rs`), then the receipt of each `(kind, index, leaf bytes)` of `items` under
+    /// that note (as `receipts` makes them, format `receipt_format` version `receipt_version`):
+    /// `(root, note, receipts)`, or None when a check fails. GIL held for up to `WRITER_GIL_ITEMS`
+    /// items (about 20 us and 10 us per item, on the store writer's thread).
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::type_complexity)]
     fn sign_checkpoint<'py>(
         &self,
         py: Python<'py>,
@@ -1108,17 +1111,40 @@ impl MerkleExtension {
         key: &Ed25519SigningKey,
         key_name: &str,
         key_id: &[u8],
-    ) -> PyResult<Option<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+        receipt_format: &str,
+        receipt_version: u32,
+        items: Vec<(String, u64, PyBuffer<u8>)>,
+    ) -> PyResult<Option<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyList>)>> {
         let old_root = hash32(view(&old_root)?, "the signed root")?;
         let pairs = range_hashes(stored, "a stored frontier hash")?;
-        if !merkle::extension_is_consistent(&self.inner, &old_root, &pairs) {
-            return Ok(None);
+        let mut list = Vec::with_capacity(items.len());
+        for (kind, index, leaf) in &items {
+            list.push(receipt::Item { kind, index: *index, leaf: view(leaf)? });
         }
-        let root = self.inner.root().ok_or_else(|| IntegrityError::new_err("journal: the root is not known"))?;
-        let body = note::body(origin, self.inner.size(), &root)?;
-        let signature = key.inner.sign(body.as_bytes());
-        let signed = note::signed(&body, key_name, key_id, &signature)?;
-        Ok(Some((PyBytes::new(py, &root), PyBytes::new(py, &signed))))
+        let inner = &self.inner;
+        let work = || -> Result<Option<(merkle::Hash, Vec<u8>, Vec<Option<Vec<u8>>>)>, crate::error::Error> {
+            if !merkle::extension_is_consistent(inner, &old_root, &pairs) {
+                return Ok(None);
+            }
+            let Some(root) = inner.root() else { return Ok(None) };
+            let body = note::body(origin, inner.size(), &root)?;
+            let signature = key.inner.sign(body.as_bytes());
+            let signed = note::signed(&body, key_name, key_id, &signature)?;
+            let text = std::str::from_utf8(&signed).expect("a note is laid out from text");
+            let (prefix, suffix) = receipt::shared_parts(text, receipt_format, receipt_version, inner.size());
+            let receipts = receipt::encode_batch(inner, &root, &prefix, &suffix, &list);
+            Ok(Some((root, signed, receipts)))
+        };
+        let out = if list.len() > WRITER_GIL_ITEMS { py.detach(work) } else { work() }?;
+        let Some((root, signed, receipts)) = out else { return Ok(None) };
+        let l = PyList::empty(py);
+        for r in receipts {
+            match r {
+                Some(b) => l.append(PyBytes::new(py, &b))?,
+                None => l.append(py.None())?,
+            }
+        }
+        Ok(Some((PyBytes::new(py, &root), PyBytes::new(py, &signed), l)))
     }
 
     /// The canonical receipt of each `(kind, index, leaf bytes)` under this tree, signed with root `root`:

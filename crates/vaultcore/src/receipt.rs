@@ -10,6 +10,45 @@
 use crate::merkle::{leaf_hash, verify_inclusion, Extension, Hash};
 use base64ct::{Base64, Encoding};
 
+/// `s` as a JSON string the way Python's `json.dumps` writes it by default (`ensure_ascii`): `"` and
+/// `\\` escaped, `\n` `\r` `\t` `\b` `\f` by name, other control characters and every non-ASCII
+/// character as `\uxxxx` (lowercase hex; UTF-16 surrogate pairs above U+FFFF).
+pub fn json_string(s: &str, out: &mut String) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{:04x}", u);
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// The parts of every receipt under one signed checkpoint (`note`) of a tree of `size` leaves that
+/// `encode_batch` puts around each: everything before the proof hashes, and from `tree_size` on.
+pub fn shared_parts(note: &str, format: &str, version: u32, size: u64) -> (String, String) {
+    let mut prefix = String::with_capacity(note.len() + 64);
+    prefix.push_str("{\"checkpoint\":");
+    json_string(note, &mut prefix);
+    prefix.push_str(",\"format\":");
+    json_string(format, &mut prefix);
+    prefix.push_str(",\"inclusion_proof\":[");
+    (prefix, format!(",\"tree_size\":{size},\"version\":{version}}}"))
+}
+
 /// One leaf to give a receipt: its kind (a token the caller has validated: it is written as is), its
 /// index in the tree and its bytes as appended.
 pub struct Item<'a> {
@@ -55,6 +94,18 @@ pub fn encode_batch(ext: &Extension, root: &Hash, prefix: &str, suffix: &str, it
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_as_python_writes_them() {
+        // json.dumps('a"b\\c\n\t\b\f\x01\x7f é — 𝄞 ~') in Python
+        let mut out = String::new();
+        json_string("a\"b\\c\n\t\u{8}\u{c}\u{1}\u{7f} é — 𝄞 ~", &mut out);
+        assert_eq!(out, r#""a\"b\\c\n\t\b\f\u0001\u007f \u00e9 \u2014 \ud834\udd1e ~""#);
+        let (prefix, suffix) = shared_parts("o\n1\n", "vaultd.receipt", 1, 9);
+        assert_eq!(prefix, r#"{"checkpoint":"o\n1\n","format":"vaultd.receipt","inclusion_proof":["#);
+        assert_eq!(suffix, r#","tree_size":9,"version":1}"#);
+    }
+
     use crate::merkle::{frontier_ranges, root, Tree};
 
     #[test]
