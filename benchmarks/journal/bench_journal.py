@@ -472,8 +472,11 @@ def bench_daemon_overhead(tmp: Path, clients: tuple[int, ...] = (1, 16, 64), rep
                         lat[j], wall[j] = xs, sum(xs)
                         cpu[j] = daemons[j].cpu_seconds() - cpu0[j]
                         count_threads(j, t0[j])
+            blocks: list[dict[bool, list[float]]] = []  # each ABBA block's latencies, for its own ratio
             with ctx.Pool(procs) as pool:
-                for j in (False, True, True, False) * repeats if n > 1 else ():
+                for i, j in enumerate((False, True, True, False) * repeats if n > 1 else ()):
+                    if i % 4 == 0:
+                        blocks.append({False: [], True: []})
                     d = daemons[j]
                     start_at = time.time() + 1.5
                     cpu0 = d.cpu_seconds()
@@ -484,8 +487,12 @@ def bench_daemon_overhead(tmp: Path, clients: tuple[int, ...] = (1, 16, 64), rep
                     cpu[j] += d.cpu_seconds() - cpu0
                     count_threads(j, t0)
                     lat[j] += [x for xs in out for x in xs]
+                    blocks[-1][j] += [x for xs in out for x in xs]
             row: dict[str, Any] = {"clients": n, "deposits_per_mode": len(lat[True]),
                                    "method": "paired" if n == 1 else "rounds"}
+            if blocks:  # the spread of the p50 ratio from one ABBA block to the next: the machine's drift
+                ratios = sorted(bd.pct(b[True], 50) / bd.pct(b[False], 50) for b in blocks)
+                row["p50_ratio_blocks"] = [ratios[0], bd.pct(ratios, 50), ratios[-1]]
             for j in (False, True):
                 tag = "on" if j else "off"
                 row[f"p50_ms_{tag}"] = 1000 * bd.pct(lat[j], 50)
@@ -536,6 +543,12 @@ def render_daemon_overhead(o: dict[str, Any] | None) -> list[str]:
             f"| {r['p99_ms_off']:.1f} | {r['p99_ms_on']:.1f} | {100 * (r['p99_ratio'] - 1):+.1f}% "
             f"| {r['per_s_off']:,.0f} | {r['per_s_on']:,.0f} | {100 * (r['rate_ratio'] - 1):+.1f}% "
             f"| {r['cpu_ms_off']:.2f} | {r['cpu_ms_on']:.2f} |")
+    spread = [r for r in o["rows"] if r.get("p50_ratio_blocks")]
+    if spread:
+        lines += ["", "The p50 ratio on/off of each off/on/on/off block alone (lowest, median, highest), "
+                  "against the pooled ratio above: how far the machine drifts within one row. " + "; ".join(
+                      f"{r['clients']} clients: " + ", ".join(f"{100 * (x - 1):+.1f}%" for x in r["p50_ratio_blocks"])
+                      for r in spread) + "."]
     rows = [r for r in o["rows"] if r.get("threads_on") and r.get("threads_off")]
     if rows:
         lines += ["", "Where the journal's CPU goes: each daemon thread's CPU per deposit over the same deposits "
@@ -569,6 +582,8 @@ def main() -> int:
                     help="only the journal-off/on comparison through two real daemons (other sections carried over "
                          "from the previous results file)")
     ap.add_argument("--profile", action="store_true", help="cProfile the writer thread in the overhead mode")
+    ap.add_argument("--repeats", type=int, default=8,
+                    help="off/on/on/off blocks of rounds per client count beyond one (daemon mode)")
     ap.add_argument("--count", type=int, default=300, help="sequential deposits per size and mode (overhead)")
     ap.add_argument("--keep-larger", action="store_true",
                     help="carry over proof rows of sizes above --max-leaves from the previous results file")
@@ -586,7 +601,7 @@ def main() -> int:
                 res0["overhead"]["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 res0["overhead"]["loadavg"] = os.getloadavg()
             if a.daemon:
-                res0["daemon_overhead"] = bench_daemon_overhead(tmp, quick=a.quick)
+                res0["daemon_overhead"] = bench_daemon_overhead(tmp, repeats=a.repeats, quick=a.quick)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         res0.setdefault("machine", {"python": sys.version.split()[0], "platform": platform.platform(),
