@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -96,10 +97,15 @@ def test_journal_hook_runs_in_the_same_transaction(tmp_path: Path) -> None:
             assert not batches or len(drafted) == len(batches)  # before the batch's after_commit
             drafted.append([leaf for c in batch for leaf in c.leaves])
 
-    def after(batch: list[Committed[object]]) -> None:
+    later: list[bool] = []
+
+    def after(batch: list[Committed[object]]):  # type: ignore[no-untyped-def]
         batches.append(batch)
         for c in batch:
             c.evidence = b"proof-of-" + c.leaves[0]
+        def after_ack() -> None:  # what after_commit leaves for once the units are acknowledged
+            later.append(True)
+        return after_ack
 
     s = open_store(tmp_path / "s", map_size=8 << 20, journal=J(), after_commit=after)
     try:
@@ -115,6 +121,10 @@ def test_journal_hook_runs_in_the_same_transaction(tmp_path: Path) -> None:
         c = s.write(lambda t: (t.put_vault("b", b"2"), t.journal(b"leaf-b"))[0])
         assert c.leaf_indexes == [1]  # and its index given to the next leaf
         assert closed == [True, True, True]  # every batch closed, committed (the failed one had no unit)
+        deadline = time.monotonic() + 2
+        while len(later) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert later == [True, True]  # after_commit's later work ran for each batch that committed
     finally:
         s.close()
 

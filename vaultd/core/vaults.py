@@ -1479,7 +1479,7 @@ def open_vaults(
     max_object_size: int = DEFAULT_MAX_OBJECT_SIZE,
     leaf_factory: Callable[..., bytes] | None = None,
     journal: Any = None,
-    after_commit: Callable[[list[Committed[Any]]], None] | None = None,
+    after_commit: Callable[[list[Committed[Any]]], Callable[[], None] | None] | None = None,
     metrics: Any = None,
 ) -> Vaults:
     """Open (creating) the store under ``data_dir/store`` and return the use cases over it."""

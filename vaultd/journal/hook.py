@@ -35,6 +35,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,14 +134,18 @@ class JournalHook:
             # (lmdb.MapFullError) is the one the commit would meet, and fails the batch as such.
             journal.record_head(getattr(txn, "raw", txn), signed.head)
 
-    def after_commit(self, batch: list[Any]) -> None:
+    def after_commit(self, batch: list[Any]) -> Callable[[], None] | None:
+        """Once the batch is durable: its signed head made current and each unit's evidence attached.
+        Returns the rest (see :meth:`Journal.install_head_first`), which the writer runs once it has
+        acknowledged the batch's units."""
         journal = self._journal
         drafted, self._draft = self._draft, None
         if journal is None:
-            return
+            return None
         units = [c for c in batch if c.leaf_indexes]
         if not units:
-            return
+            return None
+        later = None
         signed = None
         items: list[tuple[str, int, bytes]] | None = None
         if drafted is not None:
@@ -157,7 +162,7 @@ class JournalHook:
             items = _receipt_items(units)
         if signed is not None:
             assert drafted is not None
-            head = journal.install_head(drafted[1], signed.head, signed.ext)
+            head, later = journal.install_head_first(drafted[1], signed.head, signed.ext)
             receipts = signed.receipts
             if head is not signed.head:  # the same tree signed by another caller meanwhile
                 receipts = journal.batch_receipts(head, items)
@@ -167,6 +172,7 @@ class JournalHook:
         for c, evidence, item in zip(units, receipts, items):
             # a receipt the draft could not make from memory is made from storage, now durable
             c.evidence = evidence if evidence is not None else _receipt_or_none(journal, head, item)
+        return later
 
 
 class _NotOpen:

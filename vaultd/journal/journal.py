@@ -551,21 +551,40 @@ class Journal:
     def install_head(self, draft: HeadDraft, head: SignedHead, ext: Extension) -> SignedHead:
         """Once the draft's commit is durable: its head becomes the current one and is published.
         Returns the current head (the same tree, signed by another caller meanwhile, stays)."""
+        head, later = self.install_head_first(draft, head, ext)
+        if later is not None:
+            later()
+        return head
+
+    def install_head_first(self, draft: HeadDraft, head: SignedHead, ext: Extension,
+                           ) -> tuple[SignedHead, Callable[[], None] | None]:
+        """:meth:`install_head` in two steps for the store writer: the head becomes current now, and
+        the returned callable (None when there is nothing to do) does the rest (the signed leaves'
+        remembered hashes dropped, the note published to the checkpoint file, the metrics counted)
+        once the batch's deposits are acknowledged. Call it on the same thread, before the next
+        batch."""
         with self._lock:
             cur = self._head
             if cur is not draft.prev:
                 if cur is not None and cur.checkpoint.size >= head.checkpoint.size:
-                    return cur
+                    return cur, None
                 raise IntegrityError("journal: the signed head moved while a batch was committed")
-            self._make_current(head, ext, draft.prev.checkpoint.size)
-            return head
+            self._head = head
+            self._extension = ext
+        prev_size = draft.prev.checkpoint.size
+        return head, lambda: self._made_current(head, prev_size)
 
     def _make_current(self, head: SignedHead, ext: Extension, prev_size: int) -> None:
         """Under the lock: ``head`` (with ``ext``, the in-memory tree it signs) becomes the current
         head, its leaves' remembered hashes are dropped, and it is published and counted."""
-        size = head.checkpoint.size
         self._head = head
         self._extension = ext
+        self._made_current(head, prev_size)
+
+    def _made_current(self, head: SignedHead, prev_size: int) -> None:
+        """What follows a head becoming current: the remembered hashes of the leaves it signs dropped,
+        its note published, the leaves and the checkpoint counted."""
+        size = head.checkpoint.size
         self._forget_leaf_hashes(size)
         self._publish(head.note)
         if self.metrics is not None:

@@ -333,7 +333,7 @@ class LmdbStore:
         max_batch_units: int = 512,
         max_batch_bytes: int = 32 << 20,
         journal: Journal | None = None,
-        after_commit: Callable[[list[Committed[Any]]], None] | None = None,
+        after_commit: Callable[[list[Committed[Any]]], Callable[[], None] | None] | None = None,
         extra_dbs: int = 16,
         metrics: Any = None,
     ) -> None:

@@ -3,9 +3,10 @@
 Units of work ``fn(txn) -> result`` queue up from any thread. The writer takes as many as are waiting
 (up to a count and a byte budget), runs each in a nested transaction of one write transaction (a unit
 that raises drops only its own changes), appends the journal leaves each successful unit asked for in
-that same transaction, commits once (one fsync), then calls ``after_commit`` (where the journal signs
-one tree head for the batch) and only then resolves the futures. A deposit is thus acknowledged only
-once durable.
+that same transaction, commits once (one fsync), then calls ``after_commit`` (where the journal makes
+the batch's signed tree head current and attaches each unit's evidence) and only then resolves the
+futures. A deposit is thus acknowledged only once durable. What ``after_commit`` returns, if callable,
+runs once the futures are resolved: work no acknowledgement needs to wait for.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class Writer:
         *,
         grow: Callable[[], bool] | None,
         journal: Journal | None,
-        after_commit: Callable[[list[Committed[Any]]], None] | None,
+        after_commit: Callable[[list[Committed[Any]]], Callable[[], None] | None] | None,
         max_batch_units: int,
         max_batch_bytes: int,
         metrics: Any = None,
@@ -194,6 +195,7 @@ class Writer:
         ok: list[tuple[_Item, Committed[Any]]] = []
         failed: list[tuple[_Item, Exception]] = []
         map_full: list[_Item] = []
+        later: Callable[[], None] | None = None
         txn = self._env.begin(write=True)
         appends: JournalBatch | None = None
         committed = False
@@ -258,13 +260,18 @@ class Writer:
             self.last_batch_units = len(ok)
             if self._after_commit is not None:
                 try:
-                    self._after_commit([c for _, c in ok])
+                    later = self._after_commit([c for _, c in ok])
                 except Exception:  # the data is durable; evidence may be missing, never the ack
                     log.exception("after_commit hook failed")
         for it, c in ok:
             it.future.set_result(c)
         for it, exc in failed:
             it.future.set_exception(exc)
+        if later is not None:
+            try:
+                later()
+            except Exception:
+                log.exception("after_commit's later work failed")
         if map_full:
             grown = False
             if self._grow is not None:
