@@ -21,6 +21,8 @@ from vaultd.store.interface import Committed
 
 from stored_tree import put_hash
 
+from vaultd.journal.tree import frontier_ranges
+
 NAME = "vaultd.test/journal"
 
 
@@ -253,6 +255,8 @@ def test_batch_appends_write_the_records_append_writes(tmp_path: Path) -> None:
                 assert appends.append(child, _leaf(n)) == n
                 child.commit()
                 n += 1
+            # the hashes the batch says it wrote for the tree's frontier are the stored ones
+            assert appends.frontier(0) == {r: j.tree.subtree(r[0], r[1], txn) for r in frontier_ranges(n)}
         appends.close(True)
         with ref_env.begin(write=True) as txn:
             for i in range(n - batch, n):
@@ -371,3 +375,27 @@ def test_note_signed_in_the_core_is_the_note_python_signs(tmp_path: Path) -> Non
     assert outs[0] == outs[1]
 
 
+
+
+def test_a_border_that_does_not_continue_the_signed_tree_is_not_signed(tmp_path: Path) -> None:
+    """The draft takes the hashes the batch wrote from its AppendBatch: written from a border that is
+    not the signed tree's (here one hash of it altered in memory), they fail the draft's check, and
+    the head is not signed from them; signing from storage after the commit refuses too."""
+    env, j = _open(tmp_path)
+    with env.begin(write=True) as txn:
+        for i in range(6):
+            j.append(txn, _leaf(i))
+    j.sign_head()
+    with env.begin(write=True) as txn:
+        appends = j.begin_batch(txn)
+        size, border = appends.savepoint()
+        appends.rollback((size, border[:1] + (b"\x00" * 32,) + border[2:]))  # leaves 4..5: bit 1 of 6
+        appends.append(txn, _leaf(6))
+        appends.append(txn, _leaf(7))  # merges the wrong 4..5 into 4..7, then 0..7
+        draft = j.draft_head(txn, appends)
+        assert draft is not None and set(draft.stored) == {(0, 8)}
+    appends.close(True)
+    assert j.sign_draft(draft) is None
+    with pytest.raises(IntegrityError, match="not consistent with the signed checkpoint of size 6"):
+        j.sign_head()
+    env.close()

@@ -118,7 +118,7 @@ class JournalHook:
         units = [c for c in batch if c.leaf_indexes]
         if journal is None or not units:
             return
-        draft = journal.draft_head(getattr(txn, "raw", txn), appends.size if appends is not None else None)
+        draft = journal.draft_head(getattr(txn, "raw", txn), appends)
         if draft is None:
             return
         items = _receipt_items(units)

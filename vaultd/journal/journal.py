@@ -166,6 +166,17 @@ class AppendBatch:
         self._journal._recorded(txn, index, h, decoded)
         return index
 
+    def frontier(self, since: int) -> dict[tuple[int, int], bytes]:
+        """The hashes this batch's appends wrote for the frontier ranges of the tree that end after
+        leaf ``since``: the border's entries (for each range of ``2^level`` leaves, entry
+        ``level``), each the hash the record that completed that range holds."""
+        size, border = self.size, self._border
+        out = {}
+        for start, end in frontier_ranges(size):
+            if end > since:
+                out[(start, end)] = border[(end - start).bit_length() - 1]
+        return out
+
     def savepoint(self) -> tuple[int, tuple[bytes, ...]]:
         return self.size, self._border
 
@@ -477,17 +488,17 @@ class Journal:
     # install_head, once the commit is durable, makes the new head current and publishes it. A draft of
     # a commit that fails is dropped unpublished: no checkpoint of a tree that was never durable is
     # ever handed out or written.
-    def draft_head(self, txn: lmdb.Transaction, size: int | None = None) -> HeadDraft | None:
+    def draft_head(self, txn: lmdb.Transaction, appends: AppendBatch | None = None) -> HeadDraft | None:
         """In the batch's write transaction, before its commit: what signing its tree head needs, or
         None when the synchronous :meth:`sign_head` must decide (no head yet, a leaf not appended
-        through this object, a tree that did not grow or shrank). ``size``: the tree's size in
-        ``txn`` when the caller knows it (its AppendBatch's), else read from ``txn``."""
+        through this object, a tree that did not grow or shrank). With ``appends``, the batch's
+        AppendBatch, the tree's size and the hashes its appends wrote come from it, not from
+        ``txn``."""
         prev = self._head
         base = self._extension
         if prev is None or base is None or base.size != prev.checkpoint.size:
             return None
-        if size is None:
-            size = self.tree.size(txn)
+        size = appends.size if appends is not None else self.tree.size(txn)
         old = prev.checkpoint.size
         if size <= old:
             return None
@@ -497,10 +508,16 @@ class Journal:
         # Only the frontier ranges holding new leaves: one that ends at or before the signed size
         # lies in the signed tree, so it is one of the signed frontier's ranges (the binary
         # decompositions of the two sizes share their high bits), already shown to hash to the
-        # signed root. The new ranges are where this batch's appends wrote hashes computed from
-        # stored ones: a stored hash altered since is found here, or by the check of any proof
-        # that passes through it (every proof handed out is checked against the signed root).
-        stored = {r: self.tree.subtree(r[0], r[1], txn) for r in frontier_ranges(size) if r[1] > old}
+        # signed root. The new ranges are where this batch's appends wrote hashes: those the
+        # AppendBatch computed from the border it holds (each is the record it put), else those
+        # storage holds. Checked against the signed tree extended with the leaves' own hashes,
+        # they show that what was written continues the signed tree; a stored hash altered since
+        # it was signed is found by the check of any proof that passes through it (every proof
+        # handed out is checked against the signed root).
+        if appends is not None:
+            stored = appends.frontier(old)
+        else:
+            stored = {r: self.tree.subtree(r[0], r[1], txn) for r in frontier_ranges(size) if r[1] > old}
         return HeadDraft(prev, base, size, hashes, stored)  # type: ignore[arg-type]
 
     def sign_draft(self, draft: HeadDraft) -> tuple[SignedHead, Extension] | None:

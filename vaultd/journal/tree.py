@@ -107,8 +107,9 @@ class MerkleTree:
 
     def border(self, txn: lmdb.Transaction, size: int) -> tuple[bytes, ...]:
         """The right border of the stored tree of ``size`` leaves, for :meth:`append_at_border`:
-        entry ``level`` is the stored hash of the complete subtree of ``2^level`` leaves that ends at
-        the last leaf, where bit ``level`` of ``size`` is set (other entries are meaningless)."""
+        where bit ``level`` of ``size`` is set, entry ``level`` is the stored hash of the tree's
+        frontier range of ``2^level`` leaves (see :func:`frontier_ranges`); other entries are
+        meaningless."""
         return tuple(self._node(txn, level, (size >> level) - 1) if (size >> level) & 1 else b""
                      for level in range(size.bit_length()))
 
