@@ -1,32 +1,36 @@
 """How the journal plugs into the store's single writer.
 
 The composition root creates a :class:`JournalHook` before the store exists, passes ``hook`` as the
-store's ``journal`` (its ``append(txn, leaf)`` runs in the writer's transaction) and
-``hook.after_commit`` as the writer's after-commit callback, and ``leaf_factory`` to the core; once the
-store's LMDB environment is open it binds the :class:`~vaultd.journal.journal.Journal` to the hook::
+store's ``journal`` (its ``begin(txn)`` opens the batch's :class:`~vaultd.journal.journal.AppendBatch`,
+through which the units' leaves are appended in the writer's transaction) and ``hook.after_commit`` as
+the writer's after-commit callback, and ``leaf_factory`` to the core; once the store's LMDB
+environment is open it binds the :class:`~vaultd.journal.journal.Journal` to the hook::
 
     hook = JournalHook()
     vaults = open_vaults(data_dir, ..., leaf_factory=leaf_factory, journal=hook,
                          after_commit=hook.after_commit)
     hook.bind(open_journal(vaults.store.env, data_dir / "journal"))
 
-After each group commit ``after_commit`` signs one checkpoint for the whole batch (refusing one that is
-not consistent with the last) and attaches to every unit that journaled a leaf its evidence: the
-receipt of its last leaf (a deposit or destroy receipt; "event" for the others).
+Each group commit gets one signed checkpoint for the whole batch (refusing one that is not consistent
+with the last), and every unit that journaled a leaf gets its evidence: the receipt of its last leaf
+(a deposit or destroy receipt; "event" for the others).
 
 The signing and the receipts are computed before the commit: ``before_commit``, called by the writer
-in the batch's transaction just before it commits, drafts the head (reading the stored hashes its
-check needs), checks it, signs it and makes the receipts from memory; ``after_commit`` then, once the
-commit is durable, only installs and publishes that head and attaches the receipts. A draft whose
-commit fails is never installed. Where a draft cannot be made or fails its check, ``after_commit``
-signs from storage as before (and refuses an inconsistent tree, naming what differs).
+in the batch's transaction just before it commits, drafts the head from the batch's AppendBatch (the
+hashes its appends wrote), checks it, signs it and makes the receipts from memory, in one call to the
+Rust core for a key the core holds, and puts the signed note in the transaction. ``after_commit``,
+once the commit is durable, makes that head current and attaches the receipts; what it returns (the
+note handed to the checkpoint file, the metrics) the writer runs after the acknowledgements. A draft
+whose commit fails is never installed. Where a draft cannot be made or fails its check,
+``after_commit`` signs from storage (and refuses an inconsistent tree, naming what differs).
 
 This work ran on a thread of its own, beside the commit's fsync, while it was Python that held the
-GIL. Its hashing, checks and signature are now calls to the Rust core that let the GIL go, and the
-thread no longer paid for itself: with it and without it, alternated, the daemon's deposits/s and CPU
-per deposit at 1, 16 and 64 clients differed by less than this machine's drift (in both directions,
-2-8%; benchmarks/results/peers-profile.md). Without it there is one thread, two queues and two
-hand-offs per commit less.
+GIL. Its hashing, checks and signature became calls to the Rust core, and the thread no longer paid
+for itself: with it and without it, alternated, the daemon's deposits/s and CPU per deposit at 1, 16
+and 64 clients differed by less than this machine's drift (in both directions, 2-8%;
+benchmarks/results/peers-profile.md). Without it there is one thread, two queues and two hand-offs
+per commit less. The writer's calls into the core keep the GIL (see ``WRITER_GIL_ITEMS`` in the core's
+``python.rs``): letting it go for so little work made the writer wait to take it back.
 """
 
 from __future__ import annotations

@@ -1,18 +1,23 @@
 """The journal: leaves appended in the writer's transaction, one signed checkpoint per group commit,
 evidence (receipts) and proof of delivery.
 
-How the writer uses it::
+The simplest use::
 
     index = journal.append(txn, leaf)        # inside the write transaction of the change it records
     ...commit...
     note = journal.sign_head()               # after the commit: one checkpoint for the whole batch
     evidence = journal.receipt("deposit", index)   # leaf + inclusion proof + that checkpoint
 
+The store writer goes the faster way (through :mod:`vaultd.journal.hook`): an :class:`AppendBatch` per
+batch appends from a size and border kept in memory, and the head is drafted, checked, signed and its
+receipts made before the commit (:meth:`Journal.draft_head`, :meth:`Journal.sign_draft_with_receipts`),
+then made current once the commit is durable.
+
 Before signing, the journal checks that the new tree head is consistent with the last one it signed
-(a consistency proof from stored hashes, verified by the pure-Python verifier); it refuses to sign
-otherwise. The last signed checkpoint is also kept in a file outside LMDB (written atomically): on open,
-a journal that holds fewer leaves than that checkpoint, or a different root at its size, is refused as
-rolled back or altered.
+(an RFC 9162 consistency proof, verified); it refuses to sign otherwise. The last signed checkpoint is
+also kept in a file outside LMDB (written atomically, at most once a second): on open, a journal that
+holds fewer leaves than that checkpoint, or a different root at its size, is refused as rolled back or
+altered.
 
 Proof of delivery: a successful ``read`` leaf by a recipient (a citizen, or any identity other than the
 depositor: the core marks such a read with the extra field ``depositor``) is indexed as the first read
