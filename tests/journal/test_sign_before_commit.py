@@ -38,8 +38,14 @@ def _open(tmp: Path) -> tuple[lmdb.Environment, Journal]:
 
 
 def _first_head(env: lmdb.Environment, j: Journal) -> None:
+    _signed_head_of(env, j, 1)
+
+
+def _signed_head_of(env: lmdb.Environment, j: Journal, n: int) -> None:
+    """Leaves 0..n-1 appended in one transaction, then a head signed from storage."""
     with env.begin(write=True) as txn:
-        j.append(txn, _leaf(0))
+        for i in range(n):
+            j.append(txn, _leaf(i))
     j.sign_head()
 
 
@@ -119,10 +125,7 @@ def test_signed_range_altered_between_batches_is_found(tmp_path: Path) -> None:
     since (leaves 0..3 of a head of 6) is found by the check of any proof through it, and refuses
     the draft of the first batch whose appends hash it into a new range."""
     env, j = _open(tmp_path)
-    with env.begin(write=True) as txn:
-        for i in range(6):
-            j.append(txn, _leaf(i))
-    j.sign_head()
+    _signed_head_of(env, j, 6)
     with env.begin(write=True) as txn:
         put_hash(txn, j.tree, 2, 0, b"\x00" * 32)  # leaves 0..3, a range of the signed frontier
     with env.begin(write=True) as txn:
@@ -382,10 +385,7 @@ def test_a_border_that_does_not_continue_the_signed_tree_is_not_signed(tmp_path:
     not the signed tree's (here one hash of it altered in memory), they fail the draft's check, and
     the head is not signed from them; signing from storage after the commit refuses too."""
     env, j = _open(tmp_path)
-    with env.begin(write=True) as txn:
-        for i in range(6):
-            j.append(txn, _leaf(i))
-    j.sign_head()
+    _signed_head_of(env, j, 6)
     with env.begin(write=True) as txn:
         appends = j.begin_batch(txn)
         size, border = appends.savepoint()

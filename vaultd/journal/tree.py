@@ -75,6 +75,22 @@ def _leaf_of(index: int, record: bytes | memoryview) -> bytes:
     return bytes(record[skip:])
 
 
+def _record_at(index: int, border: Sequence[bytes], leaf: bytes) -> tuple[bytes, bytes, bytes, int]:
+    """The record of leaf ``index`` appended to the tree whose right border is ``border`` (see
+    :meth:`MerkleTree.border`): the record's bytes, the leaf hash, and the hash of the largest
+    complete subtree the leaf completes with the level of that subtree (the border's new entry)."""
+    h = lh = leaf_hash(leaf)
+    hashes = [h]
+    level, i = 0, index
+    while i & 1:
+        h = node_hash(border[level], h)
+        hashes.append(h)
+        level += 1
+        i >>= 1
+    hashes.append(leaf)
+    return b"".join(hashes), lh, h, level
+
+
 def _largest_pow2_below(n: int) -> int:
     """The largest power of two strictly smaller than ``n`` (n >= 2)."""
     return 1 << ((n - 1).bit_length() - 1)
@@ -119,16 +135,8 @@ class MerkleTree:
         :meth:`border`), in the caller's write transaction: no storage read, one put. Returns the
         leaf hash and the border of the tree of ``size + 1`` leaves. The caller answers for
         ``size`` and ``border`` being those of the tree in ``txn``."""
-        h = lh = leaf_hash(leaf)
-        hashes = [h]
-        level, i = 0, size
-        while i & 1:
-            h = node_hash(border[level], h)
-            hashes.append(h)
-            level += 1
-            i >>= 1
-        hashes.append(leaf)
-        if not txn.put(_U64.pack(size), b"".join(hashes), db=self.db, append=True):
+        record, lh, h, level = _record_at(size, border, leaf)
+        if not txn.put(_U64.pack(size), record, db=self.db, append=True):
             raise IntegrityError(f"journal: leaf {size} cannot be appended: the tree holds a later leaf")
         return lh, border[:level] + (h,) + border[level + 1:]
 
@@ -161,13 +169,8 @@ class MerkleTree:
         bulk-loaded tree; produces exactly the same records as :meth:`append`."""
         with self.env.begin() as rtxn:
             index = self.size(rtxn)
-            border: list[bytes] = []  # border[level] = pending left subtree hash at that level
-            # Rebuild the right border of the existing tree from stored hashes.
-            for level in range(64):
-                if (index >> level) & 1:
-                    border.append(self._node(rtxn, level, (index >> level) - 1))
-                else:
-                    border.append(b"")
+            # the right border of the existing tree from stored hashes, one entry per level
+            border = list(self.border(rtxn, index)) + [b""] * (64 - index.bit_length())
         it = iter(leaves)
         done = False
         while not done:
@@ -178,17 +181,9 @@ class MerkleTree:
                 except StopIteration:
                     done = True
                     break
-                h = leaf_hash(leaf)
-                hashes = [h]
-                level, i = 0, index
-                while i & 1:
-                    h = node_hash(border[level], h)
-                    hashes.append(h)
-                    level += 1
-                    i >>= 1
+                record, _, h, level = _record_at(index, border, leaf)
                 border[level] = h
-                hashes.append(leaf)
-                items.append((_U64.pack(index), b"".join(hashes)))
+                items.append((_U64.pack(index), record))
                 index += 1
             if not items:
                 break
