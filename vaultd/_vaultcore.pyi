@@ -189,5 +189,5 @@ class MerkleExtension:
                         key: Ed25519SigningKey, key_name: str, key_id: bytes, receipt_format: str,
                         receipt_version: int, items: Sequence[tuple[str, int, Buffer]],
                         ) -> tuple[bytes, bytes, list[bytes | None]] | None: ...
-    def receipts(self, root: Buffer, prefix: str, suffix: str,
+    def receipts(self, root: Buffer, note: str, receipt_format: str, receipt_version: int,
                  items: Sequence[tuple[str, int, Buffer]]) -> list[bytes | None]: ...

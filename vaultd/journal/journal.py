@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import os
 import struct
@@ -112,20 +111,6 @@ def _verify_consistency(old: int, new: int, proof: list[bytes], old_root: bytes,
         ok = False
     if not ok:
         raise proofs.ProofError(f"consistency: the proof does not lead from size {old} to size {new}")
-
-
-class _ReceiptEncoder:
-    """The parts of the canonical receipt JSON (the bytes :func:`vaultd.journal.receipt.make_receipt`
-    gives) that every leaf of a batch shares under one checkpoint: everything before the proof hashes
-    (the checkpoint's JSON string) and everything after the leaf index. The core's
-    ``MerkleExtension.receipts`` writes the rest of each."""
-
-    __slots__ = ("prefix", "suffix")
-
-    def __init__(self, note: bytes, size: int) -> None:
-        self.prefix = '{"checkpoint":' + json.dumps(note.decode("utf-8"), ensure_ascii=True) + \
-            f',"format":"{RECEIPT_FORMAT}","inclusion_proof":['
-        self.suffix = f',"tree_size":{size},"version":{RECEIPT_VERSION}}}'
 
 
 def _leaf_parts(leaf: Leaf | bytes) -> tuple[bytes, Leaf]:
@@ -546,13 +531,8 @@ class Journal:
             if signed is None:
                 return None
             root, note, receipts = signed
-            head = SignedHead(Checkpoint(self.origin, draft.size, root), note)
-            for (_, index, _), receipt in zip(items, receipts):
-                if receipt is None:
-                    self._integrity_error()
-                    log.error("journal evidence for leaf %d failed: its proof does not lead to the signed "
-                              "root of size %d", index, draft.size)
-            return head, ext, receipts
+            self._report_unproven(items, receipts, draft.size)
+            return SignedHead(Checkpoint(self.origin, draft.size, root), note), ext, receipts
         # the stored frontier is this tree's and the tree extends the signed one
         if not ext.consistent_with(old.root, draft.stored):
             return None
@@ -567,8 +547,7 @@ class Journal:
 
     def stored_note(self, txn: lmdb.Transaction) -> bytes | None:
         """The note :meth:`record_head` left in ``txn``'s snapshot (see :func:`stored_head`)."""
-        raw = txn.get(_HEAD_KEY, db=self.main_db)
-        return None if raw is None else bytes(raw)
+        return stored_head(self.env, txn)
 
     def install_head(self, draft: HeadDraft, head: SignedHead, ext: Extension) -> SignedHead:
         """Once the draft's commit is durable: its head becomes the current one and is published.
@@ -678,7 +657,6 @@ class Journal:
         if ext is None:
             ext = self._extension if self._head is head else None
         size = head.checkpoint.size
-        encoder = _ReceiptEncoder(head.note, size)
         out: list[bytes | None] = [None] * len(items)
         in_view: list[int] = []
         for i, (kind, index, leaf) in enumerate(items):
@@ -691,15 +669,23 @@ class Journal:
         if in_view:
             # one call to the core: each proof made from memory, checked against the signed root
             # from the leaf bytes it carries, and its receipt encoded
-            made = ext.receipts(head.checkpoint.root, encoder.prefix, encoder.suffix,  # type: ignore[union-attr]
-                                [items[i] for i in in_view])
+            proven = [items[i] for i in in_view]
+            made = ext.receipts(head.checkpoint.root, head.note.decode("utf-8"),  # type: ignore[union-attr]
+                                RECEIPT_FORMAT, RECEIPT_VERSION, proven)
+            self._report_unproven(proven, made, size)
             for i, receipt in zip(in_view, made):
-                if receipt is None:
-                    self._integrity_error()
-                    log.error("journal evidence for leaf %d failed: its proof does not lead to the signed "
-                              "root of size %d", items[i][1], size)
                 out[i] = receipt
         return out
+
+    def _report_unproven(self, items: list[tuple[str, int, bytes]], receipts: list[bytes | None],
+                         size: int) -> None:
+        """Count and log each item the core gave no receipt: its proof from memory did not lead to the
+        signed root of ``size`` leaves."""
+        for (_, index, _), receipt in zip(items, receipts):
+            if receipt is None:
+                self._integrity_error()
+                log.error("journal evidence for leaf %d failed: its proof does not lead to the signed "
+                          "root of size %d", index, size)
 
     def _stored_receipt(self, kind: str, index: int, leaf: bytes, head: SignedHead) -> bytes | None:
         """The receipt of a leaf outside the in-memory tree, from storage (None when it cannot be made:

@@ -1005,6 +1005,23 @@ fn range_hashes(d: &Bound<'_, PyDict>, what: &str) -> PyResult<Vec<((u64, u64), 
     Ok(out)
 }
 
+/// Receipt items `(kind, index, leaf bytes)` borrowed from their Python buffers.
+fn receipt_items(items: &[(String, u64, PyBuffer<u8>)]) -> PyResult<Vec<receipt::Item<'_>>> {
+    items.iter().map(|(kind, index, leaf)| Ok(receipt::Item { kind, index: *index, leaf: view(leaf)? })).collect()
+}
+
+/// A list of `bytes`, None where there is none.
+fn optional_bytes_list(py: Python<'_>, items: Vec<Option<Vec<u8>>>) -> PyResult<Bound<'_, PyList>> {
+    let l = PyList::empty(py);
+    for r in items {
+        match r {
+            Some(b) => l.append(PyBytes::new(py, &b))?,
+            None => l.append(py.None())?,
+        }
+    }
+    Ok(l)
+}
+
 impl MerkleExtension {
     fn hash(&self, start: u64, end: u64) -> PyResult<merkle::Hash> {
         self.inner.mth(start, end).ok_or_else(|| {
@@ -1117,10 +1134,7 @@ impl MerkleExtension {
     ) -> PyResult<Option<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyList>)>> {
         let old_root = hash32(view(&old_root)?, "the signed root")?;
         let pairs = range_hashes(stored, "a stored frontier hash")?;
-        let mut list = Vec::with_capacity(items.len());
-        for (kind, index, leaf) in &items {
-            list.push(receipt::Item { kind, index: *index, leaf: view(leaf)? });
-        }
+        let list = receipt_items(&items)?;
         let inner = &self.inner;
         let work = || -> Result<Option<(merkle::Hash, Vec<u8>, Vec<Option<Vec<u8>>>)>, crate::error::Error> {
             if !merkle::extension_is_consistent(inner, &old_root, &pairs) {
@@ -1137,47 +1151,32 @@ impl MerkleExtension {
         };
         let out = if list.len() > WRITER_GIL_ITEMS { py.detach(work) } else { work() }?;
         let Some((root, signed, receipts)) = out else { return Ok(None) };
-        let l = PyList::empty(py);
-        for r in receipts {
-            match r {
-                Some(b) => l.append(PyBytes::new(py, &b))?,
-                None => l.append(py.None())?,
-            }
-        }
-        Ok(Some((PyBytes::new(py, &root), PyBytes::new(py, &signed), l)))
+        Ok(Some((PyBytes::new(py, &root), PyBytes::new(py, &signed), optional_bytes_list(py, receipts)?)))
     }
 
-    /// The canonical receipt of each `(kind, index, leaf bytes)` under this tree, signed with root `root`:
-    /// `prefix` + proof + kind, leaf and index + `suffix` (see `receipt.rs`). None for an item whose proof
-    /// is not in memory or does not lead to `root`. `kind` must be a validated token.
+    /// The canonical receipt of each `(kind, index, leaf bytes)` under this tree, whose root `root` is
+    /// signed by the checkpoint `note` (format `receipt_format` version `receipt_version`; see
+    /// `receipt.rs`). None for an item whose proof is not in memory or does not lead to `root`.
+    /// `kind` must be a validated token.
     fn receipts<'py>(
         &self,
         py: Python<'py>,
         root: PyBuffer<u8>,
-        prefix: &str,
-        suffix: &str,
+        note: &str,
+        receipt_format: &str,
+        receipt_version: u32,
         items: Vec<(String, u64, PyBuffer<u8>)>,
     ) -> PyResult<Bound<'py, PyList>> {
         let root = hash32(view(&root)?, "the signed root")?;
-        let mut list = Vec::with_capacity(items.len());
-        for (kind, index, leaf) in &items {
-            list.push(receipt::Item { kind, index: *index, leaf: view(leaf)? });
-        }
-        // tens of hashes per leaf: the GIL is let go for a large batch only (see WRITER_GIL_ITEMS)
+        let list = receipt_items(&items)?;
         let inner = &self.inner;
-        let out = if list.len() > WRITER_GIL_ITEMS {
-            py.detach(|| receipt::encode_batch(inner, &root, prefix, suffix, &list))
-        } else {
-            receipt::encode_batch(inner, &root, prefix, suffix, &list)
+        let work = || {
+            let (prefix, suffix) = receipt::shared_parts(note, receipt_format, receipt_version, inner.size());
+            receipt::encode_batch(inner, &root, &prefix, &suffix, &list)
         };
-        let l = PyList::empty(py);
-        for r in out {
-            match r {
-                Some(b) => l.append(PyBytes::new(py, &b))?,
-                None => l.append(py.None())?,
-            }
-        }
-        Ok(l)
+        // tens of hashes per leaf: the GIL is let go for a large batch only (see WRITER_GIL_ITEMS)
+        let out = if list.len() > WRITER_GIL_ITEMS { py.detach(work) } else { work() };
+        optional_bytes_list(py, out)
     }
 }
 

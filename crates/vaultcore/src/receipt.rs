@@ -2,10 +2,10 @@
 //!
 //! A receipt is `{"checkpoint":…,"format":…,"inclusion_proof":[…],"kind":…,"leaf":…,"leaf_index":…,
 //! "tree_size":…,"version":…}` with its keys sorted, no spaces and base64 (standard alphabet, padded)
-//! for bytes: the bytes `vaultd.journal.receipt.make_receipt` gives. The caller makes the part shared by
-//! the batch once (`prefix`: up to the opening bracket of the proof list; `suffix`: from `tree_size`
-//! on); this module proves each leaf from the in-memory tree, checks that proof against the signed root
-//! before it writes it, and assembles the rest.
+//! for bytes: the bytes `vaultd.journal.receipt.make_receipt` gives. The part the batch shares is made
+//! once (`shared_parts`: `prefix` up to the opening bracket of the proof list, `suffix` from
+//! `tree_size` on); `encode_batch` proves each leaf from the in-memory tree, checks that proof against
+//! the signed root before it writes it, and assembles the rest.
 
 use crate::merkle::{leaf_hash, verify_inclusion, Extension, Hash};
 use base64ct::{Base64, Encoding};
