@@ -20,7 +20,7 @@ together or not at all.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import lmdb
@@ -75,15 +75,16 @@ def _leaf_of(index: int, record: bytes | memoryview) -> bytes:
     return bytes(record[skip:])
 
 
-def _record_at(index: int, border: Sequence[bytes], leaf: bytes) -> tuple[bytes, bytes, bytes, int]:
-    """The record of leaf ``index`` appended to the tree whose right border is ``border`` (see
-    :meth:`MerkleTree.border`): the record's bytes, the leaf hash, and the hash of the largest
-    complete subtree the leaf completes with the level of that subtree (the border's new entry)."""
+def _record_at(index: int, left: Callable[[int], bytes], leaf: bytes) -> tuple[bytes, bytes, bytes, int]:
+    """The record of leaf ``index``: its bytes, the leaf hash, and the hash of the largest complete
+    subtree the leaf completes with the level of that subtree (the border's new entry). ``left(level)``
+    gives the right border's entry at ``level`` (see :meth:`MerkleTree.border`): the hash of the
+    complete subtree of ``2^level`` leaves just left of the one the leaf completes at that level."""
     h = lh = leaf_hash(leaf)
     hashes = [h]
     level, i = 0, index
     while i & 1:
-        h = node_hash(border[level], h)
+        h = node_hash(left(level), h)
         hashes.append(h)
         level += 1
         i >>= 1
@@ -135,9 +136,8 @@ class MerkleTree:
         :meth:`border`), in the caller's write transaction: no storage read, one put. Returns the
         leaf hash and the border of the tree of ``size + 1`` leaves. The caller answers for
         ``size`` and ``border`` being those of the tree in ``txn``."""
-        record, lh, h, level = _record_at(size, border, leaf)
-        if not txn.put(_U64.pack(size), record, db=self.db, append=True):
-            raise IntegrityError(f"journal: leaf {size} cannot be appended: the tree holds a later leaf")
+        record, lh, h, level = _record_at(size, border.__getitem__, leaf)
+        self._put_record(txn, size, record)
         return lh, border[:level] + (h,) + border[level + 1:]
 
     def append_many(self, txn: lmdb.Transaction, leaves: Iterable[bytes]) -> list[int]:
@@ -150,18 +150,15 @@ class MerkleTree:
         return out
 
     def _append_at(self, txn: lmdb.Transaction, index: int, leaf: bytes) -> bytes:
-        h = lh = leaf_hash(leaf)
-        hashes = [h]
-        level, i = 0, index
-        while i & 1:
-            h = node_hash(self._node(txn, level, i - 1), h)
-            hashes.append(h)
-            level += 1
-            i >>= 1
-        hashes.append(leaf)
-        if not txn.put(_U64.pack(index), b"".join(hashes), db=self.db, append=True):
-            raise IntegrityError(f"journal: leaf {index} cannot be appended: the tree holds a later leaf")
+        """Append leaf ``index``, the hashes its record needs read from ``txn``; return its hash."""
+        record, lh, _, _ = _record_at(index, lambda level: self._node(txn, level, (index >> level) - 1), leaf)
+        self._put_record(txn, index, record)
         return lh
+
+    def _put_record(self, txn: lmdb.Transaction, index: int, record: bytes) -> None:
+        """Put the record of leaf ``index`` at the end of the tree (MDB_APPEND)."""
+        if not txn.put(_U64.pack(index), record, db=self.db, append=True):
+            raise IntegrityError(f"journal: leaf {index} cannot be appended: the tree holds a later leaf")
 
     def bulk_load(self, leaves: Iterable[bytes], *, batch: int = 100_000) -> int:
         """Fast path for building large trees (benchmarks, imports): MDB_APPEND writes, one write
@@ -181,7 +178,7 @@ class MerkleTree:
                 except StopIteration:
                     done = True
                     break
-                record, _, h, level = _record_at(index, border, leaf)
+                record, _, h, level = _record_at(index, border.__getitem__, leaf)
                 border[level] = h
                 items.append((_U64.pack(index), record))
                 index += 1
