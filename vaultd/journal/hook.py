@@ -109,10 +109,6 @@ class JournalHook:
         self._batch = journal.begin_batch(getattr(txn, "raw", txn))
         return self._batch
 
-    def append(self, txn: Any, leaf: bytes) -> int:
-        """In the writer's transaction: no journal, no change (the unit fails and nothing is kept)."""
-        return self.journal.append(getattr(txn, "raw", txn), leaf)
-
     def before_commit(self, txn: Any, batch: list[Any]) -> None:
         """In the batch's write transaction, just before the commit: sign its head and make its
         receipts (see the module documentation)."""

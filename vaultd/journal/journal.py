@@ -77,8 +77,8 @@ class SignedHead:
 class HeadDraft:
     """What signing the tree head of a batch needs, taken in its write transaction (see
     :meth:`Journal.draft_head`): the head it extends and the in-memory tree that head signed, the
-    new size, the hashes of the leaves appended since, and the stored hashes of the new tree's
-    frontier ranges that hold new leaves."""
+    new size, the hashes of the leaves appended since, and the hashes written for the new tree's
+    frontier ranges that hold new leaves (``stored``)."""
 
     prev: SignedHead
     base: Extension
@@ -470,14 +470,14 @@ class Journal:
         return ext
 
     # -- signing before the commit ------------------------------------------------------------------
-    # The store writer (through vaultd.journal.hook) splits sign_head in three so that signing and the
-    # batch's receipts need no storage read after the commit: draft_head in the batch's write
-    # transaction before the commit reads the stored hashes the check needs; sign_draft (storage not
-    # asked; its hashing, checks and signature in the Rust core with the GIL let go) extends the signed
-    # tree in memory, checks it against those hashes, verifies the consistency proof and signs;
-    # install_head, once the commit is durable, makes the new head current and publishes it. A draft of
-    # a commit that fails is dropped unpublished: no checkpoint of a tree that was never durable is
-    # ever handed out or written.
+    # The store writer (through vaultd.journal.hook) splits sign_head so that signing and the batch's
+    # receipts need no storage read: draft_head, in the batch's write transaction before the commit,
+    # takes the hashes the batch's appends wrote; sign_draft_with_receipts (storage not asked) extends
+    # the signed tree in memory, checks it against those hashes and the consistency proof, signs and
+    # makes the receipts (one call to the Rust core for a key it holds); install_head_first, once the
+    # commit is durable, makes the new head current and leaves its publishing for later. A draft of a
+    # commit that fails is dropped unpublished: no checkpoint of a tree that was never durable is ever
+    # handed out or written.
     def draft_head(self, txn: lmdb.Transaction, appends: AppendBatch | None = None) -> HeadDraft | None:
         """In the batch's write transaction, before its commit: what signing its tree head needs, or
         None when the synchronous :meth:`sign_head` must decide (no head yet, a leaf not appended
