@@ -82,7 +82,7 @@ def test_invalid_values_refused() -> None:
         Leaf.make("deposit", time_ns=1, extra={"BAD": b""})
 
 
-def test_make_encoded_carries_the_leaf_it_encodes() -> None:
+def test_make_encoded_carries_the_fields_it_encodes() -> None:
     """The journal appends these bytes without decoding them again: the leaf they carry must be
     exactly what decoding gives."""
     from vaultd.journal.leaf import EncodedLeaf
@@ -92,6 +92,7 @@ def test_make_encoded_carries_the_leaf_it_encodes() -> None:
                             extra={"size": "10", "depositor": "service:permits"})
     assert type(raw) is EncodedLeaf
     assert raw.leaf == Leaf.decode(bytes(raw)) and raw.leaf.encode() == bytes(raw)
+    assert (raw.operation, raw.outcome) == ("deposit", "ok")
 
 
 _TEXT = st.text(st.characters(min_codepoint=0x20, blacklist_characters="\x7f", blacklist_categories=("Cs",)), max_size=40)
@@ -111,6 +112,7 @@ def test_with_version_is_the_leaf_made_with_that_version(op: str, vault: str, na
     direct = Leaf.make_encoded(op, version=version, **kw)  # type: ignore[arg-type]
     assert bytes(spliced) == bytes(direct)
     assert spliced.leaf == direct.leaf == Leaf.decode(bytes(spliced))
+    assert spliced.leaf.version == version and template.leaf.version == 0
     assert bytes(template) == bytes(Leaf.make_encoded(op, version=0, **kw))  # type: ignore[arg-type]  # unchanged
     with pytest.raises(LeafError, match="version"):
         template.with_version(1 << 64)
@@ -149,6 +151,21 @@ def test_core_encoder_is_the_reference_encoder(op: str, vault: str, name: str, k
             leaf.encode()
     else:
         assert leaf.encode() == want
+    # make_encoded (every deposit's leaf) builds no Leaf: the same bytes and refusals, and the fields
+    # it carries are the leaf's
+    fields = dict(extra)
+    ref = Leaf(op, vault, name, version, digest, kind, actor, t, outcome, kiosk, tuple(sorted(fields.items())))
+    kw = dict(vault=vault, name=name, version=version, sha256=digest, actor_kind=kind, actor_name=actor,
+              kiosk=kiosk, time_ns=t, outcome=outcome, extra=fields)
+    try:
+        want_made = ref.encode_reference()
+    except LeafError:
+        with pytest.raises(LeafError):
+            Leaf.make_encoded(op, **kw)  # type: ignore[arg-type]
+    else:
+        made = Leaf.make_encoded(op, **kw)  # type: ignore[arg-type]
+        assert bytes(made) == want_made and made.leaf == ref
+        assert (made.operation, made.outcome) == (op, outcome)
 
 
 def test_core_encoder_refuses_what_the_reference_refuses() -> None:

@@ -113,13 +113,17 @@ def _verify_consistency(old: int, new: int, proof: list[bytes], old_root: bytes,
         raise proofs.ProofError(f"consistency: the proof does not lead from size {old} to size {new}")
 
 
-def _leaf_parts(leaf: Leaf | bytes) -> tuple[bytes, Leaf]:
-    """A leaf's canonical bytes and the leaf they encode."""
+def _leaf_parts(leaf: Leaf | bytes) -> tuple[bytes, Leaf | EncodedLeaf]:
+    """A leaf's canonical bytes and what they encode (a :class:`Leaf`, or the :class:`EncodedLeaf`
+    itself, which carries its fields)."""
     if isinstance(leaf, Leaf):
         return leaf.encode(), leaf
-    if type(leaf) is EncodedLeaf:  # made by Leaf.make_encoded: the leaf it encodes comes with it
-        return bytes(leaf), leaf.leaf
+    if type(leaf) is EncodedLeaf:  # made by Leaf.make_encoded: its fields come with it
+        return bytes(leaf), leaf
     return bytes(leaf), Leaf.decode(leaf)
+
+
+_INDEXED = frozenset((Op.DEPOSIT, Op.DESTROY, Op.READ))
 
 
 class AppendBatch:
@@ -377,21 +381,23 @@ class Journal:
             tip = (size, self.tree.border(txn, size))
         return AppendBatch(self, *tip)
 
-    def _recorded(self, txn: lmdb.Transaction, index: int, h: bytes, decoded: Leaf) -> None:
+    def _recorded(self, txn: lmdb.Transaction, index: int, h: bytes, decoded: Leaf | EncodedLeaf) -> None:
         """What follows a leaf's append in the same transaction: its hash remembered for signing and
         receipts, and the indexes of deposits, destructions and recipients' first reads."""
         # An index appended again after an aborted transaction overwrites its entry, and signing
         # checks the hashes it uses against storage.
         self._leaf_hashes[index] = h
-        if decoded.operation in (Op.DEPOSIT, Op.DESTROY) and decoded.outcome == Outcome.OK and (
-                decoded.operation == Op.DESTROY or self.deposit_index is None):
-            key = bytes([0 if decoded.operation == Op.DEPOSIT else 1]) + _object_key(
-                decoded.vault, decoded.name, decoded.version)
-            txn.put(key, _U64.pack(index), db=self.deposits)
-        if decoded.operation == Op.READ and decoded.outcome == Outcome.OK and (
-                decoded.actor_kind == "citizen" or any(k == "depositor" for k, _ in decoded.extra)):
-            txn.put(_object_key(decoded.vault, decoded.name, decoded.version), _U64.pack(index),
-                    db=self.first_read, overwrite=False)
+        op = decoded.operation
+        if decoded.outcome != Outcome.OK or op not in _INDEXED or (op == Op.DEPOSIT and self.deposit_index is not None):
+            return  # most leaves: a deposit's index is kept in its version's record
+        leaf = decoded.leaf if isinstance(decoded, EncodedLeaf) else decoded
+        if op == Op.READ:
+            if leaf.actor_kind == "citizen" or any(k == "depositor" for k, _ in leaf.extra):
+                txn.put(_object_key(leaf.vault, leaf.name, leaf.version), _U64.pack(index),
+                        db=self.first_read, overwrite=False)
+            return
+        key = bytes([0 if op == Op.DEPOSIT else 1]) + _object_key(leaf.vault, leaf.name, leaf.version)
+        txn.put(key, _U64.pack(index), db=self.deposits)
 
     # -- after the commit ---------------------------------------------------------------------------
     def sign_head(self) -> SignedHead:

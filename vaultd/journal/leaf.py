@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, field
 
 from vaultd import crypto as _crypto
@@ -75,10 +76,24 @@ _U64 = struct.Struct(">Q")
 
 
 class EncodedLeaf(bytes):
-    """The canonical bytes of a leaf that :meth:`Leaf.make_encoded` built, carrying the :class:`Leaf`
-    they encode (``.leaf``), so that whoever appends them need not decode them again."""
+    """The canonical bytes of a leaf that :meth:`Leaf.make_encoded` built, carrying the fields they
+    encode, so that whoever appends them need not decode them: ``operation`` and ``outcome`` (all
+    the store writer looks at for most leaves) and ``leaf``, the :class:`Leaf` itself, built only
+    when asked for."""
 
-    leaf: Leaf
+    _fields: tuple[Any, ...]  # the Leaf's fields, in its order
+
+    @property
+    def operation(self) -> str:
+        return str(self._fields[0])
+
+    @property
+    def outcome(self) -> str:
+        return str(self._fields[8])
+
+    @property
+    def leaf(self) -> Leaf:
+        return Leaf(*self._fields)
 
     def with_version(self, version: int) -> EncodedLeaf:
         """The same leaf for another object version, re-encoding nothing but that fixed-width field:
@@ -86,12 +101,13 @@ class EncodedLeaf(bytes):
         the writer, which serialises every commit, only splices in eight bytes."""
         if not isinstance(version, int) or not 0 <= version <= _U64_MAX:
             raise LeafError("leaf version: not an unsigned 64-bit integer")
-        leaf = self.leaf
-        at = 2 + len(leaf.operation) + 2 + len(leaf.vault.encode()) + 2 + len(leaf.name.encode())
+        # the version follows the operation (1-byte length) and the vault and name (2-byte lengths)
+        at = 2 + self[1]
+        at += 2 + ((self[at] << 8) | self[at + 1])
+        at += 2 + ((self[at] << 8) | self[at + 1])
         out = EncodedLeaf(b"".join((self[:at], _U64.pack(version), self[at + 8:])))
-        # the constructor, not dataclasses.replace (which inspects the fields on every call)
-        out.leaf = Leaf(leaf.operation, leaf.vault, leaf.name, version, leaf.sha256, leaf.actor_kind,
-                        leaf.actor_name, leaf.time_ns, leaf.outcome, leaf.kiosk, leaf.extra)
+        f = self._fields
+        out._fields = (f[0], f[1], f[2], version, *f[4:])
         return out
 
 
@@ -165,12 +181,23 @@ class Leaf:
         extra: Mapping[str, bytes | str] | None = None,
     ) -> EncodedLeaf:
         """The canonical bytes of the leaf :meth:`make` builds (validated, encoded once), as an
-        :class:`EncodedLeaf` that carries that leaf."""
-        leaf, raw = Leaf._make(operation, vault=vault, name=name, version=version, sha256=sha256, actor=actor,
-                               actor_kind=actor_kind, actor_name=actor_name, kiosk=kiosk, time_ns=time_ns,
-                               outcome=outcome, extra=extra)
-        out = EncodedLeaf(raw)
-        out.leaf = leaf
+        :class:`EncodedLeaf` that carries its fields. No :class:`Leaf` is built: every deposit makes
+        its leaf on a gRPC thread, and the store writer needs only its operation and outcome."""
+        if actor is not None:
+            actor_kind = str(getattr(actor, "kind"))
+            actor_name = str(getattr(actor, "name"))
+            kiosk = getattr(actor, "kiosk", None) or ""
+        items = tuple(
+            sorted((k, v.encode("utf-8") if isinstance(v, str) else bytes(v)) for k, v in extra.items())
+        ) if extra else ()
+        try:
+            raw = _crypto.leaf_encode(operation, vault, name, version, sha256, actor_kind, actor_name, kiosk,
+                                      time_ns, outcome, items)
+        except (TypeError, OverflowError, ValueError):
+            raw = None
+        fields = (operation, vault, name, version, sha256, actor_kind, actor_name, time_ns, outcome, kiosk, items)
+        out = EncodedLeaf(raw if raw is not None else Leaf(*fields).encode_reference())
+        out._fields = fields
         return out
 
     @staticmethod
