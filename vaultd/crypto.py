@@ -64,6 +64,7 @@ __all__ = [
     "ed25519_verify_batch",
     "ecdsa_p256_verify_batch",
     "leaf_encode",
+    "journal_record",
     "merkle_leaf_hash",
     "merkle_node_hash",
     "merkle_root",
@@ -326,6 +327,13 @@ def leaf_encode(
 
 
 # --- RFC 6962 Merkle trees --------------------------------------------------------------------------
+
+
+def journal_record(index: int, border: tuple[bytes, ...], leaf: Buffer) -> tuple[bytes, bytes, tuple[bytes, ...]]:
+    """The stored record of journal leaf ``index`` appended at the tree's right border ``border`` (see
+    ``vaultd.journal.tree.MerkleTree.border``), its leaf hash, and the border one leaf later (the
+    entries not replaced are the same objects). ``vaultd.journal.tree._record_at`` is the reference."""
+    return _core.journal_record(index, border, leaf)
 
 
 def merkle_leaf_hash(data: Buffer) -> bytes:

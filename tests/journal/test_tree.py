@@ -9,10 +9,13 @@ from pathlib import Path
 
 import lmdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from vaultd import crypto
 from vaultd.errors import FailedPrecondition, IntegrityError, InvalidArgument, NotFound
 from vaultd.journal import proofs
-from vaultd.journal.tree import MerkleTree, naive_root, record_slots
+from vaultd.journal.tree import MerkleTree, _record_at, naive_root, record_slots
 
 
 def _ref_path(m: int, leaves: list[bytes]) -> list[bytes]:
@@ -178,3 +181,23 @@ def test_earlier_layout_with_a_damaged_leaf_is_not_converted(tmp_path: Path) -> 
     with e.begin() as txn:  # all or nothing: the earlier layout is left as it was
         assert txn.get(b"journal.leaves") is not None and txn.get(b"journal.tree") is None
     e.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(index=st.integers(0, 2**40), leaf=st.binary(max_size=300), seed=st.binary(min_size=8, max_size=8))
+def test_core_record_is_the_reference_record(index: int, leaf: bytes, seed: bytes) -> None:
+    """The store writer's appends make their records in the core (crypto.journal_record): the same
+    bytes, leaf hash and next border as the reference (_record_at), for any index, and the entries
+    of the border it does not replace are kept as they are."""
+    width = max(index.bit_length(), (index + 1).bit_length())
+    border = tuple(hashlib.sha256(seed + bytes([level])).digest() for level in range(width))
+    record, lh, nxt = crypto.journal_record(index, border, leaf)
+    want, want_lh, h, level = _record_at(index, border.__getitem__, leaf)
+    assert (record, lh) == (want, want_lh)
+    assert nxt == border[:level] + (h,) + border[level + 1:]
+    assert all(nxt[i] is border[i] for i in range(len(border)) if i != level)
+    if level:  # an entry it reads that is not a hash, or missing, is refused
+        with pytest.raises(InvalidArgument):
+            crypto.journal_record(index, (b"\x00" * 31,) + border[1:], leaf)
+        with pytest.raises(InvalidArgument):
+            crypto.journal_record(index, border[:level - 1], leaf)

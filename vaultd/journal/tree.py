@@ -25,6 +25,7 @@ from typing import Any
 
 import lmdb
 
+from vaultd import crypto as _crypto
 from vaultd.crypto import MerkleExtension
 from vaultd.errors import FailedPrecondition, IntegrityError, InvalidArgument, NotFound
 from vaultd.journal.proofs import EMPTY_ROOT, leaf_hash, node_hash
@@ -135,10 +136,11 @@ class MerkleTree:
         """Append ``leaf`` as leaf ``size`` of a tree whose right border the caller holds (see
         :meth:`border`), in the caller's write transaction: no storage read, one put. Returns the
         leaf hash and the border of the tree of ``size + 1`` leaves. The caller answers for
-        ``size`` and ``border`` being those of the tree in ``txn``."""
-        record, lh, h, level = _record_at(size, border.__getitem__, leaf)
+        ``size`` and ``border`` being those of the tree in ``txn``. The record is made by the core
+        (every deposit's append on the store writer's thread; :func:`_record_at` is the reference)."""
+        record, lh, border = _crypto.journal_record(size, border, leaf)
         self._put_record(txn, size, record)
-        return lh, border[:level] + (h,) + border[level + 1:]
+        return lh, border
 
     def append_many(self, txn: lmdb.Transaction, leaves: Iterable[bytes]) -> list[int]:
         index = self.size(txn)

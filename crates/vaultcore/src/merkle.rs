@@ -23,6 +23,29 @@ pub fn node_hash(left: &[u8], right: &[u8]) -> Hash {
     h.finalize().into()
 }
 
+/// The stored record of leaf `index` appended to a tree whose right border is `left` (entry `level`:
+/// the hash of the complete subtree of `2^level` leaves just left of the one the leaf completes at that
+/// level; only the levels below the leaf's trailing one bits are read): the leaf hash, the hash of each
+/// complete subtree the leaf completes (smallest first), then the leaf's bytes. Returns the record, the
+/// leaf hash, and the largest subtree's hash with its level (the border's new entry). None when an
+/// entry it needs is missing or not 32 bytes. `vaultd.journal.tree._record_at` is the reference.
+pub fn border_record(index: u64, left: &[&[u8]], leaf: &[u8]) -> Option<(Vec<u8>, Hash, Hash, usize)> {
+    let levels = index.trailing_ones() as usize;
+    let mut record = Vec::with_capacity(32 * (levels + 1) + leaf.len());
+    let lh = leaf_hash(leaf);
+    let mut h = lh;
+    record.extend_from_slice(&h);
+    for l in left.get(..levels)? {
+        if l.len() != 32 {
+            return None;
+        }
+        h = node_hash(l, &h);
+        record.extend_from_slice(&h);
+    }
+    record.extend_from_slice(leaf);
+    Some((record, lh, h, levels))
+}
+
 pub fn empty_root() -> Hash {
     Sha256::digest(b"").into()
 }
@@ -403,6 +426,34 @@ pub fn verify_consistency(size1: u64, size2: u64, root1: &[u8], root2: &[u8], pr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn border_records_hold_the_subtrees_each_leaf_completes() {
+        let data: Vec<Vec<u8>> = (0..70u8).map(|i| vec![i; 5]).collect();
+        let leaves: Vec<Hash> = data.iter().map(|d| leaf_hash(d)).collect();
+        let mut border: Vec<Hash> = Vec::new();
+        for (i, d) in data.iter().enumerate() {
+            let left: Vec<&[u8]> = border.iter().map(|h| &h[..]).collect();
+            let (record, lh, h, level) = border_record(i as u64, &left, d).unwrap();
+            assert_eq!(lh, leaves[i]);
+            assert_eq!(level, (i as u64).trailing_ones() as usize);
+            // hash k of the record is the subtree of 2^k leaves ending with leaf i
+            for k in 0..=level {
+                let start = i + 1 - (1 << k);
+                assert_eq!(&record[32 * k..32 * (k + 1)], &mth(&leaves[start..=i])[..], "leaf {i} level {k}");
+            }
+            assert_eq!(&record[32 * (level + 1)..], &d[..]);
+            assert_eq!(h, mth(&leaves[i + 1 - (1 << level)..=i]));
+            if level == border.len() {
+                border.push(h);
+            } else {
+                border[level] = h;
+            }
+        }
+        let short: Vec<&[u8]> = vec![&[0u8; 31]];
+        assert!(border_record(1, &short, b"x").is_none(), "an entry that is not a hash");
+        assert!(border_record(3, &[&[0u8; 32][..]], b"x").is_none(), "an entry missing");
+    }
 
     /// MTH straight from the RFC's recursive definition, to check the tree against.
     fn mth(leaves: &[Hash]) -> Hash {
