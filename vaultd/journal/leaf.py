@@ -30,8 +30,8 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Mapping
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from vaultd import crypto as _crypto
 from vaultd.errors import InvalidArgument
@@ -158,11 +158,11 @@ class Leaf:
         outcome: str = Outcome.OK,
         extra: Mapping[str, bytes | str] | None = None,
     ) -> Leaf:
-        """Build a leaf; ``actor`` may be a :class:`vaultd.types.Identity` (kind, name, kiosk)."""
-        leaf, _ = Leaf._make(operation, vault=vault, name=name, version=version, sha256=sha256, actor=actor,
-                             actor_kind=actor_kind, actor_name=actor_name, kiosk=kiosk, time_ns=time_ns,
-                             outcome=outcome, extra=extra)
-        return leaf
+        """Build a leaf, validated by encoding it; ``actor`` may be a :class:`vaultd.types.Identity`
+        (kind, name, kiosk)."""
+        return Leaf.make_encoded(operation, vault=vault, name=name, version=version, sha256=sha256, actor=actor,
+                                 actor_kind=actor_kind, actor_name=actor_name, kiosk=kiosk, time_ns=time_ns,
+                                 outcome=outcome, extra=extra).leaf
 
     @staticmethod
     def make_encoded(
@@ -199,32 +199,6 @@ class Leaf:
         out = EncodedLeaf(raw if raw is not None else Leaf(*fields).encode_reference())
         out._fields = fields
         return out
-
-    @staticmethod
-    def _make(
-        operation: str,
-        *,
-        vault: str,
-        name: str,
-        version: int,
-        sha256: bytes | None,
-        actor: object | None,
-        actor_kind: str,
-        actor_name: str,
-        kiosk: str,
-        time_ns: int,
-        outcome: str,
-        extra: Mapping[str, bytes | str] | None,
-    ) -> tuple[Leaf, bytes]:
-        if actor is not None:
-            actor_kind = str(getattr(actor, "kind"))
-            actor_name = str(getattr(actor, "name"))
-            kiosk = getattr(actor, "kiosk", None) or ""
-        items = tuple(
-            sorted((k, v.encode("utf-8") if isinstance(v, str) else bytes(v)) for k, v in (extra or {}).items())
-        )
-        leaf = Leaf(operation, vault, name, version, sha256, actor_kind, actor_name, time_ns, outcome, kiosk, items)
-        return leaf, leaf.encode()  # encoding validates
 
     @property
     def extra_dict(self) -> dict[str, bytes]:
