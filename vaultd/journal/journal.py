@@ -216,7 +216,7 @@ class Journal:
         self.signer = signer
         self.verifier = signer.verifier()
         # The Rust core's key object, for a signer whose key it holds (Ed25519 from the key file):
-        # sign_draft then checks, signs and lays out the note in one call.
+        # sign_draft_with_receipts then checks, signs, lays out the note and makes the receipts in one call.
         self._core_key = getattr(signer, "core_key", None)
         self.origin = origin or signer.name
         self._state = Path(state_dir) if state_dir is not None else None
