@@ -29,7 +29,8 @@ Ceilings, measured in the same rounds: ``lmdb ceiling`` writes values of vaultd'
 size (256 KiB + nonce and tag) into a fresh LMDB environment opened as vaultd opens it (sync,
 metasync, no writemap) in transactions of the writer's largest batch (32 MiB), one durable commit
 each; ``lmdb ceiling (8 MiB txn)`` the same in 8 MiB transactions (about what the writer commits at
-a time when 4 clients deposit files of 1 to 10 MiB);
+a time when 4 clients deposit files of 1 to 10 MiB). The LMDB target is measured against the faster
+of the two, the most LMDB does here with these values;
 ``grpc sink ceiling`` streams the same files over gRPC with mutual TLS from 4 client processes to a
 server (same thread-pool server model and options as vaultd's) that discards them;
 ``disk durable ceiling`` appends the data set's unique bytes to plain files in 32 MiB writes, each
@@ -671,6 +672,13 @@ def bounds(s: dict[str, Any], plan: dict[str, Any]) -> dict[str, tuple[float, st
 Target = tuple[str, str, float, float, bool, str]
 
 
+def lmdb_ceiling_mbs(c: dict[str, Any]) -> float:
+    """LMDB's durable write ceiling here: the faster of its transaction sizes measured in the run
+    (8 MiB transactions cost about a third of the CPU of 32 MiB ones on this machine)."""
+    return max(c[k + " MB/s"] for k in CEILINGS if k.startswith("lmdb ceiling") and k + " MB/s" in c)
+
+
+
 def targets(s: dict[str, Any], plan: dict[str, Any]) -> list[Target]:
     """(name, op, wanted, measured, met, what this machine allows: empty, or for a target not met
     the bound on it here, and whether that bound puts the wanted figure out of reach)."""
@@ -695,8 +703,8 @@ def targets(s: dict[str, Any], plan: dict[str, Any]) -> list[Target]:
         t("restore / faster peer", ">=", 2.0, v["restore MB/s"] / best["restore"], "restore", best["restore"])
         t("incremental / faster peer", ">=", 1.0, v["incremental MB/s"] / best["incremental"])
     t("stored / unique", "<=", 1.05, v["disk/unique"])
-    t("ingest / LMDB durable ceiling", ">=", 0.60, v["ingest MB/s"] / s["ceilings"]["lmdb ceiling MB/s"],
-      "ingest", s["ceilings"]["lmdb ceiling MB/s"])
+    lmdb = lmdb_ceiling_mbs(s["ceilings"])
+    t("ingest / LMDB durable ceiling", ">=", 0.60, v["ingest MB/s"] / lmdb, "ingest", lmdb)
     if restic_rss == restic_rss:
         t("daemon peak RssAnon / restic peak RSS", "<=", 2.0,
           max(v[f"{ph} peak anon daemon MiB"] for ph in ("ingest", "incremental", "restore")) / restic_rss)
