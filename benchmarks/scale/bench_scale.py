@@ -169,6 +169,19 @@ def faults(d: Daemon) -> tuple[int, int]:
     return int(parts[7]), int(parts[9])
 
 
+def resident(data_dir: Path) -> float:
+    """The share of the LMDB data file in the page cache (``fincore``), NaN where it cannot say."""
+    import subprocess
+
+    path = data_dir / "store" / "data.mdb"
+    try:
+        out = subprocess.run(["fincore", "--bytes", "--noheadings", "--raw", "--output", "RES,SIZE", str(path)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        return int(out[0]) / max(1, int(out[1]))
+    except (OSError, subprocess.CalledProcessError, ValueError, IndexError):
+        return float("nan")
+
+
 def profile(d: Daemon, target: Target, ops: int, milestone: int) -> dict[str, float]:
     """One more probe pass (not measured) with py-spy sampling the daemon (wall clock, idle threads
     left out): of the samples in a VaultServicer method, the share (%) of the functions that take
@@ -293,9 +306,11 @@ def main() -> int:
                     "load average 1/5/15 min (after the step)": [round(x, 2) for x in os.getloadavg()],
                 }
                 target: Target = ("", d.address, str(d.data_dir), vaults_done)
+                row["LMDB data file resident before the probes"] = resident(d.data_dir)
                 f0, cf0 = faults(d), faults(ctl)
                 row.update(probe([target, ("control ", ctl.address, str(ctl.data_dir), ctl_vaults)], ops, m))
                 f1, cf1 = faults(d), faults(ctl)
+                row["LMDB data file resident after the probes"] = resident(d.data_dir)
                 row["probe page faults per call, minor/major"] = [(f1[0] - f0[0]) / (4 * ops), (f1[1] - f0[1]) / (4 * ops)]
                 row["control probe page faults per call, minor/major"] = [(cf1[0] - cf0[0]) / (4 * ops),
                                                                           (cf1[1] - cf0[1]) / (4 * ops)]
