@@ -5,6 +5,7 @@ from core_support import PERMITS, pieces, random_bytes
 
 from vaultd.core.vaults import Vaults
 from vaultd.errors import InvalidArgument, NotFound
+from vaultd.store.keys import NAME_KEY_MAX, name_key
 from vaultd.types import DepositHeader
 
 V = "citizen-bob"
@@ -66,3 +67,39 @@ def test_list_pages_prefix_versions_count(vaults: Vaults) -> None:
     assert vaults.count(PERMITS, V, "dir/") == 25
     with pytest.raises(InvalidArgument):
         vaults.list(PERMITS, V, page_token="garbage!")
+
+
+def _all_pages(vaults: Vaults, prefix: str, page_size: int, versions: bool) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    token = ""
+    for _ in range(1000):
+        page, token = vaults.list(PERMITS, V, prefix, page_size=page_size, page_token=token, versions=versions)
+        assert len(page) <= page_size
+        out += [(s.name, s.version) for s in page]
+        if not token:
+            return out
+    raise AssertionError("the listing does not end")
+
+
+@pytest.mark.parametrize("versions", [True, False])
+@pytest.mark.parametrize("page_size", [1, 2, 3])
+def test_list_pages_resume_by_key_with_long_names(vaults: Vaults, page_size: int, versions: bool) -> None:
+    """Names over NAME_KEY_MAX bytes are keyed by a digest, so key order is not name order: a page
+    resumes at the key of its last entry, and every (name, version) comes back exactly once."""
+    long = "p/" + "x" * (NAME_KEY_MAX + 20)
+    names = [long + "1", long + "2", long + "3", "p/a", "p/" + "x" * 10, "p/z"]
+    assert sorted(names, key=name_key) != sorted(names)  # the digest orders the long ones otherwise
+    expected: list[tuple[str, int]] = []
+    for n in names:
+        for v in (1, 2):
+            vaults.deposit(PERMITS, DepositHeader(V, n), [f"{n}{v}".encode()])
+            if versions:
+                expected.append((n, v))
+        if not versions:
+            expected.append((n, 2))
+    vaults.deposit(PERMITS, DepositHeader(V, "q/outside"), [b"x"])
+    got = _all_pages(vaults, "p/", page_size, versions)
+    assert sorted(got) == sorted(expected)
+    assert len(got) == len(expected)
+    # and in one page: the same entries in the same (key) order
+    assert _all_pages(vaults, "p/", 1000, versions) == got

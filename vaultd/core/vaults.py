@@ -745,49 +745,51 @@ class Vaults:
         page_token: str = "",
         versions: bool = False,
     ) -> tuple[list[ObjectStat], str]:
+        """One page of the objects (or, with ``versions``, of every version) whose name starts with
+        ``prefix``, in key order, and the token of the next page ("" after the last one). A token
+        resumes right after the entry it was made for, by key."""
         self.authorize(actor, "list", vault)
         validate_vault_id(vault)
         if not 1 <= page_size <= 1000:
             raise InvalidArgument("page size must be 1 to 1000")
-        after_name: str | None = None
-        after_version = 0
+        after: tuple[str, int] | None = None
         if page_token:
             try:
                 after_name, after_version = json.loads(base64.urlsafe_b64decode(page_token.encode()))
             except Exception:
                 raise InvalidArgument("invalid page token") from None
+            after = after_name, after_version
         out: list[ObjectStat] = []
         more = False
         with self.store.read() as r:
             if r.get_vault(vault) is None:
                 raise NotFound(f"vault {vault!r} does not exist")
-            # an object with versions left to list on the last page is started again
-            start_after = after_name
-            if versions and after_name is not None:
-                start_after = None if after_version else after_name
-            for nm, head in r.iter_objects(vault, prefix, None if start_after is None else start_after):
-                if versions and after_name is not None and after_version and nm < after_name:
-                    continue
-                h = json.loads(head)
-                if versions:
-                    for ver, raw in r.iter_versions(vault, nm):
-                        if after_name is not None and nm == after_name and ver <= after_version:
-                            continue
+            if versions:
+                def pending() -> Iterator[tuple[str, Iterator[tuple[int, bytes]]]]:
+                    if after is not None:  # the versions of the last page's last object not yet listed
+                        yield after[0], r.iter_versions(vault, after[0], after=after[1])
+                    for nm, _ in r.iter_objects(vault, prefix, None if after is None else after[0]):
+                        yield nm, r.iter_versions(vault, nm)
+
+                for nm, vers in pending():
+                    for ver, raw in vers:
                         if len(out) == page_size:
                             more = True
                             break
                         out.append(_stat_from(vault, nm, ver, json.loads(raw)))
-                else:
-                    if h["latest"] == 0:
+                    if more:
+                        break
+            else:
+                for nm, head in r.iter_objects(vault, prefix, None if after is None else after[0]):
+                    latest_v = json.loads(head)["latest"]
+                    if latest_v == 0:
                         continue
                     if len(out) == page_size:
                         more = True
-                    else:
-                        latest = r.get_version(vault, nm, h["latest"])
-                        if latest is not None:
-                            out.append(_stat_from(vault, nm, h["latest"], json.loads(latest)))
-                if more:
-                    break
+                        break
+                    latest = r.get_version(vault, nm, latest_v)
+                    if latest is not None:
+                        out.append(_stat_from(vault, nm, latest_v, json.loads(latest)))
         token = ""
         if more and out:
             last = out[-1]

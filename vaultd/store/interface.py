@@ -48,8 +48,10 @@ class ReadTxn(Protocol):
     def get_version(self, vault: str, name: str, version: int) -> bytes | None:
         """The record of one version, or None."""
 
-    def iter_versions(self, vault: str, name: str, reverse: bool = False) -> Iterator[tuple[int, bytes]]:
-        """(version, record) of every stored version of one object, ascending (or descending)."""
+    def iter_versions(self, vault: str, name: str, reverse: bool = False,
+                      after: int = 0) -> Iterator[tuple[int, bytes]]:
+        """(version, record) of every stored version of one object above ``after``, ascending (or
+        descending)."""
 
     def get_manifest(self, vault: str, name: str, version: int) -> bytes | None:
         """The manifest (chunk list) of one version, or None."""

@@ -123,17 +123,18 @@ class _ReadTxn:
     def get_version(self, vault: str, name: str, version: int) -> bytes | None:
         return self._get("versions", K.version_key(vault, name, version))
 
-    def iter_versions(self, vault: str, name: str, reverse: bool = False) -> Iterator[tuple[int, bytes]]:
+    def iter_versions(self, vault: str, name: str, reverse: bool = False,
+                      after: int = 0) -> Iterator[tuple[int, bytes]]:
         prefix = K.object_key(vault, name) + K.SEP
         if not reverse:
-            for kb, v in self._scan("versions", prefix):
+            for kb, v in self._scan("versions", prefix, prefix + _Q.pack(after + 1) if after else None):
                 yield K.split_version(kb), v
             return
         with self.raw.cursor(db=self._dbs["versions"]) as c:
             ok = c.prev() if c.set_range(prefix + b"\xff" * 8) else c.last()
             while ok:
                 kb = bytes(c.key())
-                if not kb.startswith(prefix):
+                if not kb.startswith(prefix) or K.split_version(kb) <= after:
                     return
                 yield K.split_version(kb), bytes(c.value())
                 ok = c.prev()
