@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from core_support import PERMITS, pieces, random_bytes
 
@@ -103,3 +106,36 @@ def test_list_pages_resume_by_key_with_long_names(vaults: Vaults, page_size: int
     assert len(got) == len(expected)
     # and in one page: the same entries in the same (key) order
     assert _all_pages(vaults, "p/", 1000, versions) == got
+
+
+def test_list_page_token_refused_unless_from_the_same_listing(vaults: Vaults) -> None:
+    for n in ("a/1", "a/2", "b/1", "b/2"):
+        vaults.deposit(PERMITS, DepositHeader(V, n), [b"x"])
+        vaults.deposit(PERMITS, DepositHeader(V, n), [b"y"])
+    vaults.create_vault(PERMITS, "citizen-carol")
+    vaults.deposit(PERMITS, DepositHeader("citizen-carol", "a/1"), [b"x"])
+    vaults.deposit(PERMITS, DepositHeader("citizen-carol", "a/2"), [b"x"])
+    _, token = vaults.list(PERMITS, V, "a/", page_size=1)
+    assert token
+    assert [s.name for s in vaults.list(PERMITS, V, "a/", page_size=1, page_token=token)[0]] == ["a/2"]
+    scope = json.loads(base64.urlsafe_b64decode(token))[0]
+
+    def tok(v: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(v).encode()).decode()
+
+    bad = [
+        tok([1, 0]), tok(["\ud800", 0]), tok([["a"], 0]),  # the shapes of the former tokens
+        tok([scope, 1, 0]), tok([scope, "\ud800", 0]), tok([scope, ["a"], 0]), tok([scope, "a/1", "1"]),
+        tok([scope, "a/1", True]), tok([scope, "a/1", -1]), tok([scope, "a/1", 1 << 64]), tok([scope, "a/1"]),
+        tok([scope, "b/1", 0]),  # a name outside the prefix
+        tok([scope, "a/\x00", 0]), tok([scope, "a/" + "x" * 2000, 0]), tok({"a": 1}), tok([[[[[]]]]] * 3),
+        tok([[]] * 5000), "[" * 3000, base64.urlsafe_b64encode(b"[" * 3000).decode(), "\u00e9", "garbage!",
+    ]
+    for t in bad:
+        with pytest.raises(InvalidArgument, match="invalid page token"):
+            vaults.list(PERMITS, V, "a/", page_size=1, page_token=t)
+    # a token of one listing is refused by another: other prefix, other vault, other versions flag
+    for vault, prefix, versions in ((V, "b/", False), (V, "", False), ("citizen-carol", "a/", False),
+                                    (V, "a/", True)):
+        with pytest.raises(InvalidArgument, match="invalid page token"):
+            vaults.list(PERMITS, vault, prefix, page_size=1, page_token=token, versions=versions)

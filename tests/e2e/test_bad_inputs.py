@@ -3,7 +3,9 @@ deadlines, malformed requests, a full map. Each one answers the right status and
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -330,3 +332,35 @@ def test_client_uses_one_call_for_small_bytes_and_a_stream_otherwise(vault_serve
     c.deposit(vault, "b", os.urandom(MiB + 1))
     c.deposit(vault, "c", iter([b"x"]))
     assert (handled("DepositSmall") - small0, handled("Deposit") - stream0) == (1, 2)
+
+
+def test_list_page_token_not_of_this_listing_is_invalid_argument(setup: Any, raw: pb_grpc.VaultServiceStub) -> None:
+    srv, c, vault = setup
+    other = new_vault_id()
+    c.create_vault(other)
+    for v in (vault, other):
+        for n in ("a/1", "a/2", "b/1", "b/2"):
+            c.deposit(v, n, b"x")
+
+    def list_code(req: pb.ListRequest) -> grpc.StatusCode:
+        try:
+            raw.List(req, timeout=10)
+        except grpc.RpcError as e:
+            return e.code()  # type: ignore[no-any-return]
+        return grpc.StatusCode.OK
+
+    def tok(v: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(v).encode()).decode()
+
+    first = raw.List(pb.ListRequest(vault=vault, prefix="a/", page_size=1), timeout=10)
+    token = first.next_page_token
+    assert token and list_code(pb.ListRequest(vault=vault, prefix="a/", page_size=1, page_token=token)) == \
+        grpc.StatusCode.OK
+    for bad in (tok([1, 0]), tok(["\ud800", 0]), tok([["a"], 0]), "%%%not-a-token", "x" * 10_000):
+        assert list_code(pb.ListRequest(vault=vault, prefix="a/", page_size=1, page_token=bad)) == \
+            grpc.StatusCode.INVALID_ARGUMENT, bad
+    # the token of one listing replayed on another: other vault, other prefix, versions
+    for req in (pb.ListRequest(vault=other, prefix="a/", page_size=1, page_token=token),
+                pb.ListRequest(vault=vault, prefix="b/", page_size=1, page_token=token),
+                pb.ListRequest(vault=vault, prefix="a/", page_size=1, page_token=token, versions=True)):
+        assert list_code(req) == grpc.StatusCode.INVALID_ARGUMENT, req

@@ -18,6 +18,7 @@ prepares every item before submitting any final unit, so that the writer commits
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import re
@@ -69,7 +70,8 @@ from vaultd.types import (
 )
 from vaultd.wire import length_delimited, varint_len
 
-__all__ = ["Vaults", "DenialBudget", "open_vaults", "MAX_PIECE", "MAX_BATCH_ITEMS", "DEFAULT_MAX_OBJECT_SIZE"]
+__all__ = ["Vaults", "DenialBudget", "open_vaults", "MAX_PIECE", "MAX_BATCH_ITEMS", "DEFAULT_MAX_OBJECT_SIZE",
+           "MAX_PAGE_TOKEN"]
 
 log = logging.getLogger("vaultd.core")
 
@@ -166,6 +168,46 @@ def _stat_from(vault: str, name: str, version: int, rec: dict[str, Any]) -> Obje
         retain_until=rec.get("retain_until"),
         legal_hold=bool(rec.get("legal_hold", False)),
     )
+
+
+MAX_PAGE_TOKEN = 4096  # characters: a token holds one object name (at most 2 KiB escaped) in base64
+_BAD_TOKEN = ("invalid page token: pass the next_page_token of the previous page unchanged, "
+              "with the same vault, prefix and versions flag")
+
+
+def _list_scope(vault: str, prefix: str, versions: bool) -> str:
+    """What a page token is bound to: the listing it continues (vault, prefix, versions flag)."""
+    b = b"\x00".join((vault.encode("utf-8", "surrogatepass"), prefix.encode("utf-8", "surrogatepass"),
+                      b"v" if versions else b"l"))
+    return hashlib.sha256(b"vaultd list page\x00" + b).hexdigest()[:32]
+
+
+def _page_token_out(scope: str, name: str, version: int) -> str:
+    raw = json.dumps([scope, name, version], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def _page_token_in(token: str, scope: str, prefix: str) -> tuple[str, int]:
+    """The (name, version) a page token resumes after; InvalidArgument for anything but a token of
+    this same listing."""
+    if len(token) > MAX_PAGE_TOKEN:
+        raise InvalidArgument(_BAD_TOKEN)
+    try:
+        val = json.loads(base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8"))
+    except (ValueError, RecursionError):  # a UnicodeError is a ValueError
+        raise InvalidArgument(_BAD_TOKEN) from None
+    if not (isinstance(val, list) and len(val) == 3 and val[0] == scope):
+        raise InvalidArgument(_BAD_TOKEN)
+    _, name, version = val
+    if not isinstance(name, str) or not name.startswith(prefix):
+        raise InvalidArgument(_BAD_TOKEN)
+    try:
+        validate_name(name)
+    except InvalidArgument:
+        raise InvalidArgument(_BAD_TOKEN) from None
+    if type(version) is not int or not 0 <= version < 1 << 63:
+        raise InvalidArgument(_BAD_TOKEN)
+    return name, version
 
 
 # One encoder for every record (json.dumps with options builds a new one per call).
@@ -752,13 +794,8 @@ class Vaults:
         validate_vault_id(vault)
         if not 1 <= page_size <= 1000:
             raise InvalidArgument("page size must be 1 to 1000")
-        after: tuple[str, int] | None = None
-        if page_token:
-            try:
-                after_name, after_version = json.loads(base64.urlsafe_b64decode(page_token.encode()))
-            except Exception:
-                raise InvalidArgument("invalid page token") from None
-            after = after_name, after_version
+        scope = _list_scope(vault, prefix, versions)
+        after: tuple[str, int] | None = _page_token_in(page_token, scope, prefix) if page_token else None
         out: list[ObjectStat] = []
         more = False
         with self.store.read() as r:
@@ -793,9 +830,7 @@ class Vaults:
         token = ""
         if more and out:
             last = out[-1]
-            token = base64.urlsafe_b64encode(
-                json.dumps([last.name, last.version if versions else 0]).encode()
-            ).decode()
+            token = _page_token_out(scope, last.name, last.version if versions else 0)
         return out, token
 
     def count(self, actor: Identity, vault: str, prefix: str = "") -> int:
