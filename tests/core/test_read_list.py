@@ -6,7 +6,7 @@ import json
 import pytest
 from core_support import PERMITS, pieces, random_bytes
 
-from vaultd.core.vaults import Vaults
+from vaultd.core.vaults import MAX_META, Vaults, stat_wire_size
 from vaultd.errors import InvalidArgument, NotFound
 from vaultd.store.keys import NAME_KEY_MAX, name_key
 from vaultd.types import DepositHeader
@@ -72,11 +72,13 @@ def test_list_pages_prefix_versions_count(vaults: Vaults) -> None:
         vaults.list(PERMITS, V, page_token="garbage!")
 
 
-def _all_pages(vaults: Vaults, prefix: str, page_size: int, versions: bool) -> list[tuple[str, int]]:
+def _all_pages(vaults: Vaults, prefix: str, page_size: int, versions: bool,
+               max_bytes: int | None = None) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     token = ""
     for _ in range(1000):
-        page, token = vaults.list(PERMITS, V, prefix, page_size=page_size, page_token=token, versions=versions)
+        page, token = vaults.list(PERMITS, V, prefix, page_size=page_size, page_token=token, versions=versions,
+                                  max_bytes=max_bytes)
         assert len(page) <= page_size
         out += [(s.name, s.version) for s in page]
         if not token:
@@ -106,6 +108,23 @@ def test_list_pages_resume_by_key_with_long_names(vaults: Vaults, page_size: int
     assert len(got) == len(expected)
     # and in one page: the same entries in the same (key) order
     assert _all_pages(vaults, "p/", 1000, versions) == got
+
+
+def test_list_ends_a_page_at_max_bytes(vaults: Vaults) -> None:
+    md = {f"k{i:02d}" + "k" * 100: "v" * 1000 for i in range(MAX_META)}
+    for i in range(12):
+        vaults.deposit(PERMITS, DepositHeader(V, f"big/{i:02d}", metadata=md), [b"x"])
+        vaults.deposit(PERMITS, DepositHeader(V, f"big/{i:02d}", metadata=md), [b"y"])
+    one, _ = vaults.list(PERMITS, V, "big/", page_size=1)
+    budget = 3 * stat_wire_size(one[0]) + 10
+    for versions in (False, True):
+        page, token = vaults.list(PERMITS, V, "big/", page_size=1000, versions=versions, max_bytes=budget)
+        assert len(page) == 3 and token
+        got = _all_pages(vaults, "big/", 1000, versions, max_bytes=budget)
+        assert sorted(got) == sorted((f"big/{i:02d}", v) for i in range(12) for v in ((1, 2) if versions else (2,)))
+    # a budget below one entry still lists one entry per page
+    page, token = vaults.list(PERMITS, V, "big/", page_size=1000, max_bytes=1)
+    assert len(page) == 1 and token
 
 
 def test_list_page_token_refused_unless_from_the_same_listing(vaults: Vaults) -> None:

@@ -15,12 +15,15 @@ import grpc
 import pytest
 
 from servers import RunningServer, new_vault_id, raw_stub
-from vaultd.client import VaultClient
+from vaultd.client import DepositItem, VaultClient
+from vaultd.core.vaults import MAX_META, stat_wire_size
 from vaultd.errors import (
     Cancelled, DeadlineExceeded, InvalidArgument, NotFound, ResourceExhausted, VaultError,
 )
+from vaultd.transport import convert
 from vaultd.v1 import vault_pb2 as pb
 from vaultd.v1 import vault_pb2_grpc as pb_grpc
+from vaultd.wire import varint_len
 
 MiB = 1 << 20
 
@@ -364,3 +367,40 @@ def test_list_page_token_not_of_this_listing_is_invalid_argument(setup: Any, raw
                 pb.ListRequest(vault=vault, prefix="b/", page_size=1, page_token=token),
                 pb.ListRequest(vault=vault, prefix="a/", page_size=1, page_token=token, versions=True)):
         assert list_code(req) == grpc.StatusCode.INVALID_ARGUMENT, req
+
+
+def test_list_of_large_entries_ends_the_page_at_the_response_bound(
+        setup: Any, raw: pb_grpc.VaultServiceStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entries with metadata at its bounds: a page of 1000 would be far over the response bound, so
+    the core ends the page at it, and the servicer asks the core once per page."""
+    srv, c, vault = setup
+    md = {f"{i:02d}".ljust(128, "k"): "v" * 1024 for i in range(MAX_META)}
+    names = [f"big/{i:03d}" for i in range(130)]
+    results = c.deposit_many([DepositItem(vault, n, n.encode(), metadata=md) for n in names])
+    assert not [r for r in results if isinstance(r, Exception)]
+    core = srv.daemon.vaults
+    calls: list[Any] = []
+    real = core.list
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("max_bytes"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "list", counted)
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        resp = raw.List(pb.ListRequest(vault=vault, prefix="big/", page_size=1000, page_token=token), timeout=30)
+        pages += 1
+        assert len(calls) == pages and calls[-1], calls  # one call to the core per page, with a byte bound
+        assert resp.ByteSize() <= 4 * MiB
+        for m in resp.objects:  # the core's estimate bounds each entry's encoded size
+            assert stat_wire_size(convert.stat_from_pb(m)) >= m.ByteSize() + 1 + varint_len(m.ByteSize())
+        seen += [m.name for m in resp.objects]
+        token = resp.next_page_token
+        if pages == 1:
+            assert token and 40 < len(resp.objects) < len(names)
+        if not token:
+            break
+    assert seen == names

@@ -6,6 +6,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vaultd import types as t
+from vaultd.core.vaults import stat_wire_size
+from vaultd.transport import convert
 from vaultd.transport.server import _DepositData, _lenient, _Malformed
 from vaultd.v1 import vault_pb2 as pb
 from vaultd.wire import only_field, varint
@@ -65,3 +68,19 @@ def test_data_messages_become_views_and_others_are_parsed() -> None:
     assert isinstance(_lenient(pb.DepositRequest)(b"\x12\x05abc"), _Malformed)
     # other messages are not read by hand, even with the same bytes
     assert not isinstance(_lenient(pb.ReadRequest)(raw), _DepositData)
+
+
+texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+stats = st.builds(
+    t.ObjectStat, vault=texts, name=texts, version=st.integers(0, 2**64 - 1), object_id=texts,
+    size=st.integers(0, 2**64 - 1), sha256=st.binary(min_size=32, max_size=32), hash_algorithm=texts,
+    content_type=texts, metadata=st.dictionaries(texts, texts, max_size=64), depositor=texts,
+    deposited_at_ns=st.integers(-2**63, 2**63 - 1), retain_until=st.none() | st.integers(-2**63, 2**63 - 1),
+    legal_hold=st.booleans())
+
+
+@given(stats)
+@settings(max_examples=300, deadline=None)
+def test_stat_wire_size_bounds_a_list_entry(s: t.ObjectStat) -> None:
+    """The core ends a List page by this estimate: it is never below an entry's encoded size."""
+    assert stat_wire_size(s) >= pb.ListResponse(objects=[convert.stat_to_pb(s)]).ByteSize()

@@ -71,7 +71,7 @@ from vaultd.types import (
 from vaultd.wire import length_delimited, varint_len
 
 __all__ = ["Vaults", "DenialBudget", "open_vaults", "MAX_PIECE", "MAX_BATCH_ITEMS", "DEFAULT_MAX_OBJECT_SIZE",
-           "MAX_PAGE_TOKEN"]
+           "MAX_PAGE_TOKEN", "stat_wire_size"]
 
 log = logging.getLogger("vaultd.core")
 
@@ -168,6 +168,19 @@ def _stat_from(vault: str, name: str, version: int, rec: dict[str, Any]) -> Obje
         retain_until=rec.get("retain_until"),
         legal_hold=bool(rec.get("legal_hold", False)),
     )
+
+
+def stat_wire_size(s: ObjectStat) -> int:
+    """An upper bound of the bytes ``s`` takes as one ObjectStat of a ListResponse: the message's
+    tag and a length of at most 5 bytes; each field (and each metadata entry, and its key and value)
+    a 1-byte tag and a length of at most 3 bytes (no field reaches 2 MiB); each integer 11 bytes."""
+    def text(x: str) -> int:
+        return 4 + len(x.encode("utf-8", "surrogatepass"))
+
+    n = 6 + 4 + len(s.sha256) + 5 * 11  # version, size, deposited_at_ns, retain_until, legal_hold
+    n += sum(text(x) for x in (s.vault, s.name, s.object_id, s.hash_algorithm, s.content_type, s.depositor))
+    n += sum(4 + text(k) + text(v) for k, v in s.metadata.items())
+    return n
 
 
 MAX_PAGE_TOKEN = 4096  # characters: a token holds one object name (at most 2 KiB escaped) in base64
@@ -786,10 +799,13 @@ class Vaults:
         page_size: int = 100,
         page_token: str = "",
         versions: bool = False,
+        max_bytes: int | None = None,
     ) -> tuple[list[ObjectStat], str]:
         """One page of the objects (or, with ``versions``, of every version) whose name starts with
-        ``prefix``, in key order, and the token of the next page ("" after the last one). A token
-        resumes right after the entry it was made for, by key."""
+        ``prefix``, in key order, and the token of the next page ("" after the last one). The page
+        ends after ``page_size`` entries or, with ``max_bytes``, before the entry that would take the
+        entries' encoded size (``stat_wire_size``) past it; it always holds at least one entry when
+        one is left. A token resumes right after the entry it was made for, by key."""
         self.authorize(actor, "list", vault)
         validate_vault_id(vault)
         if not 1 <= page_size <= 1000:
@@ -797,6 +813,18 @@ class Vaults:
         scope = _list_scope(vault, prefix, versions)
         after: tuple[str, int] | None = _page_token_in(page_token, scope, prefix) if page_token else None
         out: list[ObjectStat] = []
+        used = 0
+
+        def fits(stat: ObjectStat) -> bool:
+            nonlocal used
+            if max_bytes is not None:
+                n = stat_wire_size(stat)
+                if out and used + n > max_bytes:
+                    return False
+                used += n
+            out.append(stat)
+            return True
+
         more = False
         with self.store.read() as r:
             if r.get_vault(vault) is None:
@@ -810,10 +838,9 @@ class Vaults:
 
                 for nm, vers in pending():
                     for ver, raw in vers:
-                        if len(out) == page_size:
+                        if len(out) == page_size or not fits(_stat_from(vault, nm, ver, json.loads(raw))):
                             more = True
                             break
-                        out.append(_stat_from(vault, nm, ver, json.loads(raw)))
                     if more:
                         break
             else:
@@ -825,8 +852,9 @@ class Vaults:
                         more = True
                         break
                     latest = r.get_version(vault, nm, latest_v)
-                    if latest is not None:
-                        out.append(_stat_from(vault, nm, latest_v, json.loads(latest)))
+                    if latest is not None and not fits(_stat_from(vault, nm, latest_v, json.loads(latest))):
+                        more = True
+                        break
         token = ""
         if more and out:
             last = out[-1]

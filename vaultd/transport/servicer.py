@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 import grpc
 
 from vaultd import types as t
-from vaultd.core.vaults import MAX_BATCH_ITEMS
+from vaultd.core.vaults import MAX_BATCH_ITEMS, MAX_PAGE_TOKEN
 from vaultd.errors import Cancelled, DeadlineExceeded, InvalidArgument, VaultError
 from vaultd.transport import convert
 from vaultd.transport.auth import identity_of
@@ -35,6 +35,7 @@ MAX_PIECE = 1 << 20  # bytes of data per Deposit or Read message
 _READ_DATA_FIELD = pb.ReadResponse.DESCRIPTOR.fields_by_name["data"].number
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+_LIST_RESERVE = MAX_PAGE_TOKEN + 16  # a ListResponse's bytes besides its entries: the token's field
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,7 +52,8 @@ class VaultsAPI(Protocol):
              ) -> tuple[t.ObjectStat, Iterator[bytes]]: ...
     def stat(self, actor: t.Identity, vault: str, name: str, version: int | None = ...) -> t.ObjectStat: ...
     def list(self, actor: t.Identity, vault: str, prefix: str = ..., page_size: int = ...,
-             page_token: str = ..., versions: bool = ...) -> tuple[list[t.ObjectStat], str]: ...
+             page_token: str = ..., versions: bool = ..., max_bytes: int | None = ...
+             ) -> tuple[list[t.ObjectStat], str]: ...
     def count(self, actor: t.Identity, vault: str, prefix: str = ...) -> int: ...
     def destroy(self, actor: t.Identity, vault: str, name: str, version: int | None = ...) -> t.DestroyReceipt: ...
     def check(self, actor: t.Identity, vault: str, name: str | None = ..., version: int | None = ...) -> t.CheckReport: ...
@@ -288,14 +290,12 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
         actor = identity_of(ctx)
         size = request.page_size or DEFAULT_PAGE_SIZE
         size = min(size, MAX_PAGE_SIZE)
-        while True:
-            stats, token = self._vaults.list(
-                actor, request.vault, request.prefix, size, request.page_token, request.versions)
-            resp = pb.ListResponse(objects=[convert.stat_to_pb(s) for s in stats], next_page_token=token)
-            # Large metadata can make a full page exceed the response bound: ask for fewer.
-            if resp.ByteSize() <= self._max_response or size == 1:
-                return resp
-            size = max(1, size // 2)
+        # Large metadata can make a full page exceed the response bound: the core ends the page
+        # early, at a bound on the entries' encoded size that leaves room for the next page's token.
+        stats, token = self._vaults.list(
+            actor, request.vault, request.prefix, size, request.page_token, request.versions,
+            max_bytes=self._max_response - _LIST_RESERVE)
+        return pb.ListResponse(objects=[convert.stat_to_pb(s) for s in stats], next_page_token=token)
 
     @unary
     def Count(self, request: pb.CountRequest, ctx: Any) -> pb.CountResponse:
