@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -192,6 +193,33 @@ def test_retention_and_legal_hold(permits: VaultClient) -> None:
     permits.deposit(vault, "expired", b"x")
     permits.set_retention(vault, "expired", int(time.time()) - 5)
     permits.destroy(vault, "expired")
+
+
+def test_retention_beyond_year_9999_is_refused(vault_server: RunningServer, permits: VaultClient) -> None:
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    last = 253402300799  # 9999-12-31T23:59:59Z
+    with pytest.raises(InvalidArgument, match="9999"):
+        permits.deposit(vault, "far", b"x", retain_until=10**17)
+    with pytest.raises(NotFound):
+        permits.stat(vault, "far")
+    permits.deposit(vault, "kept", b"x")
+    with pytest.raises(InvalidArgument, match="9999"):
+        permits.set_retention(vault, "kept", last + 1)
+    assert permits.set_retention(vault, "kept", last).retain_until == last
+    with pytest.raises(FailedPrecondition, match="9999-12-31T23:59:59Z"):
+        permits.destroy(vault, "kept")
+    # a date no calendar can name, stored before such dates were refused: still a plain refusal
+    store = vault_server.daemon.vaults.store
+
+    def far_future(t) -> None:  # type: ignore[no-untyped-def]
+        rec = json.loads(t.get_version(vault, "kept", 1))
+        rec["retain_until"] = 10**17
+        t.put_version(vault, "kept", 1, json.dumps(rec).encode(), t.get_manifest(vault, "kept", 1))
+
+    store.write(far_future)
+    with pytest.raises(FailedPrecondition, match=str(10**17)):
+        permits.destroy(vault, "kept")
 
 
 def test_idempotent_retry(vault_server: RunningServer, permits: VaultClient) -> None:

@@ -106,6 +106,7 @@ MAX_REQUEST_ID = 128
 MAX_CONTENT_TYPE = 256
 MAX_BATCH_ITEMS = 256  # documents in one deposit_batch call
 _ENTRY = struct.Struct(">32sI")
+MAX_RETAIN_UNTIL = 253402300799  # 9999-12-31T23:59:59Z: the last second a UTC date can name
 
 
 class _Missing(Exception):
@@ -259,6 +260,21 @@ def _manifest_entries(manifest: bytes, what: str = "") -> list[tuple[bytes, int]
     if len(manifest) % _ENTRY.size:
         raise IntegrityError(f"{what}: the manifest is damaged ({len(manifest)} bytes is not a whole number of entries)")
     return [(cid, n) for cid, n in _ENTRY.iter_unpack(manifest)]
+
+
+def _check_retain_until(retain_until: int) -> None:
+    if not 0 <= retain_until <= MAX_RETAIN_UNTIL:
+        raise InvalidArgument(
+            f"retain_until must be a unix time in seconds from 0 to {MAX_RETAIN_UNTIL} "
+            f"(9999-12-31T23:59:59Z), got {retain_until}")
+
+
+def _utc(seconds: int) -> str:
+    """A unix time as an ISO 8601 UTC date, or as raw seconds when no date can name it."""
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} (unix seconds)"
 
 
 def _record(raw: bytes, what: str) -> dict[str, Any]:
@@ -556,8 +572,8 @@ class Vaults:
             raise InvalidArgument("expected SHA-256 must be 32 bytes")
         if header.request_id is not None and not 1 <= len(header.request_id.encode()) <= MAX_REQUEST_ID:
             raise InvalidArgument(f"request id must be 1 to {MAX_REQUEST_ID} bytes")
-        if header.retain_until is not None and header.retain_until < 0:
-            raise InvalidArgument("retain_until must be a unix time in seconds")
+        if header.retain_until is not None:
+            _check_retain_until(header.retain_until)
         keys = self._vault_keys(vault)
         actor_s = str(actor)
         if header.request_id is not None:
@@ -890,7 +906,7 @@ class Vaults:
             ru = rec.get("retain_until")
             if ru is not None and ru * 1_000_000_000 > now:
                 raise FailedPrecondition(
-                    f"object {name!r} version {v} is retained until {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(ru))}"
+                    f"object {name!r} version {v} is retained until {_utc(ru)}"
                     "; it cannot be destroyed before then"
                 )
             manifest = t.get_manifest(vault, name, v) or b""
@@ -937,8 +953,7 @@ class Vaults:
     def set_retention(
         self, actor: Identity, vault: str, name: str, retain_until: int, version: int | None = None
     ) -> ObjectStat:
-        if retain_until < 0:
-            raise InvalidArgument("retain_until must be a unix time in seconds")
+        _check_retain_until(retain_until)
 
         def change(rec: dict[str, Any]) -> None:
             cur = rec.get("retain_until")
