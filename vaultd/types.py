@@ -110,10 +110,11 @@ class CheckReport:
     chunks: int
     bytes: int
     problems: list[Problem] = field(default_factory=list)
+    problems_omitted: int = 0  # found but not listed: the list is bounded
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.problems_omitted
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 
 from servers import RunningServer, new_vault_id
-from vaultd.client import VaultClient
-from vaultd.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from vaultd.client import DepositItem, VaultClient
+from vaultd.errors import (
+    AlreadyExists,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 
 
 def stored_chunk_bytes(srv: RunningServer, vault: str) -> int:
@@ -143,6 +150,48 @@ def test_check_and_destroy(permits: VaultClient) -> None:
     with pytest.raises(NotFound):
         permits.destroy(vault, "x")
     assert permits.count(vault) == 1
+
+
+def test_check_needs_a_name_for_a_version_and_bounds_its_list(vault_server: RunningServer,
+                                                              permits: VaultClient) -> None:
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    permits.deposit(vault, "x", b"one")
+    with pytest.raises(InvalidArgument, match="name"):
+        permits.check(vault, version=1)
+
+    def many_missing(t) -> None:  # type: ignore[no-untyped-def]
+        manifest = b"".join(i.to_bytes(2, "big") + b"\x07" * 30 + b"\0\0\0\1" for i in range(1500))
+        t.put_version(vault, "x", 1, t.get_version(vault, "x", 1), manifest)
+
+    vault_server.daemon.vaults.store.write(many_missing)
+    rep = permits.check(vault)
+    assert len(rep.problems) == 1000 and rep.problems_omitted == 500 and not rep.ok
+
+
+def test_check_stops_at_its_deadline(vault_server: RunningServer, permits: VaultClient) -> None:
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    permits.deposit_many([DepositItem(vault, f"doc-{i}", b"document %d" % i) for i in range(100)])
+    vaults = vault_server.daemon.vaults
+    read_chunk = vaults._stored_chunk
+    reads = []
+
+    def slow(v: str, cid: bytes) -> bytes | None:  # 100 chunks: 2 s to check them all
+        reads.append(cid)
+        time.sleep(0.02)
+        return read_chunk(v, cid)
+
+    vaults._stored_chunk = slow  # type: ignore[method-assign]
+    try:
+        with pytest.raises(DeadlineExceeded):
+            permits.check(vault, timeout=0.5)
+        time.sleep(0.3)  # the server stops at its next object too
+        stopped_at = len(reads)
+        time.sleep(0.3)
+        assert len(reads) == stopped_at and stopped_at < 50
+    finally:
+        del vaults._stored_chunk  # type: ignore[method-assign]
 
 
 def test_dedup_within_a_vault_not_across(vault_server: RunningServer, permits: VaultClient) -> None:

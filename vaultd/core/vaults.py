@@ -71,7 +71,7 @@ from vaultd.types import (
 from vaultd.wire import length_delimited, varint_len
 
 __all__ = ["Vaults", "DenialBudget", "open_vaults", "MAX_PIECE", "MAX_BATCH_ITEMS", "DEFAULT_MAX_OBJECT_SIZE",
-           "MAX_PAGE_TOKEN", "stat_wire_size"]
+           "MAX_PAGE_TOKEN", "stat_wire_size", "MAX_CHECK_PROBLEMS"]
 
 log = logging.getLogger("vaultd.core")
 
@@ -106,6 +106,10 @@ MAX_REQUEST_ID = 128
 MAX_CONTENT_TYPE = 256
 MAX_BATCH_ITEMS = 256  # documents in one deposit_batch call
 _ENTRY = struct.Struct(">32sI")
+MAX_CHECK_PROBLEMS = 1000  # problems a check lists (a response stays far below 4 MiB); the rest are counted
+CHECK_PAGE = 64  # object versions a vault check reads in one read transaction
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_Checked = tuple[int, set[bytes], list[Problem], int]  # one version checked: bytes, chunks, problems, omitted
 MAX_RETAIN_UNTIL = 253402300799  # 9999-12-31T23:59:59Z: the last second a UTC date can name
 
 
@@ -267,6 +271,24 @@ def _check_retain_until(retain_until: int) -> None:
         raise InvalidArgument(
             f"retain_until must be a unix time in seconds from 0 to {MAX_RETAIN_UNTIL} "
             f"(9999-12-31T23:59:59Z), got {retain_until}")
+
+
+def _check_record(raw: bytes) -> tuple[int, bytes]:
+    """The size and SHA-256 a version record states, for ``check``; damage is an IntegrityError
+    whose message starts with "record damaged"."""
+    try:
+        rec = json.loads(raw)
+    except (ValueError, RecursionError):
+        rec = None
+    if not isinstance(rec, dict):
+        raise IntegrityError("record damaged: it is not a JSON object")
+    size = rec.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise IntegrityError("record damaged: it holds no valid size")
+    digest = rec.get("sha256")
+    if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+        raise IntegrityError("record damaged: its SHA-256 is not 64 hexadecimal digits")
+    return size, bytes.fromhex(digest)
 
 
 def _utc(seconds: int) -> str:
@@ -974,9 +996,17 @@ class Vaults:
     # --- check ---------------------------------------------------------------------------------
 
     def check(self, actor: Identity, vault: str, name: str | None = None, version: int | None = None,
-              *, record_errors: bool = True) -> CheckReport:
-        """Open every chunk of the version(s) and compare sizes and SHA-256. Problems count as
-        integrity errors found by ``check`` unless ``record_errors`` is off (the scrub counts its own)."""
+              *, record_errors: bool = True, still_wanted: Callable[[], None] | None = None) -> CheckReport:
+        """Open every chunk of the version(s) and compare sizes and SHA-256: one version of ``name``,
+        every version of it (``version`` None), or every version in the vault (``name`` None too; a
+        version without a name is refused). Problems count as integrity errors found by ``check``
+        unless ``record_errors`` is off (the scrub counts its own); at most ``MAX_CHECK_PROBLEMS``
+        are listed, the others only counted (``problems_omitted``).
+
+        Versions are read a page at a time in short read transactions and checked as they come. A
+        version destroyed while the check runs is skipped (NotFound when it is the one version asked
+        for): its chunks going away is no damage. ``still_wanted`` is called before each version
+        (and every few chunks of a large one); it raises (Cancelled, DeadlineExceeded) to stop."""
         if not self.policy.allows(actor, "check", vault):
             try:
                 self.policy.check(actor, "admin", None)
@@ -984,64 +1014,137 @@ class Vaults:
                 self._journal_denied(actor, "check", vault)
                 raise
         validate_vault_id(vault)
+        if name is None and version is not None:
+            raise InvalidArgument("a version can only be checked with the name of its object; give the name too")
+        if name is not None:
+            validate_name(name)
+        if version is not None and version < 1:
+            raise InvalidArgument("version must be 1 or more")
         keys = self._vault_keys(vault)
         prefix = C.aad_prefix(vault, keys.data_key_version)
-        targets: list[tuple[str, int, dict[str, Any], bytes]] = []
-        damaged: list[Problem] = []
-        with self.store.read() as r:
-            if name is not None:
-                validate_name(name)
-                v, rec = self._version(r, vault, name, version)
-                targets.append((name, v, rec, r.get_manifest(vault, name, v) or b""))
-            else:
-                for nm, _ in r.iter_objects(vault):
-                    for v, raw in r.iter_versions(vault, nm):
-                        try:
-                            rec = _record(raw, "version record")
-                        except IntegrityError as e:
-                            damaged.append(Problem(vault, nm, v, str(e)))
-                            continue
-                        targets.append((nm, v, rec, r.get_manifest(vault, nm, v) or b""))
-        problems: list[Problem] = damaged
+        problems: list[Problem] = []
+        omitted = 0
         opened: set[bytes] = set()
-        nbytes = 0
-        for nm, v, rec, manifest in targets:
-            h = C.Sha256()
-            size = 0
-            ok = True
-            try:
-                entries = _manifest_entries(manifest, "manifest")
-            except IntegrityError as e:
-                problems.append(Problem(vault, nm, v, str(e)))
+        objects = nbytes = 0
+        for nm, v, raw, manifest in self._check_targets(vault, name, version):
+            if still_wanted is not None:
+                still_wanted()
+            found = self._check_version(keys, prefix, vault, nm, v, raw, manifest, still_wanted)
+            if found is None:  # destroyed while the check ran
+                if version is not None:
+                    raise NotFound(f"version {v} of object {nm!r} in vault {vault!r} was destroyed while it was checked")
                 continue
-            for cid, n in entries:
+            size, chunks, mine, more = found
+            objects += 1
+            nbytes += size
+            opened |= chunks
+            listed = mine[: max(0, MAX_CHECK_PROBLEMS - len(problems))]
+            problems.extend(listed)
+            omitted += len(mine) - len(listed) + more
+        if (problems or omitted) and record_errors:
+            self._integrity_error("check", len(problems) + omitted)
+        return CheckReport(vault=vault, objects=objects, chunks=len(opened), bytes=nbytes, problems=problems,
+                           problems_omitted=omitted)
+
+    def _check_targets(self, vault: str, name: str | None, version: int | None) -> Iterator[tuple[str, int, bytes, bytes]]:
+        """(name, version, record, manifest) of each version a check goes over, read ``CHECK_PAGE``
+        versions at a time in short read transactions: none stays open while the caller checks (an
+        old read transaction would keep LMDB from reusing the pages written since)."""
+        if name is not None:
+            with self.store.read() as r:
+                if r.get_vault(vault) is None:
+                    raise NotFound(f"vault {vault!r} does not exist")
+                if version is not None:
+                    raw = r.get_version(vault, name, version)
+                    if raw is None:
+                        raise NotFound(f"version {version} of object {name!r} does not exist in vault {vault!r}")
+                    page = [(name, version, raw, r.get_manifest(vault, name, version) or b"")]
+                else:
+                    page = [(name, v, raw, r.get_manifest(vault, name, v) or b"")
+                            for v, raw in r.iter_versions(vault, name)]
+                    if not page:
+                        raise NotFound(f"object {name!r} does not exist in vault {vault!r}")
+            yield from page
+            return
+        after: str | None = None
+        while True:
+            page = []
+            with self.store.read() as r:
+                if after is None and r.get_vault(vault) is None:
+                    raise NotFound(f"vault {vault!r} does not exist")
+                for nm, _ in r.iter_objects(vault, after=after):
+                    page.extend((nm, v, raw, r.get_manifest(vault, nm, v) or b"") for v, raw in r.iter_versions(vault, nm))
+                    after = nm
+                    if len(page) >= CHECK_PAGE:
+                        break
+            if not page:
+                return
+            yield from page
+
+    def _check_version(
+        self, keys: VaultKeys, prefix: bytes, vault: str, name: str, version: int, raw: bytes, manifest: bytes,
+        still_wanted: Callable[[], None] | None,
+    ) -> _Checked | None:
+        """(bytes, chunk ids opened, problems (at most ``MAX_CHECK_PROBLEMS``), problems not listed)
+        of one version; None when the version was destroyed while it was checked."""
+        mine: list[Problem] = []
+        more = 0
+
+        def problem(what: str) -> None:
+            nonlocal more
+            if len(mine) < MAX_CHECK_PROBLEMS:
+                mine.append(Problem(vault, name, version, what))
+            else:
+                more += 1
+
+        expected: tuple[int, bytes] | None = None
+        try:
+            expected = _check_record(raw)
+        except IntegrityError as e:
+            problem(str(e))
+        try:
+            entries = _manifest_entries(manifest, "manifest")
+        except IntegrityError as e:
+            problem(str(e))
+            return 0, set(), mine, more
+        h = C.Sha256()
+        size = 0
+        ok = True
+        opened: set[bytes] = set()
+        for i, (cid, n) in enumerate(entries):
+            if still_wanted is not None and i and i % 64 == 0:
+                still_wanted()
+            sealed = self._stored_chunk(vault, cid)
+            if sealed is None:
                 with self.store.read() as r:
-                    sealed = r.get_chunk(vault, cid)
-                if sealed is None:
-                    problems.append(Problem(vault, nm, v, f"chunk {cid.hex()[:16]} is missing"))
-                    ok = False
-                    continue
-                try:
-                    plain = C.open_many(keys, prefix, [cid], [sealed], self.metrics)[0]
-                except IntegrityError as e:
-                    problems.append(Problem(vault, nm, v, f"chunk {cid.hex()[:16]}: {e}"))
-                    ok = False
-                    continue
-                opened.add(cid)
-                if len(plain) != n:
-                    problems.append(Problem(vault, nm, v, f"chunk {cid.hex()[:16]} has {len(plain)} bytes, manifest says {n}"))
-                    ok = False
-                h.update(plain)
-                size += len(plain)
-                nbytes += len(plain)
-            if ok:
-                if size != rec["size"]:
-                    problems.append(Problem(vault, nm, v, f"size is {size}, recorded {rec['size']}"))
-                elif not secrets.compare_digest(h.digest(), bytes.fromhex(rec["sha256"])):
-                    problems.append(Problem(vault, nm, v, "SHA-256 of the content differs from the recorded one"))
-        if problems and record_errors:
-            self._integrity_error("check", len(problems))
-        return CheckReport(vault=vault, objects=len(targets), chunks=len(opened), bytes=nbytes, problems=problems)
+                    if r.get_version(vault, name, version) is None:
+                        return None  # destroyed meanwhile: its chunks went with it
+                problem(f"chunk {cid.hex()[:16]} is missing")
+                ok = False
+                continue
+            try:
+                plain = C.open_many(keys, prefix, [cid], [sealed], self.metrics)[0]
+            except IntegrityError as e:
+                problem(f"chunk {cid.hex()[:16]}: {e}")
+                ok = False
+                continue
+            opened.add(cid)
+            if len(plain) != n:
+                problem(f"chunk {cid.hex()[:16]} has {len(plain)} bytes, manifest says {n}")
+                ok = False
+            h.update(plain)
+            size += len(plain)
+        if ok and expected is not None:
+            if size != expected[0]:
+                problem(f"size is {size}, recorded {expected[0]}")
+            elif not secrets.compare_digest(h.digest(), expected[1]):
+                problem("SHA-256 of the content differs from the recorded one")
+        return size, opened, mine, more
+
+    def _stored_chunk(self, vault: str, cid: bytes) -> bytes | None:
+        """One sealed chunk as ``check`` reads it: in its own short read transaction."""
+        with self.store.read() as r:
+            return r.get_chunk(vault, cid)
 
     # --- keys: rotation and shredding ----------------------------------------------------------
 

@@ -131,6 +131,7 @@ def report_to_pb(r: t.CheckReport) -> pb.CheckReport:
         vault=r.vault, objects=r.objects, chunks=r.chunks, bytes=r.bytes,
         problems=[pb.Problem(vault=p.vault, name=p.name, version=p.version, what=p.what)
                   for p in r.problems],
+        problems_omitted=r.problems_omitted,
     )
 
 
@@ -139,6 +140,7 @@ def report_from_pb(m: pb.CheckReport) -> t.CheckReport:
         vault=m.vault, objects=m.objects, chunks=m.chunks, bytes=m.bytes,
         problems=[t.Problem(vault=p.vault, name=p.name, version=p.version, what=p.what)
                   for p in m.problems],
+        problems_omitted=m.problems_omitted,
     )
 
 

@@ -56,7 +56,8 @@ class VaultsAPI(Protocol):
              ) -> tuple[list[t.ObjectStat], str]: ...
     def count(self, actor: t.Identity, vault: str, prefix: str = ...) -> int: ...
     def destroy(self, actor: t.Identity, vault: str, name: str, version: int | None = ...) -> t.DestroyReceipt: ...
-    def check(self, actor: t.Identity, vault: str, name: str | None = ..., version: int | None = ...) -> t.CheckReport: ...
+    def check(self, actor: t.Identity, vault: str, name: str | None = ..., version: int | None = ...,
+              *, still_wanted: Callable[[], None] | None = ...) -> t.CheckReport: ...
     def set_retention(self, actor: t.Identity, vault: str, name: str, retain_until: int,
                       version: int | None = ...) -> t.ObjectStat: ...
     def set_legal_hold(self, actor: t.Identity, vault: str, name: str, hold: bool,
@@ -142,12 +143,12 @@ def _note_vault(ctx: Any, vault: str) -> None:
         ctx.call.vault = vault[:128]
 
 
-def _still_there(ctx: Any, what: str) -> None:
+def _still_there(ctx: Any, what: str, after: str = "nothing was kept") -> None:
     remaining = ctx.time_remaining()
     if remaining is not None and remaining <= 0:
-        raise DeadlineExceeded(f"the deadline passed during the {what}; nothing was kept")
+        raise DeadlineExceeded(f"the deadline passed during the {what}; {after}")
     if not ctx.is_active():
-        raise Cancelled(f"the client went away during the {what}; nothing was kept")
+        raise Cancelled(f"the client went away during the {what}; {after}")
 
 
 class VaultServicer(pb_grpc.VaultServiceServicer):
@@ -312,7 +313,9 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
     def Check(self, request: pb.CheckRequest, ctx: Any) -> pb.CheckReport:
         _note_vault(ctx, request.vault)
         return convert.report_to_pb(self._vaults.check(
-            identity_of(ctx), request.vault, _optional(request, "name"), _optional(request, "version")))
+            identity_of(ctx), request.vault, _optional(request, "name"), _optional(request, "version"),
+            still_wanted=lambda: _still_there(
+                ctx, "check", "give it more time, or check one object at a time")))
 
     @unary
     def SetRetention(self, request: pb.SetRetentionRequest, ctx: Any) -> pb.ObjectStat:

@@ -269,18 +269,20 @@ class Problem(_message.Message):
     def __init__(self, vault: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., what: _Optional[str] = ...) -> None: ...
 
 class CheckReport(_message.Message):
-    __slots__ = ("vault", "objects", "chunks", "bytes", "problems")
+    __slots__ = ("vault", "objects", "chunks", "bytes", "problems", "problems_omitted")
     VAULT_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_OMITTED_FIELD_NUMBER: _ClassVar[int]
     vault: str
     objects: int
     chunks: int
     bytes: int
     problems: _containers.RepeatedCompositeFieldContainer[Problem]
-    def __init__(self, vault: _Optional[str] = ..., objects: _Optional[int] = ..., chunks: _Optional[int] = ..., bytes: _Optional[int] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ...) -> None: ...
+    problems_omitted: int
+    def __init__(self, vault: _Optional[str] = ..., objects: _Optional[int] = ..., chunks: _Optional[int] = ..., bytes: _Optional[int] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ..., problems_omitted: _Optional[int] = ...) -> None: ...
 
 class SetRetentionRequest(_message.Message):
     __slots__ = ("vault", "name", "retain_until", "version")

@@ -204,7 +204,9 @@ class VaultServiceServicer:
 
     def Check(self, request, context):
         """Integrity control of one object (version) or of a whole vault: every chunk opened, every id
-        re-derived, every digest compared. Problems are reported, not raised.
+        re-derived, every digest compared. Problems are reported, not raised (at most 1000 listed).
+        A version needs a name (INVALID_ARGUMENT otherwise). A check stops with CANCELLED or
+        DEADLINE_EXCEEDED when the caller goes away or its deadline passes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
