@@ -46,11 +46,16 @@ class ScrubResult:
     objects: int = 0
     bytes: int = 0
     problems: list[Any] = field(default_factory=list)  # vaultd.types.Problem
+    problems_omitted: int = 0  # found in versions with more problems than a check lists
     completed: bool = False
 
     @property
+    def problem_count(self) -> int:
+        return len(self.problems) + self.problems_omitted
+
+    @property
     def clean(self) -> bool:
-        return self.completed and not self.problems
+        return self.completed and not self.problem_count
 
 
 class Scrubber:
@@ -106,7 +111,12 @@ class Scrubber:
             return
         while not self._stop.is_set():
             began = time.monotonic()
-            self.run_once()
+            try:
+                self.run_once()
+            except Exception:  # a bug must not end the schedule: the next pass runs as planned
+                log.exception("scrub pass failed")
+                if self.metrics is not None:
+                    self.metrics.scrub_failed()
             if self._stop.wait(max(0.0, self.interval - (time.monotonic() - began))):
                 return
 
@@ -157,20 +167,32 @@ class Scrubber:
                             "problem": p.what})
                         if self.metrics is not None:
                             self.metrics.integrity_error("scrub")
+                    if report.problems_omitted:
+                        res.problems_omitted += report.problems_omitted
+                        log.error("scrub found more problems than it lists", extra={
+                            "vault": vault, "object_name": name, "version": version,
+                            "problems": report.problems_omitted})
+                        if self.metrics is not None:
+                            for _ in range(report.problems_omitted):
+                                self.metrics.integrity_error("scrub")
                     self._keep_pace(res.bytes, began)
             res.completed = True
         except (VaultError, OSError, InterruptedError) as e:
             log.warning("scrub pass did not finish", extra={"error": f"{type(e).__name__}: {e}"})
             if self.metrics is not None:
                 self.metrics.scrub_failed()
+        except Exception:  # a bug: the pass counts as failed, and is journalled as such
+            log.exception("scrub pass failed")
+            if self.metrics is not None:
+                self.metrics.scrub_failed()
         res.finished_at = time.time()
         if res.completed:
             if self.metrics is not None:
                 self.metrics.scrub_finished(objects=res.objects, nbytes=res.bytes,
-                                            problems=len(res.problems), at=res.finished_at)
+                                            problems=res.problem_count, at=res.finished_at)
             log.info("scrub pass done", extra={
                 "vaults": res.vaults, "objects": res.objects, "bytes": res.bytes,
-                "problems": len(res.problems),
+                "problems": res.problem_count,
                 "duration_seconds": round(res.finished_at - res.started_at, 3)})
         self.last = res
         if self.on_pass is not None:
@@ -207,13 +229,13 @@ def journal_pass(store: Any, leaf_factory: Callable[..., bytes],
             "check", actor=identity, vault="", name="", version=0,
             outcome="ok" if res.clean else "failed", time_ns=finished_ns,
             scope="all", vaults=res.vaults, objects=res.objects, bytes=res.bytes,
-            problems=len(res.problems), completed=int(res.completed))
+            problems=res.problem_count, completed=int(res.completed))
 
         def unit(t: Any) -> None:
             t.journal(leaf)
             put = getattr(t, "put_stat", None)
             if put is not None and res.completed:
-                put(STAT_LAST_PROBLEMS, len(res.problems))
+                put(STAT_LAST_PROBLEMS, res.problem_count)
                 if res.clean:
                     put(STAT_LAST_CLEAN_NS, finished_ns)
 

@@ -3,6 +3,7 @@ its pace, its metrics and its journal leaf, and the background schedule."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -117,5 +118,61 @@ def test_pace_and_schedule(tmp_path: Path) -> None:
         assert slow.last is not None and not slow.last.completed
         assert d.metrics.registry.get_sample_value("vaultd_scrub_runs_total",
                                                    {"outcome": "failed"}) == 1
+    finally:
+        srv.stop()
+
+
+def test_damaged_records_are_reported_and_the_schedule_survives_a_failure(tmp_path: Path) -> None:
+    srv = start_server(tmp_path / "a")
+    try:
+        d = srv.daemon
+        c = srv.client("permits")
+        vault = new_vault_id()
+        c.create_vault(vault)
+        for name in ("no-size", "bad-digest", "fine"):
+            c.deposit(vault, name, name.encode())
+
+        def damage(t) -> None:  # type: ignore[no-untyped-def]
+            for name, change in (("no-size", lambda rec: rec.pop("size")),
+                                 ("bad-digest", lambda rec: rec.update(sha256="zz" * 32))):
+                rec = json.loads(t.get_version(vault, name, 1))
+                change(rec)
+                t.put_version(vault, name, 1, json.dumps(rec).encode(), t.get_manifest(vault, name, 1))
+
+        d.vaults.store.write(damage)
+        # over gRPC the damage is reported, not an internal error
+        report = c.check(vault)
+        assert sorted(p.name for p in report.problems) == ["bad-digest", "no-size"]
+        assert all(p.what.startswith("record damaged") for p in report.problems)
+        assert len(c.check(vault, "no-size", version=1).problems) == 1
+
+        m = d.metrics
+        res = Scrubber(d.vaults, metrics=m, bytes_per_second=None, list_vaults=lambda: [vault]).run_once()
+        assert res.completed and res.objects == 3
+        assert sorted(p.name for p in res.problems) == ["bad-digest", "no-size"]
+        assert m.registry.get_sample_value("vaultd_scrub_last_problems") == 2
+
+        # a pass that fails unexpectedly counts as failed; the next one runs as planned
+        calls = []
+
+        def listing() -> list[str]:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("unexpected")
+            return [vault]
+
+        runs = []
+        failed_before = m.registry.get_sample_value("vaultd_scrub_runs_total", {"outcome": "failed"}) or 0
+        sched = Scrubber(d.vaults, metrics=m, interval=0.2, initial_delay=0.0, bytes_per_second=None,
+                         list_vaults=listing, on_pass=runs.append)
+        sched.start()
+        deadline = time.monotonic() + 10
+        while len(runs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sched.stop()
+        assert len(runs) >= 2
+        assert not runs[0].completed and runs[1].completed and runs[1].objects == 3
+        assert m.registry.get_sample_value("vaultd_scrub_runs_total",
+                                           {"outcome": "failed"}) == failed_before + 1
     finally:
         srv.stop()
