@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from servers import RunningServer, new_vault_id
+from vaultd.v1 import vault_pb2 as pb
 from vaultd.client import DepositItem, VaultClient
 from vaultd.errors import (
     AlreadyExists,
@@ -187,6 +188,15 @@ def test_check_stops_at_its_deadline(vault_server: RunningServer, permits: Vault
         with pytest.raises(DeadlineExceeded):
             permits.check(vault, timeout=0.5)
         time.sleep(0.3)  # the server stops at its next object too
+        stopped_at = len(reads)
+        time.sleep(0.3)
+        assert len(reads) == stopped_at and stopped_at < 50
+        # a caller that goes away stops it the same way
+        reads.clear()
+        call = permits._stub.Check.future(pb.CheckRequest(vault=vault), metadata=permits._metadata)
+        time.sleep(0.3)
+        call.cancel()
+        time.sleep(0.3)
         stopped_at = len(reads)
         time.sleep(0.3)
         assert len(reads) == stopped_at and stopped_at < 50
