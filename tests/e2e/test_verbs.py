@@ -350,6 +350,46 @@ def test_destroy_vault_shreds_it(client_for: Callable[..., VaultClient]) -> None
         permits.read_bytes(vault, "x")
 
 
+def test_destroy_vault_refused_while_a_version_is_held(client_for: Callable[..., VaultClient]) -> None:
+    """DestroyVault is FAILED_PRECONDITION while any version in the vault is under legal hold: the
+    vault and its content stay whole; once the hold is lifted it is destroyed."""
+    permits, admin = client_for("permits"), client_for("op-admin")
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    permits.deposit(vault, "free", b"free")
+    permits.deposit(vault, "held", b"held v1")
+    permits.deposit(vault, "held", b"held v2")
+    permits.set_legal_hold(vault, "held", True, version=1)
+    with pytest.raises(FailedPrecondition, match=r"1 version\(s\).*'held' version 1 is under legal hold"):
+        admin.destroy_vault(vault)
+    assert permits.read_bytes(vault, "held", version=1) == b"held v1"
+    assert permits.read_bytes(vault, "free") == b"free" and permits.count(vault) == 2
+    permits.set_legal_hold(vault, "held", False, version=1)
+    admin.destroy_vault(vault)
+    with pytest.raises(NotFound):
+        permits.stat(vault, "free")
+
+
+def test_destroy_vault_refused_while_a_version_is_retained(client_for: Callable[..., VaultClient]) -> None:
+    """DestroyVault is FAILED_PRECONDITION while a retention date of a version is in the future; a
+    vault whose retention dates have all passed is destroyed."""
+    permits, admin = client_for("permits"), client_for("op-admin")
+    vault = new_vault_id()
+    permits.create_vault(vault)
+    permits.deposit(vault, "a", b"a", retain_until=int(time.time()) + 3600)
+    permits.deposit(vault, "b", b"b", retain_until=int(time.time()) + 7200)
+    with pytest.raises(FailedPrecondition, match=r"2 version\(s\).*'a' version 1 is retained until"):
+        admin.destroy_vault(vault)
+    assert permits.read_bytes(vault, "b") == b"b"
+
+    expired = new_vault_id()
+    permits.create_vault(expired)
+    permits.deposit(expired, "old", b"old", retain_until=int(time.time()) - 5)
+    admin.destroy_vault(expired)
+    with pytest.raises(NotFound):
+        permits.stat(expired, "old")
+
+
 def test_concurrent_deposits_and_reads(permits: VaultClient) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -138,6 +138,15 @@ class VaultModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def shred(self, data: st.DataObject) -> None:
         vault = data.draw(st.sampled_from(sorted(self.model)))
+        kept = sum(1 for o in self.model[vault].values() for v in o.versions.values()
+                   if v.hold or (v.retain_until is not None and v.retain_until > time.time()))
+        if kept:  # a vault with any held or retained version stays, whole
+            try:
+                self.v.destroy_vault(OPERATOR, vault)
+            except FailedPrecondition as e:
+                assert f"{kept} version(s)" in str(e), str(e)
+                return
+            raise AssertionError(f"vault {vault} destroyed despite {kept} held or retained version(s)")
         self.v.destroy_vault(OPERATOR, vault)
         del self.model[vault]
         try:

@@ -105,6 +105,7 @@ MAX_META = 64
 MAX_REQUEST_ID = 128
 MAX_CONTENT_TYPE = 256
 MAX_BATCH_ITEMS = 256  # documents in one deposit_batch call
+PURGE_BATCH = 2000  # records of a destroyed vault removed per write unit
 _ENTRY = struct.Struct(">32sI")
 MAX_CHECK_PROBLEMS = 1000  # problems a check lists (a response stays far below 4 MiB); the rest are counted
 CHECK_PAGE = 64  # object versions a vault check reads in one read transaction
@@ -1189,15 +1190,24 @@ class Vaults:
         return new
 
     def destroy_vault(self, actor: Identity, vault: str) -> None:
-        """Shred the vault's keys (its content is unreadable at once), then remove its records."""
+        """Shred the vault's keys (its content is unreadable at once), then remove its records.
+
+        Refused (FailedPrecondition) while any version in the vault is under legal hold or retained,
+        as ``destroy`` refuses it for one version."""
         self.authorize(actor, "admin", None)
         validate_vault_id(vault)
+        self.store.write(self._shred_unit(actor, vault))
+        self._cache.pop(vault, None)
+        self._purge(vault)
 
+    def _shred_unit(self, actor: Identity, vault: str) -> Callable[[WriteTxn], None]:
         def shred(t: WriteTxn) -> None:
             raw = t.get_vault(vault)
-            if not t.delete_vault(vault):
+            if raw is None:
                 raise NotFound(f"vault {vault!r} does not exist")
-            if raw is not None and hasattr(t, "get_stat"):
+            _refuse_if_kept(t, vault, _now_ns())
+            t.delete_vault(vault)
+            if hasattr(t, "get_stat"):
                 try:
                     _count(t, f"kek/{json.loads(raw)['kek_version']}", -1)
                 except (ValueError, KeyError, TypeError):
@@ -1209,10 +1219,34 @@ class Vaults:
             if self._leaf:
                 t.journal(self._leaf("destroy_vault", actor=actor, vault=vault))
 
-        self.store.write(shred)
-        self._cache.pop(vault, None)
-        while self.store.write(lambda t: t.purge_vault(vault, 2000)).value:
+        return shred
+
+    def _purge(self, vault: str) -> None:
+        """Remove the records of a shredded vault, ``PURGE_BATCH`` a unit."""
+        while self.store.write(lambda t: t.purge_vault(vault, PURGE_BATCH)).value:
             pass
+
+
+def _refuse_if_kept(t: ReadTxn, vault: str, now_ns: int) -> None:
+    """FailedPrecondition when any version of ``vault`` is under legal hold or retained at ``now_ns``."""
+    kept = 0
+    first = ""
+    for name, _ in t.iter_objects(vault):
+        for v, raw in t.iter_versions(vault, name):
+            rec = _record(raw, f"object {name!r} version {v}")
+            ru = rec.get("retain_until")
+            held = bool(rec.get("legal_hold"))
+            if held or (ru is not None and ru * 1_000_000_000 > now_ns):
+                kept += 1
+                if not first:
+                    why = "under legal hold" if held else (
+                        f"retained until {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(ru))}")
+                    first = f"object {name!r} version {v} is {why}"
+    if kept:
+        raise FailedPrecondition(
+            f"vault {vault!r} cannot be destroyed: {kept} version(s) in it are under legal hold or "
+            f"retained ({first}); lift the holds and wait for the retention dates before destroying it"
+        )
 
 
 class DenialBudget:
