@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 from core_support import OPERATOR, PERMITS, random_bytes
 
+import vaultd.core.vaults as vaults_module
 from vaultd.core.policy import Policy
 from vaultd.core.vaults import Vaults, open_vaults
-from vaultd.errors import NotFound, PermissionDenied
+from vaultd.errors import FailedPrecondition, NotFound, PermissionDenied
 from vaultd.keys import FileKeyProvider
 from vaultd.types import DepositHeader
 
@@ -94,5 +95,74 @@ def test_crash_mid_deposit_is_rolled_back_on_open(tmp_path: Path, policy: Policy
     try:
         with v.store.read() as r:
             assert list(r.iter_pending()) == [] and list(r.iter_chunks(V)) == []
+    finally:
+        v.close()
+
+
+def _fill(v: Vaults, n: int) -> None:
+    for i in range(n):
+        v.deposit(PERMITS, DepositHeader(V, f"old-{i}"), [random_bytes(20_000, 100 + i)])
+
+
+def _leftovers(v: Vaults) -> list[object]:
+    with v.store.read() as r:
+        return [*r.iter_objects(V), *r.iter_chunks(V), *(p for p in r.iter_purging() if p == V)]
+
+
+def test_vault_created_again_during_its_purge_is_refused(
+    vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the records of a destroyed vault are being removed (several units), its id cannot be
+    created again: the removal would take the new vault's deposits with it. Once it is done, the id
+    is free and the new vault keeps what is deposited."""
+    monkeypatch.setattr(vaults_module, "PURGE_BATCH", 5)
+    _fill(vaults, 6)
+    write = vaults.store.write
+    calls: list[object] = []
+    refused: list[str] = []
+
+    def hooked(unit, size_hint=0):  # type: ignore[no-untyped-def]
+        calls.append(unit)
+        if len(calls) == 3:  # the shred and one purge unit are done, more to come
+            assert _leftovers(vaults)
+            with pytest.raises(FailedPrecondition, match="still being erased; retry shortly") as e:
+                vaults.create_vault(PERMITS, V)
+            refused.append(str(e.value))
+            with pytest.raises(NotFound):
+                vaults.deposit(PERMITS, DepositHeader(V, "new"), [b"acknowledged"])
+        return write(unit, size_hint)
+
+    monkeypatch.setattr(vaults.store, "write", hooked)
+    vaults.destroy_vault(OPERATOR, V)
+    monkeypatch.setattr(vaults.store, "write", write)
+    assert refused and len(calls) > 3
+    assert _leftovers(vaults) == []
+    vaults.create_vault(PERMITS, V)
+    r = vaults.deposit(PERMITS, DepositHeader(V, "new"), [b"acknowledged"])
+    assert r.stat.version == 1
+    assert b"".join(vaults.read(PERMITS, V, "new")[1]) == b"acknowledged"
+
+
+def test_purge_interrupted_by_a_crash_is_finished_at_open(tmp_path: Path, policy: Policy) -> None:
+    """A crash after the keys were shredded but before the records were removed: the next open
+    finishes the removal, and the vault id created again starts empty."""
+    v = open_vaults(tmp_path, policy=policy, key_provider=FileKeyProvider(tmp_path), map_size=1 << 28)
+    v.create_vault(PERMITS, V)
+    _fill(v, 3)
+    v.store.write(v._shred_unit(OPERATOR, V))  # the shred commits; the process dies before the purge
+    assert _leftovers(v)
+    with pytest.raises(FailedPrecondition, match="still being erased"):
+        v.create_vault(PERMITS, V)
+    v.close()
+    v = open_vaults(tmp_path, policy=policy, key_provider=FileKeyProvider(tmp_path), map_size=1 << 28)
+    try:
+        assert _leftovers(v) == []
+        v.create_vault(PERMITS, V)
+        assert v.list(PERMITS, V)[0] == [] and v.count(PERMITS, V) == 0
+        with pytest.raises(NotFound):
+            v.stat(PERMITS, V, "old-0")
+        r = v.deposit(PERMITS, DepositHeader(V, "old-0"), [b"new content"])
+        assert r.stat.version == 1
+        assert b"".join(v.read(PERMITS, V, "old-0")[1]) == b"new content"
     finally:
         v.close()

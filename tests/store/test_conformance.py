@@ -144,6 +144,19 @@ def test_pending(store: Store) -> None:
         assert list(r.iter_pending()) == [(b"k2", b"b")]
 
 
+def test_purging_marks(store: Store) -> None:
+    with store.read() as r:
+        assert not r.is_purging("v") and list(r.iter_purging()) == []
+    store.write(lambda t: (t.put_purging("w"), t.put_purging("v")))
+    with store.read() as r:
+        assert r.is_purging("v") and not r.is_purging("x")
+        assert list(r.iter_purging()) == ["v", "w"]
+    assert store.write(lambda t: t.delete_purging("v")).value is True
+    assert store.write(lambda t: t.delete_purging("v")).value is False
+    with store.read() as r:
+        assert list(r.iter_purging()) == ["w"]
+
+
 def test_purge_vault(store: Store) -> None:
     def unit(t) -> None:  # type: ignore[no-untyped-def]
         for i in range(5):

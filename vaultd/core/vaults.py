@@ -355,15 +355,20 @@ class Vaults:
         return self.store.is_open() and self.keys.ready()
 
     def _recover(self) -> None:
-        """Roll back the staged parts of deposits a crash interrupted."""
+        """Roll back the staged parts of deposits a crash interrupted, and finish removing the
+        records of vaults whose destruction it interrupted."""
         with self.store.read() as r:
             pending = list(r.iter_pending())
+            purging = list(r.iter_purging())
         for key, rec in pending:
 
             def unit(t: WriteTxn, key: bytes = key, rec: bytes = rec) -> None:
                 self._rollback_part(t, key, rec)
 
             self.store.write(unit)
+        for vault in purging:
+            log.info("finishing the removal of destroyed vault %r", vault)
+            self._purge(vault)
 
     # --- counters kept with the data (the ``stats`` record) ---------------------------------------
     # ``logical_bytes`` (sizes of live versions as deposited), ``vault_bytes/<vault>`` (the same per
@@ -519,6 +524,8 @@ class Vaults:
         def unit(t: WriteTxn) -> None:
             if t.get_vault(vault) is not None:
                 raise AlreadyExists(f"vault {vault!r} exists already")
+            if t.is_purging(vault):
+                raise FailedPrecondition(f"vault {vault!r} is still being erased; retry shortly")
             t.put_vault(vault, rec)
             _count(t, f"kek/{w.kek_version}", 1)
             if self._leaf:
@@ -1193,7 +1200,9 @@ class Vaults:
         """Shred the vault's keys (its content is unreadable at once), then remove its records.
 
         Refused (FailedPrecondition) while any version in the vault is under legal hold or retained,
-        as ``destroy`` refuses it for one version."""
+        as ``destroy`` refuses it for one version. The vault is marked as being purged in the unit
+        that shreds its keys; the mark goes with its last record, and a purge a crash interrupted is
+        finished when the store is next opened. Until then the vault id cannot be created again."""
         self.authorize(actor, "admin", None)
         validate_vault_id(vault)
         self.store.write(self._shred_unit(actor, vault))
@@ -1207,6 +1216,7 @@ class Vaults:
                 raise NotFound(f"vault {vault!r} does not exist")
             _refuse_if_kept(t, vault, _now_ns())
             t.delete_vault(vault)
+            t.put_purging(vault)
             if hasattr(t, "get_stat"):
                 try:
                     _count(t, f"kek/{json.loads(raw)['kek_version']}", -1)
@@ -1222,8 +1232,16 @@ class Vaults:
         return shred
 
     def _purge(self, vault: str) -> None:
-        """Remove the records of a shredded vault, ``PURGE_BATCH`` a unit."""
-        while self.store.write(lambda t: t.purge_vault(vault, PURGE_BATCH)).value:
+        """Remove the records of a shredded vault, ``PURGE_BATCH`` a unit; the last unit clears the
+        vault's purge mark."""
+
+        def unit(t: WriteTxn) -> int:
+            n = t.purge_vault(vault, PURGE_BATCH)
+            if n < PURGE_BATCH:
+                t.delete_purging(vault)
+            return n
+
+        while self.store.write(unit).value >= PURGE_BATCH:
             pass
 
 

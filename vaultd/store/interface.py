@@ -1,7 +1,7 @@
 """The store interface: what the core needs from storage, and nothing more.
 
 The store is a set of typed key/value namespaces (vaults, objects, versions, manifests, chunks with
-reference counts, request ids, pending deposits) read in short read transactions and written by units
+reference counts, request ids, pending deposits, vaults being purged) read in short read transactions and written by units
 of work that one writer commits in groups. Records are opaque bytes: the core encodes them, the store
 never interprets them. That keeps the interface narrow enough for chunk bytes to move to an object
 store (Ceph RADOS, S3) later while metadata stays in LMDB.
@@ -75,6 +75,12 @@ class ReadTxn(Protocol):
     def iter_pending(self) -> Iterator[tuple[bytes, bytes]]:
         """(deposit_key, record) of every pending (staged, not yet committed) deposit part."""
 
+    def is_purging(self, vault: str) -> bool:
+        """True while a vault's records are still being removed after its keys were shredded."""
+
+    def iter_purging(self) -> Iterator[str]:
+        """Every vault whose records are still being removed, in vault id order."""
+
 
 class WriteTxn(ReadTxn, Protocol):
     """A unit of work's view of the write transaction. Used only on the writer thread."""
@@ -118,6 +124,12 @@ class WriteTxn(ReadTxn, Protocol):
     def purge_vault(self, vault: str, limit: int) -> int:
         """Remove up to ``limit`` records (objects, versions, manifests, chunks, references) of a vault
         whose keys are gone; returns how many were removed (0 when nothing is left)."""
+
+    def put_purging(self, vault: str) -> None:
+        """Mark a vault as being purged (set with the shredding of its keys, in the same unit)."""
+
+    def delete_purging(self, vault: str) -> bool:
+        """Clear a vault's purge mark (with the removal of its last record); True if it was set."""
 
     def put_pending(self, deposit_key: bytes, record: bytes) -> None:
         """Record a staged part of a deposit not yet committed (for cleanup after a crash)."""

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LmdbStore", "open_store", "DB_NAMES"]
 
-DB_NAMES = ("vaults", "objects", "versions", "manifests", "chunks", "refs", "requests", "pending", "stats")
+DB_NAMES = ("vaults", "objects", "versions", "manifests", "chunks", "refs", "requests", "pending", "purging", "stats")
 _Q = struct.Struct(">Q")
 _SQ = struct.Struct(">q")
 _H = struct.Struct(">H")
@@ -168,6 +168,14 @@ class _ReadTxn:
             for k, v in c:
                 yield bytes(k), bytes(v)
 
+    def is_purging(self, vault: str) -> bool:
+        return self.raw.get(vault.encode("ascii"), db=self._dbs["purging"]) is not None
+
+    def iter_purging(self) -> Iterator[str]:
+        with self.raw.cursor(db=self._dbs["purging"]) as c:
+            for k in c.iternext(keys=True, values=False):
+                yield bytes(k).decode("ascii")
+
     def get_stat(self, name: str) -> int | None:
         """A counter of the ``stats`` record (None: never set)."""
         v = self.raw.get(name.encode("utf-8"), db=self._dbs["stats"])
@@ -281,6 +289,12 @@ class _WriteTxn(_ReadTxn):
             if n >= limit:
                 break
         return n
+
+    def put_purging(self, vault: str) -> None:
+        self.raw.put(vault.encode("ascii"), b"", db=self._dbs["purging"])
+
+    def delete_purging(self, vault: str) -> bool:
+        return bool(self.raw.delete(vault.encode("ascii"), db=self._dbs["purging"]))
 
     def put_pending(self, deposit_key: bytes, record: bytes) -> None:
         self.raw.put(deposit_key, record, db=self._dbs["pending"])
