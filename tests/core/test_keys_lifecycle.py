@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,9 @@ from core_support import OPERATOR, PERMITS, random_bytes
 import vaultd.core.vaults as vaults_module
 from vaultd.core.policy import Policy
 from vaultd.core.vaults import Vaults, open_vaults
-from vaultd.errors import FailedPrecondition, NotFound, PermissionDenied
+from vaultd.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
 from vaultd.keys import FileKeyProvider
-from vaultd.types import DepositHeader
+from vaultd.types import DepositHeader, Receipt
 
 V = "citizen-bob"
 
@@ -82,7 +83,7 @@ def test_crash_mid_deposit_is_rolled_back_on_open(tmp_path: Path, policy: Policy
     v.create_vault(PERMITS, V)
     from vaultd.core.vaults import _Deposit
 
-    d = _Deposit(v, V, v._vault_keys(V))
+    d = _Deposit(v, V, *v._vault_keys_of(V))
     data = random_bytes(40 << 20, 43)
     for i in range(0, len(data), 1 << 20):
         d.feed(data[i : i + (1 << 20)])
@@ -166,3 +167,45 @@ def test_purge_interrupted_by_a_crash_is_finished_at_open(tmp_path: Path, policy
         assert b"".join(v.read(PERMITS, V, "old-0")[1]) == b"new content"
     finally:
         v.close()
+
+
+def _empty(v: Vaults) -> None:
+    with v.store.read() as r:
+        assert list(r.iter_objects(V)) == [] and list(r.iter_chunks(V)) == []
+        assert list(r.iter_pending()) == []
+    assert v.count(PERMITS, V) == 0
+
+
+def test_deposit_into_a_vault_created_again_meanwhile_is_aborted(vaults: Vaults) -> None:
+    """A deposit sealed under the keys of a vault that is destroyed and created again before its
+    final unit commits is refused (ABORTED), not acknowledged into the new vault unreadable."""
+    d = vaults._prepare_deposit(PERMITS, DepositHeader(V, "late"), [random_bytes(100_000, 3)])
+    assert not isinstance(d, Receipt)
+    vaults.destroy_vault(OPERATOR, V)
+    vaults.create_vault(PERMITS, V)
+    d.submit()
+    with pytest.raises(Aborted, match="destroyed and created again during the deposit; deposit again"):
+        d.finish()
+    _empty(vaults)
+    with pytest.raises(NotFound):
+        vaults.stat(PERMITS, V, "late")
+    data = random_bytes(100_000, 3)  # deposited again: under the new vault's keys, readable
+    vaults.deposit(PERMITS, DepositHeader(V, "late"), [data])
+    assert b"".join(vaults.read(PERMITS, V, "late")[1]) == data
+
+
+def test_staged_parts_into_a_vault_created_again_meanwhile_are_aborted(vaults: Vaults) -> None:
+    """A large deposit whose vault is destroyed and created again while its parts are staged: the
+    next part is refused (ABORTED) and nothing of it is left in the new vault."""
+    data = random_bytes(30 << 20, 44)
+
+    def pieces() -> Iterator[bytes]:
+        for i in range(0, len(data), 1 << 20):
+            if i == 12 << 20:  # one part staged in the old vault
+                vaults.destroy_vault(OPERATOR, V)
+                vaults.create_vault(PERMITS, V)
+            yield data[i : i + (1 << 20)]
+
+    with pytest.raises(Aborted, match="destroyed and created again during the deposit"):
+        vaults.deposit(PERMITS, DepositHeader(V, "large"), pieces())
+    _empty(vaults)

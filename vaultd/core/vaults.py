@@ -339,7 +339,7 @@ class Vaults:
             from vaultd.core.signatures import signatures_db
 
             signatures_db(self)
-        self._cache: dict[str, VaultKeys] = {}
+        self._cache: dict[str, tuple[VaultKeys, str]] = {}  # vault -> (keys, incarnation)
         self._recover()
         self._init_stats()
         self._note_kek_since()
@@ -484,9 +484,14 @@ class Vaults:
     # --- keys ----------------------------------------------------------------------------------
 
     def _vault_keys(self, vault: str) -> VaultKeys:
-        k = self._cache.get(vault)
-        if k is not None:
-            return k
+        return self._vault_keys_of(vault)[0]
+
+    def _vault_keys_of(self, vault: str) -> tuple[VaultKeys, str]:
+        """The vault's keys and its incarnation (see ``_incarnation``): which vault of that id they
+        belong to, so that a unit can tell when the vault was destroyed and created again."""
+        cached = self._cache.get(vault)
+        if cached is not None:
+            return cached
         with self.store.read() as r:
             raw = r.get_vault(vault)
         if raw is None:
@@ -499,8 +504,12 @@ class Vaults:
             data_key_version=rec["data_key_version"],
         )
         k = unwrap_vault_keys(self.keys, vault, w)
-        self._cache[vault] = k
-        return k
+        incarnation = _incarnation(rec)
+        with self.store.read() as r:  # not cached if the vault was destroyed while they were unwrapped
+            now = r.get_vault(vault)
+        if now is not None and _incarnation(json.loads(now)) == incarnation:
+            self._cache[vault] = (k, incarnation)
+        return k, incarnation
 
     # --- create --------------------------------------------------------------------------------
 
@@ -513,6 +522,7 @@ class Vaults:
         rec = _dumps(
             {
                 "created_at_ns": now,
+                "incarnation": secrets.token_hex(16),
                 "kek_version": w.kek_version,
                 "data_key": _b64(w.data_key),
                 "dedup_key": _b64(w.dedup_key),
@@ -532,6 +542,7 @@ class Vaults:
                 t.journal(self._leaf("create_vault", actor=actor, vault=vault))
 
         self.store.write(unit)
+        self._cache.pop(vault, None)
         return VaultInfo(vault=vault, created_at_ns=now, key_version=w.kek_version)
 
     # --- deposit -------------------------------------------------------------------------------
@@ -604,7 +615,7 @@ class Vaults:
             raise InvalidArgument(f"request id must be 1 to {MAX_REQUEST_ID} bytes")
         if header.retain_until is not None:
             _check_retain_until(header.retain_until)
-        keys = self._vault_keys(vault)
+        keys, incarnation = self._vault_keys_of(vault)
         actor_s = str(actor)
         if header.request_id is not None:
             with self.store.read() as r:
@@ -614,7 +625,7 @@ class Vaults:
                 for piece in data:  # the stream is consumed, nothing is stored
                     h.update(piece)
                 return self._same_request(prev, name, h.digest())
-        d = _Deposit(self, vault, keys)
+        d = _Deposit(self, vault, keys, incarnation)
         try:
             for piece in data:
                 if len(piece) > MAX_PIECE:
@@ -1324,10 +1335,11 @@ def _immutable(piece: Any) -> bool:
 class _Deposit:
     """The state of one deposit in progress: buffer, hasher, manifest, staged parts."""
 
-    def __init__(self, vaults: Vaults, vault: str, keys: VaultKeys) -> None:
+    def __init__(self, vaults: Vaults, vault: str, keys: VaultKeys, incarnation: str) -> None:
         self.v = vaults
         self.vault = vault
         self.keys = keys
+        self.incarnation = incarnation  # of the vault whose keys seal this deposit's chunks
         self.prefix = C.aad_prefix(vault, keys.data_key_version)
         self.hasher = C.Sha256()
         # A one-message document is ingested from the message's own bytes; longer ones are copied
@@ -1441,7 +1453,23 @@ class _Deposit:
         fut = self.v.store.submit(lambda t: self._apply_part(t, part, key), size)
         self.staged.append((key, fut))
 
+    def _same_vault(self, t: WriteTxn) -> None:
+        """Refuse a unit of this deposit unless the vault is the one whose keys sealed its chunks:
+        not destroyed (NotFound), nor destroyed and created again (Aborted) meanwhile."""
+        raw = t.get_vault(self.vault)
+        if raw is None:
+            raise NotFound(f"vault {self.vault!r} was destroyed during the deposit")
+        if _incarnation(_record(raw, f"vault {self.vault!r}")) != self.incarnation:
+            cached = self.v._cache.get(self.vault)
+            if cached is not None and cached[1] == self.incarnation:  # keys of the vault destroyed
+                self.v._cache.pop(self.vault, None)
+            raise Aborted(
+                f"vault {self.vault!r} was destroyed and created again during the deposit; deposit again"
+            )
+
     def _apply_part(self, t: WriteTxn, part: list[tuple[bytes, memoryview | None, int]], key: bytes | None) -> tuple[int, int]:
+        if key is not None:  # a staged part (the final unit checks the vault itself)
+            self._same_vault(t)
         missing: set[bytes] = set()
         added: set[bytes] = set()
         for cid, sealed, _ in part:
@@ -1528,8 +1556,7 @@ class _Deposit:
         with_version = getattr(leaf_of(0), "with_version", None) if leaf else None
 
         def unit(t: WriteTxn) -> Receipt:
-            if t.get_vault(vault) is None:
-                raise NotFound(f"vault {vault!r} was destroyed during the deposit")
+            self._same_vault(t)
             if header.request_id is not None:
                 prev = t.get_request(vault, actor_s, header.request_id)
                 if prev is not None:
@@ -1677,6 +1704,13 @@ class _Known:
 
 
 _STATS_READY = "stats/v1"
+
+
+def _incarnation(rec: dict[str, Any]) -> str:
+    """Which vault of its id a vault record belongs to: drawn at random when the vault is created
+    (kept by key rotation), the creation time for vaults created before it was recorded."""
+    inc = rec.get("incarnation")
+    return str(inc) if inc is not None else f"created:{rec.get('created_at_ns')}"
 
 
 def _count(t: Any, name: str, delta: int) -> None:
