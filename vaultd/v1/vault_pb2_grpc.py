@@ -236,6 +236,7 @@ class VaultServiceServicer:
 
     def DestroyVault(self, request, context):
         """Destroys a whole vault: its keys are shredded, its data is unreadable at once.
+        FAILED_PRECONDITION while any version in it is under legal hold or retained.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
