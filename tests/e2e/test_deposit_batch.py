@@ -258,7 +258,8 @@ def test_the_items_of_a_call_commit_together(vault_server: RunningServer, permit
     after = store.stats()
     assert after.units - before.units == 128
     # group commits: the writer takes what is queued when it wakes, so the first units may go before
-    # the last are queued, but a handful of commits at most, where one call after another made 128
+    # the last are queued (more of them on a loaded machine: 5 were seen with both CPUs busy), but a
+    # few commits at most, where one call after another made 128
     commits = after.batches - before.batches
-    assert commits <= 4, commits
+    assert commits <= 16, commits
     assert len({json.loads(r.evidence or b"")["checkpoint"] for r in results}) <= commits
