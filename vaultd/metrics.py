@@ -255,7 +255,7 @@ class Metrics:
             "vaultd_integrity_errors_total",
             "Integrity failures (AEAD tag, chunk id, digest, proof), by where they were found.",
             ["where"], registry=r)
-        for where in ("read", "deposit", "check", "scrub", "journal"):
+        for where in ("read", "stat", "deposit", "check", "scrub", "journal"):
             self.integrity_errors.labels(where)
 
         # --- certificates and keys --------------------------------------------------------------
@@ -344,7 +344,7 @@ class Metrics:
         self.scrub_runs.labels("failed").inc()
 
     def integrity_error(self, where: str) -> None:
-        """An IntegrityError was raised; ``where``: read, deposit, check, scrub or journal."""
+        """An IntegrityError was raised; ``where``: read, stat, deposit, check, scrub or journal."""
         self.integrity_errors.labels(where).inc()
 
     # --- certificates and keys ------------------------------------------------------------------

@@ -155,7 +155,7 @@ def test_flipped_bit_in_a_manifest(stocked: tuple[Path, dict[str, bytes]], tmp_p
         txn.put(k, bytes(b), db=db)
 
     _edit(data, flip)
-    _expect_damage(data, docs, "doc2", "chunk")
+    _expect_damage(data, docs, "doc2", "does not match its MAC")  # the manifest is under the record's MAC
 
 
 def test_truncated_manifest(stocked: tuple[Path, dict[str, bytes]], tmp_path: Path) -> None:
@@ -168,7 +168,7 @@ def test_truncated_manifest(stocked: tuple[Path, dict[str, bytes]], tmp_path: Pa
         txn.put(k, txn.get(k, db=db)[:-5], db=db)
 
     _edit(data, cut)
-    _expect_damage(data, docs, "doc4", "manifest")
+    _expect_damage(data, docs, "doc4", "does not match its MAC")
 
 
 def test_garbled_version_record(stocked: tuple[Path, dict[str, bytes]], tmp_path: Path) -> None:
@@ -207,7 +207,9 @@ def test_wrong_size_in_the_version_record(stocked: tuple[Path, dict[str, bytes]]
     for c in _serve(data):
         report = c.check(VAULT)
         assert {(p.name, p.version) for p in report.problems} == {("doc3", 1)}
-        assert "SHA-256" in report.problems[0].what
+        assert "does not match its MAC" in report.problems[0].what
+        with pytest.raises(IntegrityError, match="doc3"):  # refused by the server before any byte
+            c.read_bytes(VAULT, "doc3")
         # the client compares the SHA-256 of what it received with the object's: refused
         with pytest.raises(IntegrityError):
             c.read_to(VAULT, "doc3", tmp_path / "out")

@@ -6,6 +6,10 @@ chunk id``. A stored chunk is ``nonce(12) || ciphertext || tag(16)``. Opening ch
 re-derives every id from the plaintext (constant-time comparison, in Rust); a failure raises
 IntegrityError and hands out no byte.
 
+A version's record and manifest are authenticated by ``version_mac``: keyed BLAKE3 under a key
+derived (BLAKE3 ``derive_key``, a context of its own) from the data key its chunks are sealed with,
+over a length-prefixed encoding of the version's immutable facts and its manifest bytes.
+
 ``metrics`` (a ``vaultd.metrics.Metrics`` or None) records each Rust call: its operation, items
 (chunks), bytes and time, two clock reads per call of megabytes.
 """
@@ -28,11 +32,16 @@ __all__ = [
     "chunk_id",
     "open_many",
     "Sha256",
+    "version_mac",
 ]
 
 ID_LEN = crypto.HASH_SIZE
 NONCE_LEN = crypto.NONCE_SIZE
 _I = struct.Struct(">I")
+_Q = struct.Struct(">Q")
+_q = struct.Struct(">q")
+# The BLAKE3 derive_key context of the version record MAC key: fixed, used for nothing else.
+_VERSION_MAC_CONTEXT = "vaultd 2026-12-02 version record MAC v1"
 
 Sha256 = crypto.Sha256Hasher
 
@@ -56,6 +65,30 @@ def ingest(
 
 def chunk_id(dedup_key: bytes, data: Any) -> bytes:
     return crypto.blake3_keyed(dedup_key, data)
+
+
+def version_mac(keys: VaultKeys, facts: Sequence[bytes | str | int | None], manifest: bytes) -> bytes:
+    """The MAC of one version: keyed BLAKE3 under a key derived from ``keys.data_key``, over the
+    data key version, then each fact and the manifest, each tagged with its type and bytes carrying
+    their length, so that no two different lists of facts encode alike: ``b`` (bytes) or ``s``
+    (UTF-8 text) + length (8 bytes) + bytes, ``i`` + signed 64-bit integer, ``n`` for None.
+    Raises TypeError for any other fact (an int out of range: struct.error)."""
+    out = [b"vaultd/version/v1\x00", _I.pack(keys.data_key_version)]
+    for f in facts:
+        if f is None:
+            out.append(b"n")
+        elif type(f) is int:
+            out += (b"i", _q.pack(f))
+        elif type(f) is str:
+            b = f.encode("utf-8", "surrogatepass")
+            out += (b"s", _Q.pack(len(b)), b)
+        elif type(f) is bytes:
+            out += (b"b", _Q.pack(len(f)), f)
+        else:
+            raise TypeError(f"a version fact of type {type(f).__name__}")
+    out += (b"b", _Q.pack(len(manifest)), manifest)
+    key = crypto.blake3_derive_key(_VERSION_MAC_CONTEXT, keys.data_key)
+    return crypto.blake3_keyed(key, b"".join(out))
 
 
 def open_many(

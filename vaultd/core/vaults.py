@@ -311,6 +311,35 @@ def _record(raw: bytes, what: str) -> dict[str, Any]:
     return rec
 
 
+def _version_facts(vault: str, name: str, version: int, rec: dict[str, Any]) -> list[Any]:
+    """What a version's MAC covers besides its manifest: the facts fixed when it was deposited, in
+    a fixed order (metadata as its count, then keys and values by key). Retention and legal hold,
+    which change later, are left out."""
+    md = rec["metadata"]
+    return [vault, name, version, rec["object_id"], rec["size"], rec["sha256"], rec["content_type"], len(md),
+            *[x for k in sorted(md) for x in (k, md[k])], rec["depositor"], rec["deposited_at_ns"],
+            rec.get("journal_index"), rec.get("request_id")]
+
+
+def _check_version_mac(keys: VaultKeys, vault: str, name: str, version: int, rec: dict[str, Any],
+                    manifest: bytes) -> None:
+    """IntegrityError unless the version record and manifest are those written at the deposit (see
+    ``content.version_mac``). A record without a MAC is refused as damaged: nothing tells it apart
+    from a record whose MAC was removed."""
+    what = f"object {name!r} version {version} in vault {vault!r}"
+    mac = rec.get("mac")
+    if not isinstance(mac, str):
+        raise IntegrityError(f"the version record of {what} carries no MAC: altered in storage, or "
+                             "written by a vaultd that did not authenticate version records")
+    try:
+        ok = secrets.compare_digest(C.version_mac(keys, _version_facts(vault, name, version, rec), manifest),
+                                    bytes.fromhex(mac))
+    except (KeyError, TypeError, AttributeError, ValueError, struct.error):
+        ok = False  # a fact of the wrong type or out of range: never what a deposit wrote
+    if not ok:
+        raise IntegrityError(f"the version record of {what} does not match its MAC: altered in storage")
+
+
 class Vaults:
     def __init__(
         self,
@@ -711,9 +740,21 @@ class Vaults:
         self.authorize(actor, "stat", vault)
         validate_vault_id(vault)
         validate_name(name)
+        keys = self._vault_keys(vault)
         with self.store.read() as r:
             v, rec = self._version(r, vault, name, version)
+            manifest = r.get_manifest(vault, name, v) or b""
+        self._verify_version(keys, vault, name, v, rec, manifest, "stat")
         return _stat_from(vault, name, v, rec)
+
+    def _verify_version(self, keys: VaultKeys, vault: str, name: str, version: int, rec: dict[str, Any],
+                        manifest: bytes, where: str) -> None:
+        """``_check_version_mac``, its failure counted as an integrity error found by ``where``."""
+        try:
+            _check_version_mac(keys, vault, name, version, rec, manifest)
+        except IntegrityError:
+            self._integrity_error(where)
+            raise
 
     def read(
         self,
@@ -737,6 +778,7 @@ class Vaults:
         with self.store.read() as r:
             v, rec = self._version(r, vault, name, version)
             manifest = r.get_manifest(vault, name, v) or b""
+        self._verify_version(keys, vault, name, v, rec, manifest, "read")  # before any byte is served
         stat = _stat_from(vault, name, v, rec)
         if offset > stat.size:
             raise InvalidArgument(f"offset {offset} is past the end of the object ({stat.size} bytes)")
@@ -1120,7 +1162,13 @@ class Vaults:
         try:
             expected = _check_record(raw)
         except IntegrityError as e:
-            problem(str(e))
+            problem(str(e))  # damaged beyond a MAC's say: its chunks are still opened and checked
+        else:
+            try:
+                _check_version_mac(keys, vault, name, version, json.loads(raw), manifest)
+            except IntegrityError as e:
+                problem(str(e))  # its facts and manifest are not the deposit's: nothing to check them against
+                return 0, set(), mine, more
         try:
             entries = _manifest_entries(manifest, "manifest")
         except IntegrityError as e:
@@ -1579,6 +1627,7 @@ class _Deposit:
                 index = t.journal(with_version(version) if with_version is not None else leaf_of(version))
                 if index is not None:
                     rec["journal_index"] = index
+            rec["mac"] = C.version_mac(self.keys, _version_facts(vault, name, version, rec), manifest).hex()
             rec_bytes = _dumps(rec)
             t.put_version(vault, name, version, rec_bytes, manifest)
             t.put_object(vault, name, _head_bytes(version, version + 1))
