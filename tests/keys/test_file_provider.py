@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +70,98 @@ def test_open_key_provider(tmp_path: Path) -> None:
     assert open_key_provider("file", tmp_path).name == "file"
     with pytest.raises(Exception, match="unknown key provider"):
         open_key_provider("nope", tmp_path)
+
+
+def _seal_keyring(path: Path, passphrase: bytes, n: int, r: int = 8, p: int = 1) -> None:
+    """A keyring sealed correctly, with the passphrase, under the given scrypt parameters."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    salt, nonce = os.urandom(16), os.urandom(12)
+    key = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase)
+    body = {"keks": {"1": base64.b64encode(os.urandom(32)).decode()}, "current": 1}
+    sealed = nonce + AESGCM(key).encrypt(nonce, json.dumps(body).encode(), b"vaultd keyring v1")
+    kdf = {"n": n, "r": r, "p": p, "name": "scrypt", "salt": base64.b64encode(salt).decode()}
+    doc = {"format": 1, "provider": "file", "kdf": kdf, "sealed": base64.b64encode(sealed).decode()}
+    path.write_text(json.dumps(doc))
+    path.chmod(0o600)
+
+
+def test_new_keyring_uses_scrypt_n_2_17(tmp_path: Path) -> None:
+    FileKeyProvider(tmp_path, passphrase="correct horse")
+    kdf = json.loads((tmp_path / "keyring.json").read_text())["kdf"]
+    assert (kdf["name"], kdf["n"], kdf["r"], kdf["p"]) == ("scrypt", 1 << 17, 8, 1)
+    assert len(base64.b64decode(kdf["salt"])) == 16
+
+
+def test_keyring_sealed_with_a_lower_scrypt_cost_is_refused(tmp_path: Path) -> None:
+    """n=2**15 (what earlier pre-releases wrote) and below are refused even when correctly sealed."""
+    f = tmp_path / "keyring.json"
+    for n in (1 << 15, 1 << 10):
+        _seal_keyring(f, b"correct horse", n)
+        with pytest.raises(FailedPrecondition, match=f"scrypt n={n}, r=8, p=1"):
+            FileKeyProvider(tmp_path, passphrase="correct horse")
+
+
+@pytest.fixture(scope="module")
+def sealed_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A keyring made with the passphrase "correct horse" (one derivation for every test using it)."""
+    folder = tmp_path_factory.mktemp("sealed")
+    FileKeyProvider(folder, passphrase="correct horse")
+    doc: dict[str, Any] = json.loads((folder / "keyring.json").read_text())
+    return doc
+
+
+@pytest.mark.parametrize("change", [{"n": 1 << 15}, {"n": 1 << 16}, {"n": (1 << 17) + 1}, {"r": 1}, {"p": 2},
+                                    {"n": 1 << 40}, {"n": "131072"}, {"name": "pbkdf2"}])
+def test_keyring_with_tampered_scrypt_parameters_is_refused(
+    tmp_path: Path, sealed_doc: dict[str, Any], change: dict[str, Any]
+) -> None:
+    """Lowered (or absurdly raised) parameters are refused before any derivation is attempted."""
+    f = tmp_path / "keyring.json"
+    doc = json.loads(json.dumps(sealed_doc))
+    doc["kdf"].update(change)
+    f.write_text(json.dumps(doc))
+    f.chmod(0o600)
+    with pytest.raises(FailedPrecondition, match="scrypt|key derivation"):
+        FileKeyProvider(tmp_path, passphrase="correct horse")
+
+
+def _holds(value: Any, needle: bytes, seen: set[int]) -> bool:
+    if id(value) in seen:
+        return False
+    seen.add(id(value))
+    if isinstance(value, str):
+        return needle.decode() in value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return needle in bytes(value)
+    if isinstance(value, dict):
+        return any(_holds(k, needle, seen) or _holds(v, needle, seen) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_holds(v, needle, seen) for v in value)
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return any(_holds(v, needle, seen) for v in vars(value).values())
+    return False
+
+
+def test_passphrase_is_not_kept_and_rotation_reseals(tmp_path: Path) -> None:
+    passphrase = "pass-" + os.urandom(8).hex()
+    for p in (FileKeyProvider(tmp_path, passphrase=passphrase), FileKeyProvider(tmp_path, passphrase=passphrase)):
+        assert not _holds(p, passphrase.encode(), set()), "a provider attribute holds the passphrase"
+    salt = json.loads((tmp_path / "keyring.json").read_text())["kdf"]["salt"]
+    w = p.wrap(b"s" * 32, b"a")
+    assert p.rotate() == 2  # sealed again without the passphrase, under the key derived at opening
+    assert not _holds(p, passphrase.encode(), set())
+    doc = json.loads((tmp_path / "keyring.json").read_text())
+    assert doc["kdf"]["salt"] == salt and doc["kdf"]["n"] == 1 << 17
+    q = FileKeyProvider(tmp_path, passphrase=passphrase)
+    assert q.versions() == [1, 2] and q.unwrap(w, b"a") == b"s" * 32
+    # closing wipes the sealing key; the keyring cannot be changed through this object any more
+    seal_key = p._seal_key
+    assert seal_key is not None and any(seal_key)
+    p.close()
+    assert not any(seal_key)
+    before = (tmp_path / "keyring.json").read_bytes()
+    with pytest.raises(FailedPrecondition, match="closed"):
+        p.rotate()
+    assert (tmp_path / "keyring.json").read_bytes() == before and p.current_version() == 2
