@@ -6,6 +6,12 @@ it. Wrapping and unwrapping are CKM_AES_GCM encrypt/decrypt operations performed
 (12-byte nonce chosen here, 128-bit tag, the associated data passed through). The current version is
 the highest label present.
 
+Anyone holding the token PIN can create objects with such a label, so every key found under the prefix
+is checked when the provider opens: it must have been generated in the token (CKA_LOCAL) and be, and
+always have been, sensitive and unextractable (CKA_SENSITIVE, CKA_ALWAYS_SENSITIVE,
+CKA_NEVER_EXTRACTABLE true, CKA_EXTRACTABLE false). A key imported, or one whose value could ever
+leave the token, is refused, as are two keys with the same label: the provider does not start.
+
 Uses python-pkcs11 (a maintained Cython binding over the Cryptoki C API).
 """
 
@@ -25,6 +31,15 @@ from vaultd.errors import FailedPrecondition, IntegrityError, InvalidArgument, U
 from vaultd.keys.provider import NONCE_LEN, KeyProvider, pack_wrapped, unpack_wrapped
 
 __all__ = ["Pkcs11KeyProvider"]
+
+# What a KEK's attributes must be: generated in the token, its value never readable nor wrappable out.
+_KEK_ATTRIBUTES = (
+    (Attribute.LOCAL, "CKA_LOCAL", True),
+    (Attribute.SENSITIVE, "CKA_SENSITIVE", True),
+    (Attribute.ALWAYS_SENSITIVE, "CKA_ALWAYS_SENSITIVE", True),
+    (Attribute.EXTRACTABLE, "CKA_EXTRACTABLE", False),
+    (Attribute.NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", True),
+)
 
 
 def open_user_session(token: Any, pin: str) -> Any:
@@ -47,6 +62,7 @@ class Pkcs11KeyProvider(KeyProvider):
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", label_prefix):
             raise InvalidArgument("the KEK label prefix must be 1 to 32 characters of A-Z a-z 0-9 . _ -")
         self._prefix = label_prefix
+        self._token_label = token_label
         self._lock = threading.Lock()
         try:
             self._lib = pkcs11.lib(module)
@@ -60,7 +76,11 @@ class Pkcs11KeyProvider(KeyProvider):
         except PKCS11Error as e:
             raise FailedPrecondition(f"cannot log in to PKCS#11 token {token_label!r}: {e!r}") from None
         self._keys: dict[int, Any] = {}
-        self._load()
+        try:
+            self._load()
+        except FailedPrecondition:
+            self.close()
+            raise
         if not self._keys:
             self._generate(1)
 
@@ -69,7 +89,28 @@ class Pkcs11KeyProvider(KeyProvider):
         for obj in self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: KeyType.AES}):
             m = pat.fullmatch(getattr(obj, "label", None) or "")
             if m:
-                self._keys[int(m.group(1))] = obj
+                version = int(m.group(1))
+                if version in self._keys:
+                    raise FailedPrecondition(
+                        f"PKCS#11 token {self._token_label!r} holds two keys labelled {m.group(0)!r}; "
+                        "refusing to guess which is the master key: remove the one vaultd did not generate"
+                    )
+                self._check_kek(m.group(0), obj)
+                self._keys[version] = obj
+
+    def _check_kek(self, label: str, key: Any) -> None:
+        """Refuse a key that was not generated in the token or whose value could leave it."""
+        for attribute, name, wanted in _KEK_ATTRIBUTES:
+            try:
+                value = key[attribute]
+            except PKCS11Error as e:
+                value = f"unreadable ({type(e).__name__})"
+            if value is not wanted:
+                raise FailedPrecondition(
+                    f"key {label!r} in PKCS#11 token {self._token_label!r} has {name}={value} (must be {wanted}): "
+                    "a master key must be generated in the token, sensitive and never extractable; it was not "
+                    "made by vaultd, remove or relabel it"
+                )
 
     def _generate(self, version: int) -> None:
         key = self._session.generate_key(
