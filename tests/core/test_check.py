@@ -4,6 +4,7 @@ import json
 
 import pytest
 from core_support import OPERATOR, PERMITS, pieces, random_bytes
+from store_support import put_manifest_sealed
 
 from vaultd.core.vaults import MAX_CHECK_PROBLEMS, Vaults
 from vaultd.errors import IntegrityError, InvalidArgument, NotFound
@@ -150,7 +151,7 @@ def test_problems_listed_are_bounded(vaults: Vaults) -> None:
     def many_missing(t) -> None:  # type: ignore[no-untyped-def]
         for name, n in (("a", 700), ("b", 800)):
             manifest = b"".join(bytes([i >> 8, i & 255]) + b"\x07" * 30 + b"\0\0\0\1" for i in range(n))
-            t.put_version(V, name, 1, t.get_version(V, name, 1), manifest)
+            put_manifest_sealed(vaults, t, V, name, 1, manifest)
 
     vaults.store.write(many_missing)
     rep = vaults.check(PERMITS, V)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from servers import RunningServer, new_vault_id
+from store_support import put_manifest_sealed
 from vaultd.v1 import vault_pb2 as pb
 from vaultd.client import DepositItem, VaultClient
 from vaultd.errors import (
@@ -163,7 +164,7 @@ def test_check_needs_a_name_for_a_version_and_bounds_its_list(vault_server: Runn
 
     def many_missing(t) -> None:  # type: ignore[no-untyped-def]
         manifest = b"".join(i.to_bytes(2, "big") + b"\x07" * 30 + b"\0\0\0\1" for i in range(1500))
-        t.put_version(vault, "x", 1, t.get_version(vault, "x", 1), manifest)
+        put_manifest_sealed(vault_server.daemon.vaults, t, vault, "x", 1, manifest)
 
     vault_server.daemon.vaults.store.write(many_missing)
     rep = permits.check(vault)
