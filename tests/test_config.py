@@ -50,3 +50,18 @@ def test_validate_requires_tls_files_unless_dev(tmp_path: Path) -> None:
     c.validate()
     assert c.tls_cert == tmp_path / "pki" / "server.pem"
     assert c.policy == tmp_path / "policy.toml"
+
+
+def test_max_map_size(tmp_path: Path) -> None:
+    assert Config().max_map_size == 0  # off by default: the map never grows past map_size
+    f = tmp_path / "vaultd.toml"
+    f.write_text("map_size = 1048576\nmax_map_size = 4194304\n")
+    assert load_config(f, env={}).max_map_size == 4 << 20
+    assert load_config(f, env={"VAULTD_MAX_MAP_SIZE": "8388608"}).max_map_size == 8 << 20
+    c = load_config(f, env={}, overrides={"max_map_size": 16 << 20})
+    assert c.max_map_size == 16 << 20
+    c = Config(data_dir=tmp_path, dev=True, map_size=8 << 20, max_map_size=4 << 20).resolved()
+    with pytest.raises(InvalidArgument, match="max_map_size .* is smaller than map_size"):
+        c.validate()
+    with pytest.raises(InvalidArgument, match="max_map_size must not be negative"):
+        Config(data_dir=tmp_path, dev=True, max_map_size=-1).resolved().validate()

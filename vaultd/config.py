@@ -13,6 +13,7 @@ metrics on loopback only. The TOML file holds the field names below at top level
     policy = "/etc/vaultd/policy.toml"
     key_provider = "file"            # or "pkcs11"
     map_size = 68719476736           # LMDB map, bytes (address space, not disk)
+    max_map_size = 0                 # grow the map up to this when it is full; 0: never grow
     citizen_ca = "/etc/vaultd/citizen-ca.pem"        # kiosks: the citizen-card CA
     citizen_crls = ["/var/lib/vaultd/citizen-ca.crl"]  # its revocation lists
     session_secret = "/var/lib/vaultd/session.key"
@@ -74,6 +75,10 @@ class Config:
     pkcs11_pin_env: str = field(default="VAULTD_PKCS11_PIN",
                                 metadata={"help": "environment variable holding the token PIN"})
     map_size: int = field(default=64 << 30, metadata={"help": "LMDB map size, bytes"})
+    max_map_size: int = field(
+        default=0,
+        metadata={"help": "when the LMDB map is full, grow it (doubling, reads paused meanwhile) up to "
+                  "this many bytes; 0: never grow, deposits then fail with RESOURCE_EXHAUSTED"})
     max_object_size: int = field(default=4 << 30, metadata={"help": "largest object, bytes"})
     workers: int = field(default=128, metadata={"help": "calls served at once (thread pool)"})
     max_calls_per_identity: int = field(
@@ -147,6 +152,12 @@ class Config:
                      "max_calls_per_identity"):
             if getattr(self, name) <= 0:
                 raise InvalidArgument(f"{name} must be positive")
+        if self.max_map_size < 0:
+            raise InvalidArgument("max_map_size must not be negative (0: the map never grows)")
+        if self.max_map_size and self.max_map_size < self.map_size:
+            raise InvalidArgument(
+                f"max_map_size ({self.max_map_size}) is smaller than map_size ({self.map_size}): set it "
+                "to at least map_size, or to 0 for a map that never grows")
         if self.grace_period < 0:
             raise InvalidArgument("grace_period must not be negative")
         if self.key_max_age_days < 0:

@@ -430,6 +430,7 @@ def lmdb_storage_source(
     env: Any,
     dbs: Mapping[str, Any],
     extra: Callable[[], Mapping[str, float]] | None = None,
+    read: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
 ) -> Callable[[], dict[str, float]]:
     """A storage source over an LMDB environment, for :meth:`Metrics.set_storage_source`.
 
@@ -437,20 +438,22 @@ def lmdb_storage_source(
     ``chunks`` to their named database handles (missing ones are skipped). Counts are LMDB's own
     entry counts and ``stored_bytes`` the pages the ``chunks`` database holds (sealed chunks as
     stored, after deduplication), so a scrape costs one short read transaction, whatever the
-    store's size. ``extra`` adds what LMDB cannot count cheaply (``logical_bytes``, kept by the
-    core; ``ready``; key versions).
+    store's size. ``read`` opens that transaction: the store's ``raw_read`` for a store the
+    process writes (growing its map waits for it), ``env.begin`` by default. ``extra`` adds what
+    LMDB cannot count cheaply (``logical_bytes``, kept by the core; ``ready``; key versions).
     """
     counted = {"vaults": "vaults", "objects": "objects", "versions": "versions", "chunks": "chunks"}
+    begin = read or env.begin
 
     def source() -> dict[str, float]:
-        info = env.info()
-        st = env.stat()
-        psize = int(st["psize"])
-        out: dict[str, float] = {
-            "map_size_bytes": float(info["map_size"]),
-            "map_used_bytes": float((info["last_pgno"] + 1) * psize),
-        }
-        with env.begin(buffers=True) as txn:
+        with begin() as txn:
+            info = env.info()
+            st = env.stat()
+            psize = int(st["psize"])
+            out: dict[str, float] = {
+                "map_size_bytes": float(info["map_size"]),
+                "map_used_bytes": float((info["last_pgno"] + 1) * psize),
+            }
             for db_name, key in counted.items():
                 handle = dbs.get(db_name)
                 if handle is None:

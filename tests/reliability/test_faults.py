@@ -253,3 +253,26 @@ def test_full_map_then_a_larger_map(tmp_path: Path) -> None:
     finally:
         d.kill()
     _after_restart(data, acked, set(), evidence)
+
+
+def test_full_map_grows_up_to_max_map_size(tmp_path: Path) -> None:
+    """With max_map_size the daemon grows a full map (doubling) instead of refusing deposits, up to
+    that bound: past it, deposits are refused as with a map that never grows, and reads still work."""
+    data = tmp_path / "data"
+    d = DaemonProcess(data, args=["--map-size", str(8 * MiB), "--max-map-size", str(32 * MiB)]).start()
+    acked: dict[str, bytes] = {}
+    evidence: dict[str, bytes] = {}
+    try:
+        with d.client("permits", timeout=30) as c:
+            c.create_vault(VAULT)
+            msg = _fill(c, acked, evidence, "g")
+            assert "storage map is full" in msg and "max_map_size" in msg
+            assert len(acked) > 16  # an 8 MiB map holds fewer than eight of them
+            for name, doc in acked.items():
+                assert hashlib.sha256(c.read_bytes(VAULT, name)).digest() == hashlib.sha256(doc).digest()
+            assert c.check(VAULT).ok
+    finally:
+        d.kill()
+    assert store_structure(data) == []
+    _after_restart(data, acked, set(), evidence)
+

@@ -179,6 +179,33 @@ def test_map_grows_when_allowed(tmp_path: Path) -> None:
         s.close()
 
 
+def test_raw_reads_share_the_gate_with_growth(tmp_path: Path) -> None:
+    """raw_read (the journal's and the scrape's reads) holds the gate that growing the map waits for;
+    a read opened inside another read of the same thread does not wait for a pending growth (which
+    waits for the outer read: that would never end)."""
+    s = open_store(tmp_path / "s", map_size=2 << 20, max_map_size=32 << 20)
+    try:
+        def fill(t) -> None:  # type: ignore[no-untyped-def]
+            for i in range(100):
+                t.add_chunk_ref("v", i.to_bytes(32, "big"), os.urandom(64 << 10))
+
+        with s.raw_read() as outer:
+            before = s.env.info()["map_size"]
+            f = s.submit(fill)
+            deadline = time.monotonic() + 30
+            while not s._gate._exclusive and time.monotonic() < deadline:  # the writer waits to grow
+                time.sleep(0.01)
+            assert s._gate._exclusive
+            with s.read() as r, s.raw_read() as inner:  # nested: served at once
+                assert r.get_vault("x") is None and inner.stat()["entries"] >= 0
+            assert outer.stat()["entries"] >= 0  # still valid: the map did not move under it
+            assert not f.done() and s.env.info()["map_size"] == before
+        f.result(timeout=30)  # grown once the outer read ended
+        assert s.stats().map_size > 2 << 20
+    finally:
+        s.close()
+
+
 def test_acknowledged_write_survives_a_crash(tmp_path: Path) -> None:
     """A child process acknowledges a write then dies without closing; the data is there after."""
     code = (

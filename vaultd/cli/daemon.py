@@ -68,7 +68,8 @@ def _storage_source(vaults: Any, journal: Any, metrics: Any = None, key_max_age_
         out["ready"] = float(bool(vaults.ready()))
         return out
 
-    lmdb_source = lmdb_storage_source(vaults.store.env, vaults.store.databases(), extra=extra)
+    lmdb_source = lmdb_storage_source(vaults.store.env, vaults.store.databases(), extra=extra,
+                                      read=vaults.store.raw_read)
 
     def source() -> dict[str, float]:
         if not vaults.ready():
@@ -169,13 +170,14 @@ class Daemon:
         hook = JournalHook()  # the journal writes in the store writer's transactions
         self.vaults = _call_with_known(
             open_vaults, cfg.data_dir, policy=policy, key_provider=keys, map_size=cfg.map_size,
-            max_object_size=cfg.max_object_size, metrics=self.metrics,
-            leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit,
+            max_map_size=cfg.max_map_size or None, max_object_size=cfg.max_object_size,
+            metrics=self.metrics, leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit,
         )
         try:
             pin = os.environ.get(cfg.pkcs11_pin_env) if cfg.key_provider == "pkcs11" else None
             self.journal = open_journal(
                 self.vaults.store.env, cfg.data_dir / "journal", name=cfg.journal_origin or None,
+                read=self.vaults.store.raw_read,  # gated: growing the map waits for the journal's reads
                 pkcs11=(cfg.pkcs11_module, cfg.pkcs11_token, pin) if pin else None,
             )
             self.journal.metrics = self.metrics  # checkpoints signed, leaves, journal integrity errors
@@ -312,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", type=Path, metavar="FILE", help=_help("policy"))
     s.add_argument("--key-provider", choices=["file", "pkcs11"], help=_help("key_provider"))
     s.add_argument("--map-size", type=int, metavar="BYTES", help=_help("map_size"))
+    s.add_argument("--max-map-size", type=int, metavar="BYTES", help=_help("max_map_size"))
     s.add_argument("--grace-period", type=float, metavar="SECONDS", help=_help("grace_period"))
     s.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help=_help("log_level"))
     s.add_argument("--citizen-ca", type=Path, metavar="FILE", help=_help("citizen_ca"))

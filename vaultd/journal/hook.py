@@ -9,7 +9,7 @@ environment is open it binds the :class:`~vaultd.journal.journal.Journal` to the
     hook = JournalHook()
     vaults = open_vaults(data_dir, ..., leaf_factory=leaf_factory, journal=hook,
                          after_commit=hook.after_commit)
-    hook.bind(open_journal(vaults.store.env, data_dir / "journal"))
+    hook.bind(open_journal(vaults.store.env, data_dir / "journal", read=vaults.store.raw_read))
 
 Each group commit gets one signed checkpoint for the whole batch (refusing one that is not consistent
 with the last), and every unit that journaled a leaf gets its evidence: the receipt of its last leaf
@@ -45,7 +45,7 @@ from typing import Any
 
 from vaultd.errors import FailedPrecondition, Unavailable
 from vaultd.journal.journal import AppendBatch, HeadDraft, Journal, SignedHead
-from vaultd.journal.tree import Extension
+from vaultd.journal.tree import Extension, ReadTxnOpener
 from vaultd.journal.leaf import Leaf
 from vaultd.journal.signer import Ed25519Signer, NoteSigner, Pkcs11EcdsaSigner
 
@@ -239,12 +239,14 @@ def open_journal(
     signer: NoteSigner | None = None,
     pkcs11: tuple[str, str, str] | None = None,
     fsync: bool = True,
+    read: ReadTxnOpener | None = None,
 ) -> Journal:
     """Open the journal in ``env``. Its name (the checkpoint origin and signing key name) is kept in
     ``state_dir/origin``: ``name`` on first run, else ``vaultd/<host name>``. The signing key is
     ``signer`` if given; else, with ``pkcs11 = (module, token label, PIN)``, an ECDSA P-256 key on that
     token (made there on first run); else an Ed25519 key file ``state_dir/journal.key`` (mode 0600,
-    made on first run)."""
+    made on first run). ``read`` opens the journal's read transactions: the store's ``raw_read`` when
+    ``env`` is a running store's (growing the map must wait for them), ``env.begin`` by default."""
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     origin_file = state / "origin"
@@ -262,4 +264,4 @@ def open_journal(
             signer = Pkcs11EcdsaSigner(name, module=module, token_label=token, pin=pin)
         else:
             signer = Ed25519Signer.load_or_create(state / "journal.key", name)
-    return Journal(env, signer, origin=name, state_dir=state, fsync=fsync)
+    return Journal(env, signer, origin=name, state_dir=state, fsync=fsync, read=read)

@@ -46,7 +46,7 @@ from vaultd.journal.checkpoint import Checkpoint, CheckpointError, open_checkpoi
 from vaultd.journal.leaf import EncodedLeaf, Leaf, Op, Outcome
 from vaultd.journal.receipt import KINDS, RECEIPT_FORMAT, RECEIPT_VERSION, make_receipt
 from vaultd.journal.signer import NoteSigner
-from vaultd.journal.tree import Extension, MerkleTree, frontier_ranges
+from vaultd.journal.tree import Extension, MerkleTree, ReadTxnOpener, frontier_ranges
 
 __all__ = ["Journal", "AppendBatch", "SignedHead", "HeadDraft", "DB_FIRST_READ", "DB_DEPOSITS"]
 
@@ -197,16 +197,20 @@ class Journal:
         background: bool = True,
         persist_interval: float = 1.0,
         metrics: Any = None,
+        read: ReadTxnOpener | None = None,
     ) -> None:
         self.env = env
+        # Every read transaction the journal opens comes from here: in the daemon the store's gated
+        # ``raw_read``, which growing the map waits for (it ends any transaction opened otherwise).
+        self._read: ReadTxnOpener = read or env.begin
         # vaultd.metrics.Metrics (or None; the composition root may also set it after opening):
         # checkpoints signed, leaves appended, integrity errors found by the journal
         self.metrics = metrics
-        self.tree = MerkleTree(env)
+        self.tree = MerkleTree(env, read=self._read)
         self.first_read = env.open_db(DB_FIRST_READ)
         self.deposits = env.open_db(DB_DEPOSITS)
         self.main_db = env.open_db(None)
-        _drop_old_head_db(env)
+        _drop_old_head_db(env, self._read)
         # Where the core keeps the index of each version's deposit leaf (in the version's own record,
         # written in the same unit): (vault, name, version) -> index or None. When set, deposits are
         # not indexed again in journal.deposits: that index's random-key insert cost each commit
@@ -280,7 +284,7 @@ class Journal:
             raise IntegrityError(
                 f"journal rolled back: it holds {size} leaves but a checkpoint of size {cp.size} was signed"
             )
-        with self.env.begin() as txn:
+        with self._read() as txn:
             ext = self._extension_from_storage(cp.size, txn)
         if not hmac.compare_digest(ext.root(), cp.root):
             raise IntegrityError(
@@ -411,7 +415,7 @@ class Journal:
         must verify, or nothing is signed. A proof of the leaves appended since costs no storage read
         (see :meth:`batch_receipts`)."""
         with self._lock:
-            with self.env.begin() as txn:
+            with self._read() as txn:
                 size = self.tree.size(txn)
                 prev = self._head
                 if prev is not None and prev.checkpoint.size == size:
@@ -636,7 +640,7 @@ class Journal:
             size = head.checkpoint.size
             if index >= size:
                 raise NotFound(f"journal: no leaf {index}")
-        with self.env.begin() as txn:
+        with self._read() as txn:
             leaf = self.tree.leaf(index, txn)
             proof = self.tree.inclusion_proof(index, size, txn)
         try:
@@ -716,7 +720,7 @@ class Journal:
                                          f"version {version} that the object's record points to")
                 return self.receipt("deposit", index)
         key = bytes([1 if destroyed else 0]) + _object_key(vault, name, version)
-        with self.env.begin() as txn:
+        with self._read() as txn:
             raw = txn.get(key, db=self.deposits)
         if raw is None:
             what = "destruction" if destroyed else "deposit"
@@ -724,7 +728,7 @@ class Journal:
         return self.receipt("destroy" if destroyed else "deposit", int(_U64.unpack(raw)[0]))
 
     def first_read_index(self, vault: str, name: str, version: int) -> int | None:
-        with self.env.begin() as txn:
+        with self._read() as txn:
             raw = txn.get(_object_key(vault, name, version), db=self.first_read)
         return None if raw is None else int(_U64.unpack(raw)[0])
 
@@ -791,9 +795,9 @@ def stored_head(env: lmdb.Environment, txn: lmdb.Transaction) -> bytes | None:
     return None if raw is None else bytes(raw)
 
 
-def _drop_old_head_db(env: lmdb.Environment) -> None:
+def _drop_old_head_db(env: lmdb.Environment, read: ReadTxnOpener) -> None:
     """Drop the named database that held the signed note before it moved to the main database."""
-    with env.begin() as txn:
+    with read() as txn:
         if txn.get(_OLD_HEAD_DB, db=env.open_db(None)) is None:
             return
     with env.begin(write=True) as txn:

@@ -14,13 +14,15 @@ about three more pages per commit. A database in that layout is converted when t
 Roots and proofs read O(log n) stored hashes; nothing rehashes the tree.
 
 ``append(txn, leaf)`` takes the caller's write transaction: the change and the leaf recording it commit
-together or not at all.
+together or not at all. Reads without the caller's transaction open one through ``read`` (the store's
+``raw_read`` in the daemon, so that growing the map waits for them; ``env.begin`` by default).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import lmdb
@@ -38,6 +40,9 @@ DB_TREE = b"journal.tree"
 _OLD_LEAVES, _OLD_NODES, _OLD_META = b"journal.leaves", b"journal.nodes", b"journal.meta"
 _U64 = struct.Struct(">Q")
 _H = 32
+
+# Opens a read transaction of the environment (``env.begin``, or a store's gated ``raw_read``).
+ReadTxnOpener = Callable[[], AbstractContextManager[lmdb.Transaction]]
 
 
 def record_slots(index: int) -> int:
@@ -101,15 +106,16 @@ def _largest_pow2_below(n: int) -> int:
 class MerkleTree:
     """Append-only Merkle tree over LMDB. Thread-safe for readers; writes happen in the caller's txn."""
 
-    def __init__(self, env: lmdb.Environment) -> None:
+    def __init__(self, env: lmdb.Environment, *, read: ReadTxnOpener | None = None) -> None:
         self.env = env
-        _convert_old_layout(env)
+        self._read: ReadTxnOpener = read or env.begin
+        _convert_old_layout(env, self._read)
         self.db = env.open_db(DB_TREE)
 
     # -- writing ------------------------------------------------------------------------------------
     def size(self, txn: lmdb.Transaction | None = None) -> int:
         if txn is None:
-            with self.env.begin() as rtxn:
+            with self._read() as rtxn:
                 return self.size(rtxn)
         with txn.cursor(db=self.db) as cur:
             return int(_U64.unpack(cur.key())[0]) + 1 if cur.last() else 0
@@ -166,7 +172,7 @@ class MerkleTree:
         """Fast path for building large trees (benchmarks, imports): MDB_APPEND writes, one write
         transaction per ``batch`` leaves, the right border kept in memory. Only on an empty or
         bulk-loaded tree; produces exactly the same records as :meth:`append`."""
-        with self.env.begin() as rtxn:
+        with self._read() as rtxn:
             index = self.size(rtxn)
             # the right border of the existing tree from stored hashes, one entry per level
             border = list(self.border(rtxn, index)) + [b""] * (64 - index.bit_length())
@@ -217,7 +223,7 @@ class MerkleTree:
         return node_hash(self._mth(txn, start, start + k), self._mth(txn, start + k, end))
 
     def _txn(self, txn: lmdb.Transaction | None) -> Any:
-        return _Borrowed(txn) if txn is not None else self.env.begin()
+        return _Borrowed(txn) if txn is not None else self._read()
 
     def _check_size(self, txn: lmdb.Transaction, size: int) -> None:
         current = self.size(txn)
@@ -385,11 +391,11 @@ def naive_root(leaves: Sequence[bytes]) -> bytes:
     return node_hash(naive_root(leaves[:k]), naive_root(leaves[k:]))
 
 
-def _convert_old_layout(env: lmdb.Environment) -> None:
+def _convert_old_layout(env: lmdb.Environment, read: ReadTxnOpener) -> None:
     """Move a journal kept in the earlier three-database layout into ``journal.tree`` (one write
     transaction: all or nothing), each leaf checked against its stored leaf hash on the way, then drop
     the old databases. The other stored hashes are carried as they are: the audit checks them."""
-    with env.begin() as txn:
+    with read() as txn:
         if txn.get(_OLD_LEAVES) is None:  # named databases are keys of the main database
             return
     if env.flags().get("readonly"):

@@ -5,7 +5,9 @@ bytes), ``refs`` (chunk reference counts), ``requests`` (idempotent request ids)
 parts of deposits in flight, rolled back after a crash), ``stats`` (counters the core keeps in the same
 transaction as the changes they count: logical bytes, vaults per master key version; read at every
 metrics scrape instead of a scan). Other layers (the journal) may open their
-own databases in the same environment through ``open_db`` and write them in the writer's transaction.
+own databases in the same environment through ``open_db`` and write them in the writer's transaction;
+they read them through ``raw_read``, never ``env.begin()``: every read transaction of the process
+goes through ``read`` or ``raw_read``.
 
 Durability: the environment is opened with ``sync=True`` and ``metasync=True`` and without
 ``writemap``/``map_async``, so each commit is one fsync'd transaction; a unit's future resolves only
@@ -13,8 +15,9 @@ after the commit returns.
 
 Map size: reads never need map space, so a full map fails writes only (``ResourceExhausted``). When
 ``max_map_size`` is larger than ``map_size``, the writer grows the map (doubling, up to the maximum)
-with every read transaction of the process drained first, as LMDB requires, then retries the units
-that failed.
+with every read transaction of the process drained first, as LMDB requires (py-lmdb's
+``set_mapsize`` invalidates every transaction of the process still open), then retries the units
+that failed. Readers wait while the map grows.
 """
 
 from __future__ import annotations
@@ -47,24 +50,44 @@ _H = struct.Struct(">H")
 
 
 class _Gate:
-    """Readers share it; growing the map takes it exclusively (no read txn may be open then)."""
+    """Readers share it; growing the map takes it exclusively (no read txn may be open then).
+
+    A thread that holds it shared may take it again (a read inside a read) without waiting for a
+    grower that is waiting for it: the holds are counted per thread, released by the thread they
+    were taken for (``release_shared(owner)``, whichever thread ends the read)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._readers = 0
+        self._held: dict[int, int] = {}  # thread id -> shared holds
         self._exclusive = False
 
-    def acquire_shared(self) -> None:
+    def acquire_shared(self) -> int:
+        me = threading.get_ident()
         with self._cond:
-            while self._exclusive:
-                self._cond.wait()
-            self._readers += 1
+            held = self._held.get(me, 0)
+            if not held:
+                while self._exclusive:
+                    self._cond.wait()
+            self._held[me] = held + 1
+        return me
 
-    def release_shared(self) -> None:
+    def release_shared(self, owner: int) -> None:
         with self._cond:
-            self._readers -= 1
-            if self._readers == 0:
-                self._cond.notify_all()
+            held = self._held[owner] - 1
+            if held:
+                self._held[owner] = held
+            else:
+                del self._held[owner]
+                if not self._held:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        owner = self.acquire_shared()
+        try:
+            yield
+        finally:
+            self.release_shared(owner)
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -72,7 +95,7 @@ class _Gate:
             while self._exclusive:
                 self._cond.wait()
             self._exclusive = True
-            while self._readers:
+            while self._held:
                 self._cond.wait()
         try:
             yield
@@ -393,12 +416,8 @@ class LmdbStore:
     def read(self) -> Iterator[_ReadTxn]:
         if not self._open:
             raise Unavailable("the store is closed")
-        self._gate.acquire_shared()
-        try:
-            with self.env.begin(write=False, buffers=True) as txn:
-                yield _ReadTxn(txn, self._dbs)
-        finally:
-            self._gate.release_shared()
+        with self._gate.shared(), self.env.begin(write=False, buffers=True) as txn:
+            yield _ReadTxn(txn, self._dbs)
 
     def submit(self, unit: Callable[[Any], T], size_hint: int = 0) -> Future[Committed[T]]:
         if not self._open:
@@ -409,8 +428,9 @@ class LmdbStore:
         return self.submit(unit, size_hint).result()
 
     def stats(self) -> StoreStats:
-        info = self.env.info()
-        st = self.env.stat()
+        with self._gate.shared():  # the map's meta pages move when it grows
+            info = self.env.info()
+            st = self.env.stat()
         used = (info["last_pgno"] + 1) * st["psize"]
         return StoreStats(
             map_size=int(info["map_size"]),
@@ -435,6 +455,19 @@ class LmdbStore:
         """The store's named database handles by name (``vaults``, ``objects``, ``versions``,
         ``chunks``...), for read-only statistics such as ``vaultd.metrics.lmdb_storage_source``."""
         return dict(self._dbs)
+
+    @contextmanager
+    def raw_read(self) -> Iterator[lmdb.Transaction]:
+        """A plain LMDB read transaction (values as bytes) of the store's environment, for other
+        layers reading their own databases (the journal, the metrics scrape). It holds the same gate
+        as :meth:`read`: growing the map waits for it, and it waits while the map grows. Every read
+        transaction of this process must be opened here or by :meth:`read`, never by
+        ``env.begin()``: growing the map ends any other one (LMDB requires none to be open; py-lmdb
+        invalidates them)."""
+        if not self._open:
+            raise Unavailable("the store is closed")
+        with self._gate.shared(), self.env.begin(write=False) as txn:
+            yield txn
 
     def open_db(self, name: str) -> Any:
         """Open (creating) a named database for another layer, e.g. the journal. Call at start-up."""

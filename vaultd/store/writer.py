@@ -286,7 +286,7 @@ class Writer:
                     it.future.set_exception(
                         ResourceExhausted(
                             "the storage map is full: no more deposits can be stored; reads still work. "
-                            "Raise the map size (store.map_size / store.max_map_size) or free space by "
-                            "destroying objects"
+                            "Raise map_size (or max_map_size, up to which the map grows by itself) in the "
+                            "daemon's configuration and restart it, or free space by destroying objects"
                         )
                     )
