@@ -4,13 +4,16 @@ starts, and a read whose leaf cannot be written is not served."""
 from __future__ import annotations
 
 import os
+import time
+from concurrent.futures import Future, wait
 from pathlib import Path
 
+import lmdb
 import pytest
 
 from vaultd.core.policy import Policy
 from vaultd.core.vaults import open_vaults
-from vaultd.errors import ResourceExhausted
+from vaultd.errors import ResourceExhausted, Unavailable
 from vaultd.journal.hook import JournalHook, leaf_factory, open_journal
 from vaultd.journal.leaf import Leaf
 from vaultd.keys.file import FileKeyProvider
@@ -89,6 +92,70 @@ def test_reads_go_on_with_deferred_leaves_when_the_map_is_full(tmp_path: Path) -
             for piece in data:
                 served.append(piece)
         assert served == [] and journal.tree.size() == size and len(vaults.deferred_reads) == 8
+    finally:
+        vaults.close()
+        journal.close()
+
+
+@pytest.mark.parametrize("failure", ["unit aborted", "never run", "submit refused"])
+def test_deferred_entries_survive_a_read_that_is_never_started(tmp_path: Path, failure: str) -> None:
+    """The deferred entry of a read already served is kept when a later read is created but never
+    streamed (its client went away before the first message) while the store still cannot commit,
+    and is committed once it can: the unit that would carry it takes it only as it runs, and puts
+    it back when it does not commit."""
+    vaults, journal = _open(tmp_path, 1 << 26)
+    try:
+        vaults.create_vault(SVC, "permits")
+        vaults.deposit(SVC, DepositHeader("permits", "doc"), [b"the document"])
+        size = journal.tree.size()
+        submit = vaults.store.submit
+        entries: list[Future[object]] = []  # the journal entries of the reads under the failure
+
+        def map_full(t: object) -> None:
+            raise lmdb.MapFullError("mdb_put: MDB_MAP_FULL: Environment mapsize limit reached")
+
+        def failing(unit, size_hint=0):  # type: ignore[no-untyped-def]
+            """Units run in the writer as usual, and their transaction meets a full map."""
+            entries.append(submit(lambda t: (unit(t), map_full(t)), size_hint))
+            return entries[-1]
+
+        vaults.store.submit = failing  # type: ignore[method-assign]
+        _, data = vaults.read(SVC, "permits", "doc")  # read 1: served, its entry deferred
+        assert b"".join(data) == b"the document"
+        assert len(vaults.deferred_reads) == 1 and journal.tree.size() == size
+
+        if failure == "never run":  # the store refuses the unit without running it
+            def refused(unit, size_hint=0):  # type: ignore[no-untyped-def]
+                f: Future[object] = Future()
+                f.set_exception(ResourceExhausted("the storage map is full"))
+                entries.append(f)
+                return f
+
+            vaults.store.submit = refused  # type: ignore[method-assign]
+        elif failure == "submit refused":  # the store is shutting down: submit itself raises
+            def closing(unit, size_hint=0):  # type: ignore[no-untyped-def]
+                raise Unavailable("the store is shutting down")
+
+            vaults.store.submit = closing  # type: ignore[method-assign]
+        try:
+            _, data2 = vaults.read(SVC, "permits", "doc")  # read 2: created, then closed unread
+            data2.close()  # type: ignore[attr-defined]
+        except Unavailable:
+            assert failure == "submit refused"
+        wait(entries, timeout=10)  # every entry under the failure has met it
+        deadline = time.monotonic() + 10  # (and its done-callbacks have run)
+        while len(vaults.deferred_reads) != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(vaults.deferred_reads) == 1  # read 1's entry is still waiting; read 2 was not served
+
+        vaults.store.submit = submit  # type: ignore[method-assign]
+        _, data = vaults.read(SVC, "permits", "doc")  # the store commits again
+        assert b"".join(data) == b"the document"
+        assert len(vaults.deferred_reads) == 0
+        assert journal.tree.size() == size + 2  # read 1's deferred entry, then read 3's
+        reads = [Leaf.decode(journal.tree.leaf(i)) for i in range(size, size + 2)]
+        assert [leaf.operation for leaf in reads] == ["read", "read"]
+        assert reads[0].time_ns < reads[1].time_ns  # read 1's entry kept its own time
     finally:
         vaults.close()
         journal.close()

@@ -798,16 +798,9 @@ class Vaults:
         if (offset, end) != (0, stat.size):
             extra["range"] = f"{offset}-{end}"
         leaf = self._leaf("read", actor=actor, vault=vault, name=name, version=v, sha256=stat.sha256, **extra)
-
-        backlog = self.deferred_reads.take()
-
-        def unit(t: WriteTxn) -> None:
-            for earlier in backlog:
-                t.journal(earlier)
-            t.journal(leaf)
-
-        size = len(leaf) + sum(map(len, backlog))
-        return stat, _journaled(self.store.submit(unit, size), stream, backlog + [leaf], self.deferred_reads)
+        entry = _ReadEntry(leaf, self.deferred_reads)
+        entry.submitted(self.store.submit(entry.unit, len(leaf) * (1 + len(self.deferred_reads))))
+        return stat, _journaled(entry, stream, self.deferred_reads)
 
     def _stream(
         self, vault: str, name: str, version: int, keys: VaultKeys, entries: list[tuple[bytes, int]], start: int,
@@ -1712,25 +1705,70 @@ class DeferredReadLeaves:
             return True
 
 
-def _journaled(entry: Future[Committed[None]], stream: Iterator[bytes], leaves: list[bytes],
-               backlog: DeferredReadLeaves) -> Iterator[bytes]:
+class _ReadEntry:
+    """The journal entry of one read on its way to the writer, with the deferred entries of earlier
+    reads (already served) that its unit commits too.
+
+    Those are taken from the backlog by the unit itself, on the writer thread as it runs, and put
+    back when its transaction does not commit (a full map, a failed unit or commit; before a run
+    again after the map grew): whether or not the read is ever streamed, and whatever became of
+    its call, no deferred entry is held by a unit that did not commit."""
+
+    def __init__(self, leaf: bytes, backlog: DeferredReadLeaves) -> None:
+        self.leaf = leaf
+        self._backlog = backlog
+        self._taken: list[bytes] = []
+        self._settled = threading.Event()
+        self._future: Future[Committed[None]] | None = None
+
+    def unit(self, t: WriteTxn) -> None:
+        if self._taken:  # run again after an aborted run: what it took is not committed
+            self._backlog.give_back(self._taken)
+        self._taken = self._backlog.take()
+        for earlier in self._taken:
+            t.journal(earlier)
+        t.journal(self.leaf)
+
+    def submitted(self, future: Future[Committed[None]]) -> None:
+        self._future = future
+        future.add_done_callback(self._settle)
+
+    def _settle(self, future: Future[Committed[None]]) -> None:
+        try:
+            if future.cancelled() or future.exception() is not None:
+                taken, self._taken = self._taken, []
+                self._backlog.give_back(taken)
+        finally:
+            self._settled.set()
+
+    def result(self) -> None:
+        """Wait until the entry is durable (raising what kept it from being written), and until the
+        earlier entries its unit took are back in the backlog if it was not."""
+        assert self._future is not None
+        try:
+            self._future.result()
+        finally:
+            self._settled.wait()
+
+
+def _journaled(entry: _ReadEntry, stream: Iterator[bytes], backlog: DeferredReadLeaves) -> Iterator[bytes]:
     """``stream``, once the read's journal entry is durable (its first piece is prepared meanwhile).
 
     When the store cannot commit (full, or its disk failed to sync), the read is served and its leaf
-    (with any earlier deferred ones) waits in ``backlog``; with the backlog full, the read is refused.
+    waits in ``backlog`` (behind the earlier ones its unit took back there); with the backlog full,
+    the read is refused.
     """
     try:
         first = next(stream, None)
         try:
             entry.result()
         except (ResourceExhausted, Unavailable) as e:
-            if not backlog.give_back(leaves[:-1], leaves[-1]):
+            if not backlog.give_back([], entry.leaf):
                 raise type(e)(f"this read was not served: its journal entry could not be written and "
                               f"{backlog.limit} earlier ones are still waiting ({e})") from None
             log.warning("read served with its journal entry deferred: the store cannot commit (%s); "
                         "%d entries waiting", e, len(backlog))
         except VaultError as e:
-            backlog.give_back(leaves[:-1])  # served earlier: they still wait for a commit
             raise type(e)(f"this read was not served: its journal entry could not be written ({e})") from None
         if first is not None:
             yield first
