@@ -7,12 +7,13 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
-from vaultd.errors import ResourceExhausted
-from vaultd.store import open_store
+from vaultd.errors import ResourceExhausted, Unavailable
+from vaultd.store import open_store, writer
 from vaultd.store.interface import Committed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,6 +205,38 @@ def test_raw_reads_share_the_gate_with_growth(tmp_path: Path) -> None:
         assert s.stats().map_size > 2 << 20
     finally:
         s.close()
+
+
+def test_a_unit_submitted_as_the_store_stops_is_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submit that passed the shutting-down check while stop() ran must not be queued after the
+    writer's last drain (its future would never resolve): here it is held, after the check, while
+    its item is made, and stop() starts meanwhile."""
+    s = open_store(tmp_path / "s", map_size=8 << 20)
+    made, release = threading.Event(), threading.Event()
+
+    class HeldItem(writer._Item):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            if self.size == 4242:  # the unit under test: held between the check and the put
+                made.set()
+                release.wait(10)
+
+    monkeypatch.setattr(writer, "_Item", HeldItem)
+    futures: list[Future[Committed[None]]] = []
+    submitter = threading.Thread(target=lambda: futures.append(s.submit(lambda t: None, 4242)))
+    submitter.start()
+    assert made.wait(10)
+    stopper = threading.Thread(target=s.close)
+    stopper.start()
+    stopper.join(0.5)  # time for a stop that does not wait for the submit to drain the queue and end
+    release.set()
+    submitter.join(10)
+    stopper.join(10)
+    assert not stopper.is_alive() and len(futures) == 1
+    try:
+        futures[0].result(timeout=10)  # committed, or refused as the store stopped: never left waiting
+    except Unavailable:
+        pass
 
 
 def test_acknowledged_write_survives_a_crash(tmp_path: Path) -> None:

@@ -99,23 +99,30 @@ class Writer:
         self.last_batch_units = 0
         self.last_commit_seconds = 0.0
         self._stopping = False
+        # Held across the check of _stopping and the put, and by stop() while it sets it and queues
+        # _STOP: every unit accepted is queued before _STOP, so the writer commits it or fails it
+        # in its drain; none is queued after the drain, where its future would never resolve.
+        self._accepting = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="vaultd-store-writer", daemon=True)
         self._thread.start()
 
     def submit(self, unit: Callable[[Any], Any], size: int = 0) -> Future[Committed[Any]]:
-        if self._stopping:
-            raise Unavailable("the store is shutting down")
         f: Future[Committed[Any]] = Future()
         f.set_running_or_notify_cancel()
-        self._q.put(_Item(unit, f, size))
+        with self._accepting:
+            if self._stopping:
+                raise Unavailable("the store is shutting down")
+            self._q.put(_Item(unit, f, size))
         return f
 
     def alive(self) -> bool:
         return self._thread.is_alive()
 
     def stop(self) -> None:
-        self._stopping = True
-        self._q.put(_STOP)
+        with self._accepting:
+            if not self._stopping:
+                self._stopping = True
+                self._q.put(_STOP)
         self._thread.join()
 
     # --- the writer thread ---------------------------------------------------------------------
