@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 import pytest
 
-from servers import RunningServer, new_vault_id
+from servers import RunningServer, journal_leaves, new_vault_id
 from vaultd.client import DepositItem, VaultClient
 from vaultd.errors import PermissionDenied, Unauthenticated, Unavailable
 from vaultd.pki import issue_cert, make_ca
@@ -22,6 +22,11 @@ def _raised(results: list[Any]) -> list[Any]:
         if isinstance(r, Exception):
             raise r
     return results
+
+
+# The index of a journal entry of each vault the tests touch (set by the ``target`` fixture): an
+# inclusion proof carries the entry itself, so it is the vault's journal too.
+ENTRY_OF: dict[str, int] = {}
 
 
 # Every verb, as a call on a client against (vault, name).
@@ -40,6 +45,10 @@ VERBS: dict[str, Callable[[VaultClient, str, str], Any]] = {
     "retention": lambda c, v, n: c.set_retention(v, n, int(time.time()) + 10**6),
     "hold": lambda c, v, n: c.set_legal_hold(v, n, True),
     "destroy_vault": lambda c, v, n: c.destroy_vault(v),
+    "journal": lambda c, v, n: c.read_journal(v),  # ReadJournal
+    "receipt": lambda c, v, n: c.receipt(v, n, version=1),  # GetReceipt
+    "delivery_proof": lambda c, v, n: c.delivery_proof(v, n, version=1),  # GetDeliveryProof
+    "inclusion_proof": lambda c, v, n: c.inclusion_proof(ENTRY_OF[v]),  # GetInclusionProof
 }
 
 
@@ -52,6 +61,11 @@ def target(vault_server: RunningServer) -> tuple[str, str, bytes]:
     vault = new_vault_id()
     c.create_vault(vault)
     c.deposit(vault, "letter", b"to a citizen")
+    taxation = vault_server.client("taxation")
+    taxation.create_vault("taxation")
+    for i, leaf in enumerate(journal_leaves(vault_server.client("op-admin"))):
+        if leaf.operation == "deposit":
+            ENTRY_OF[leaf.vault] = i
     return vault, "letter", b"to a citizen"
 
 
@@ -76,7 +90,8 @@ def test_other_service_cannot_touch_a_service_vault(
 
 # Operators administer the store: integrity checks (scrub) and destroying a whole vault are theirs
 # (tested in test_verbs); the content and its lifecycle are not.
-OPERATOR_VERBS = {"check", "check_one", "destroy_vault"}
+# Reading any single journal entry is theirs too, as reading the whole journal is.
+OPERATOR_VERBS = {"check", "check_one", "destroy_vault", "inclusion_proof"}
 
 
 @pytest.mark.parametrize("verb", sorted(set(VERBS) - OPERATOR_VERBS))
@@ -92,6 +107,41 @@ def test_operator_cannot_touch_content(
 def test_operator_may_check_integrity(target: Any, client_for: Callable[..., VaultClient]) -> None:
     rep = client_for("op-admin").check("permits")
     assert rep.ok and rep.objects == 1
+
+
+def test_journal_entries_are_read_only_with_their_vaults_journal_right(
+    vault_server: RunningServer, target: Any, client_for: Callable[..., VaultClient],
+) -> None:
+    from vaultd.errors import InvalidArgument
+    from vaultd.journal.leaf import Leaf
+
+    taxation, admin = client_for("taxation"), client_for("op-admin")
+    taxation.deposit("taxation", "return-2025", b"taxation only")
+    size = taxation.checkpoint().tree_size
+    own_index = next(i for i, leaf in enumerate(journal_leaves(admin)) if leaf.vault == "taxation"
+                     and leaf.operation == "deposit")
+    mine = taxation.inclusion_proof(own_index)
+    assert Leaf.decode(mine.leaf).name == "return-2025" and mine.receipt
+    # another service's entry: refused, and the refusal names nothing the entry holds
+    with pytest.raises(PermissionDenied) as e:
+        taxation.inclusion_proof(ENTRY_OF["permits"])
+    assert "service:taxation" in str(e.value)
+    for secret in ("permits", "internal/memo.txt", "deposit"):
+        assert secret not in str(e.value)
+    # an entry of no vault needs "admin" (here: the refusal of the whole journal to taxation)
+    with pytest.raises(PermissionDenied):
+        taxation.read_journal("")
+    store_wide = max(i for i, leaf in enumerate(journal_leaves(admin)) if leaf.vault == "")
+    with pytest.raises(PermissionDenied):
+        taxation.inclusion_proof(store_wide)
+    # beyond the tree: the same answer for everyone, from the size alone
+    for c in (taxation, admin):
+        with pytest.raises(InvalidArgument):
+            c.inclusion_proof(size + 1000)
+    # an operator reads any entry, as it reads the whole journal
+    theirs = admin.inclusion_proof(ENTRY_OF["permits"])
+    assert Leaf.decode(theirs.leaf).vault == "permits" and theirs.receipt
+    assert Leaf.decode(admin.inclusion_proof(store_wide).leaf).vault == ""
 
 
 @pytest.mark.parametrize("verb", list(VERBS))

@@ -1,8 +1,9 @@
 """The JournalService servicer: protobuf in, one call to the journal, protobuf out.
 
 Authorization uses the server's policy (``authorize(identity, verb, vault)``, i.e. ``Policy.check``):
-"journal" on a vault to read its entries or a delivery proof, "admin" to read the whole journal.
-Checkpoints, proofs and the public key reveal only hashes and sizes and are open to any authenticated
+"journal" on a vault to read its entries, a delivery proof or an inclusion proof of one of its entries
+(which carries the entry itself), "admin" to read the whole journal or any single entry. Checkpoints,
+consistency proofs and the public key reveal only hashes and sizes and are open to any authenticated
 caller. Proofs are checked by the journal against its signed root before they are sent.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from vaultd.errors import InvalidArgument
+from vaultd.errors import InvalidArgument, PermissionDenied
 from vaultd.journal.checkpoint import SIG_ED25519
 from vaultd.journal.journal import Journal, SignedHead
 from vaultd.journal.leaf import Leaf
@@ -59,22 +60,41 @@ class JournalServicer(pb_grpc.JournalServiceServicer):
         identity_of(ctx)
         return _checkpoint_pb(self._journal.head())
 
+    def _authorize_entry(self, actor: Identity, index: int, leaf: bytes) -> None:
+        """Let ``actor`` see the entry at ``index`` only with "journal" on its vault, or "admin" (the
+        right to read the whole journal; the only right for entries of no vault). Every index below the
+        tree size holds an entry, so a refusal tells nothing the size does not; its message names
+        neither the entry's vault nor anything else the entry holds."""
+        vault = Leaf.decode(leaf).vault
+        try:
+            if vault:
+                try:
+                    self._authorize(actor, "journal", vault)
+                    return
+                except PermissionDenied:
+                    pass
+            self._authorize(actor, "admin", None)
+        except PermissionDenied:
+            raise PermissionDenied(
+                f'{actor} may not read journal entry {index}: that needs "journal" on the vault the entry '
+                'belongs to, or "admin" (no policy rule allows it)') from None
+
     @unary
     def GetInclusionProof(self, request: pb.GetInclusionProofRequest, ctx: Any) -> pb.InclusionProof:
-        identity_of(ctx)
-        if request.tree_size == 0:
-            head = self._journal.head()
+        actor = identity_of(ctx)
+        head = self._journal.head() if request.tree_size == 0 else None
+        size = head.checkpoint.size if head is not None else request.tree_size
+        # the range checks first (NOT_FOUND / INVALID_ARGUMENT): they tell no more than the tree size
+        proof = self._journal.inclusion(request.index, size)
+        leaf = self._journal.tree.leaf(request.index)
+        self._authorize_entry(actor, request.index, leaf)
+        if head is not None:
             receipt = self._journal.receipt("event", request.index, head)
-            size = head.checkpoint.size
-            proof = self._journal.inclusion(request.index, size)
-            leaf = self._journal.tree.leaf(request.index)
             self._served("inclusion")
             return pb.InclusionProof(index=request.index, tree_size=size, leaf=leaf, hashes=proof,
                                      checkpoint=_checkpoint_pb(head), receipt=receipt)
-        proof = self._journal.inclusion(request.index, request.tree_size)
-        leaf = self._journal.tree.leaf(request.index)
         self._served("inclusion")
-        return pb.InclusionProof(index=request.index, tree_size=request.tree_size, leaf=leaf, hashes=proof)
+        return pb.InclusionProof(index=request.index, tree_size=size, leaf=leaf, hashes=proof)
 
     @unary
     def GetConsistencyProof(self, request: pb.GetConsistencyProofRequest, ctx: Any) -> pb.ConsistencyProof:
