@@ -164,3 +164,35 @@ def test_card_removed_mid_signature_stores_nothing(srv: KioskServer, insert_card
         kiosk.end_session()
     assert len(sign_leaves(srv)) == before
     assert p.card.signatures_made == 1  # the login only
+
+
+def test_signature_with_another_citizens_card_is_not_kept(srv: KioskServer, insert_card, ca) -> None:  # type: ignore[no-untyped-def]
+    """Alice logs in with her card; Bob's card, put in the reader during her session, signs her form: a
+    valid CMS by a valid card, but not hers. Journaled as failed, never kept with the version."""
+    with srv.service("permits") as permits:
+        kept_before = len(permits.signatures(VAULT, "permits/2026-0042.pdf").signatures)
+    alice = insert_card()
+    with srv.kiosk() as kiosk:
+        with alice.open() as card:
+            card.select()
+            session = login(kiosk, card)
+        assert session.vault == VAULT
+        alice.remove()
+        bob = insert_card(ca.issue_card("bob.other", display_name="Bob Other"))
+        try:
+            with bob.open() as card:
+                card.select()
+                cert = card.read_certificate(piv.SLOT_SIGN)
+                card.verify_pin("123456")
+                der = cms.sign_detached(hashlib.sha256(FORM).digest(), cert,
+                                        lambda d: card.sign_digest(piv.SLOT_SIGN, d))
+            resp = kiosk.submit_signature(VAULT, "permits/2026-0042.pdf", 0, der)
+            assert not resp.valid and resp.reason == "signed with another citizen's card", resp.reason
+            assert resp.signer == "bob.other" and resp.journaled
+            kiosk.end_session()
+        finally:
+            bob.remove()  # the reader left empty, as the fixture expects
+    with srv.service("permits") as permits:
+        assert len(permits.signatures(VAULT, "permits/2026-0042.pdf").signatures) == kept_before
+    failed = [lf for lf in sign_leaves(srv) if lf.outcome == "failed"]
+    assert failed[-1].actor_name == "alice.martin" and failed[-1].extra_dict["signer"] == b"bob.other"

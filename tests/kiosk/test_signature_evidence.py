@@ -101,3 +101,40 @@ def test_signed_evidence_is_kept_fetched_and_verifies_offline(server_factory, tm
     stranger.write_bytes(devca.DevCA.create("Stranger CA").cert_pem)
     p = run(*ctl, "--cms", str(p7s), "--ca", str(stranger), "--document", str(doc))
     assert p.returncode == 11 and "not issued by the citizen-card CA" in p.stderr, p.stdout + p.stderr
+
+
+def test_a_signature_with_another_citizens_card_is_refused(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """Bob's card signs the very document Alice has in her vault, submitted in Alice's session: a
+    valid CMS with a valid chain, but not Alice's signature. It is journaled as failed, never kept."""
+    srv = server_factory()
+    permits = srv.client("permits")
+    ca = devca.DevCA.load(srv.data_dir / "citizen-ca")
+    alice, bob = ca.issue_card("alice.owner"), ca.issue_card("bob.other")
+    for who in ("alice.owner", "bob.other"):
+        permits.create_vault(f"citizen-{who}")
+        permits.deposit(f"citizen-{who}", NAME, DOC)
+    ck = srv.pki.client("svc-kiosk-hall")
+    issue_cert(srv.pki.ca, "svc-kiosk-hall", ck)
+
+    def signed_by(card: devca.CardCredentials) -> bytes:
+        return cms.sign_detached(hashlib.sha256(DOC).digest(), card.certs[0x9C], lambda d: card.keys[0x9C].sign(
+            d, ec.ECDSA(Prehashed(hashes.SHA256()))))
+
+    with KioskClient(srv.address, ca=srv.pki.ca.cert, cert=ck.cert, key=ck.key, server_name="localhost") as k:
+        ch = k.begin_session()
+        s = k.complete_session(ch.nonce, alice.cert_der(0x9A), alice.keys[0x9A].sign(
+            hashlib.sha256(ch.to_sign).digest(), ec.ECDSA(Prehashed(hashes.SHA256()))))
+        assert s.vault == "citizen-alice.owner"
+        r = k.submit_signature(s.vault, NAME, 1, signed_by(bob))
+        assert not r.valid and r.reason == "signed with another citizen's card", r.reason
+        assert r.signer == "bob.other" and r.journaled
+        assert list(permits.signatures(s.vault, NAME).signatures) == []
+        leaf = Leaf.decode(permits.inclusion_proof(r.journal_index).leaf)
+        assert (leaf.operation, leaf.outcome, leaf.vault, leaf.actor_name) == (
+            "sign", "failed", "citizen-alice.owner", "alice.owner")
+        assert leaf.extra_dict["signer"] == b"bob.other"
+        # her own card, in her own session, is kept
+        r = k.submit_signature(s.vault, NAME, 1, signed_by(alice))
+        assert r.valid and r.signer == "alice.owner", r.reason
+    (kept,) = permits.signatures(s.vault, NAME).signatures
+    assert kept.valid and kept.signer == "alice.owner"

@@ -562,6 +562,20 @@ def journal_event(vaults: object, leaf: bytes) -> tuple[int | None, bytes | None
     return index, committed.evidence
 
 
+def _same_citizen(signer: str | None, citizen: str) -> bool:
+    """Whether the citizen a signer's certificate names (``citizen_of``) is ``citizen``, the one a
+    session's login certificate named: the same when both name the same vault (``citizen_vault_id``
+    normalises the name as a login does)."""
+    from vaultd.core.policy import citizen_vault_id
+
+    if not signer or not citizen:
+        return False
+    try:
+        return hmac.compare_digest(citizen_vault_id(signer), citizen_vault_id(citizen))
+    except InvalidArgument:  # a name no vault can have is nobody's session
+        return False
+
+
 def submit_signature(
     vaults: object,
     actor: object,
@@ -581,13 +595,17 @@ def submit_signature(
     its digest, the citizen and kiosk, outcome "ok"; extra fields: the CMS's SHA-256, the CMS itself
     when it fits a leaf, the result and its time, the SHA-256 of every certificate of the chain);
     the leaf's receipt proves when it was recorded. A signature that does not validate is journaled
-    too (outcome "failed") and reported, never kept as valid.
+    too (outcome "failed") and reported, never kept as valid; so is a citizen's submission signed
+    with a card that names another citizen (the session's card is the one the citizen logged in with).
     """
     if len(cms_der) > MAX_EVIDENCE_CMS:
         raise InvalidArgument(f"the signature is larger than {MAX_EVIDENCE_CMS} bytes")
     vaults.authorize(actor, "sign", vault)  # type: ignore[attr-defined]  # a refusal is journaled
     stat = vaults.stat(actor, vault, name, version)  # type: ignore[attr-defined]
     result = verify_cms(cms_der, stat.sha256, trust, at=at)
+    if result.valid and getattr(actor, "kind", None) == "citizen" and not _same_citizen(
+            result.signer, str(getattr(actor, "name", ""))):
+        result = dataclasses.replace(result, valid=False, reason="signed with another citizen's card")
     from vaultd.journal.hook import leaf_factory
 
     cms_bytes = bytes(cms_der)
