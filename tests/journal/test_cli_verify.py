@@ -73,6 +73,55 @@ def test_verify_receipt(files: dict[str, Path]) -> None:
     assert r.returncode == 1  # usage: the file cannot be read
 
 
+def test_verify_checks_the_receipt_kind_against_its_entry(tmp_path: Path) -> None:
+    """The kind is an unsigned field of the receipt: a refused deposit, or a read relabelled as a
+    deposit, must not verify as a deposit; an event receipt verifies and says what the entry records."""
+    import json
+
+    env = lmdb.open(str(tmp_path / "db"), max_dbs=16, map_size=1 << 24)
+    j = Journal(env, Ed25519Signer.load_or_create(tmp_path / "k.pem", "vaultd.test/journal"))
+    doc = b"contract"
+    digest = hashlib.sha256(doc).digest()
+    with env.begin(write=True) as txn:
+        ok = j.append(txn, Leaf.make("deposit", vault="permits", name="contract", version=1, sha256=digest,
+                                     actor_kind="service", actor_name="permits", time_ns=1))
+        denied = j.append(txn, Leaf.make("deposit", vault="permits", name="contract", version=2, sha256=digest,
+                                         actor_kind="service", actor_name="taxation", time_ns=2, outcome="denied"))
+        read = j.append(txn, Leaf.make("read", vault="permits", name="contract", version=1, sha256=digest,
+                                       actor_kind="service", actor_name="permits", time_ns=3))
+    j.sign_head()
+    (tmp_path / "journal.vkey").write_text(j.verifier.vkey() + "\n")
+    (tmp_path / "contract").write_bytes(doc)
+    relabelled = json.loads(j.receipt("delivery", read))
+    relabelled["kind"] = "deposit"
+    files = {
+        "genuine": j.receipt("deposit", ok),
+        "denied": j.receipt("deposit", denied),
+        "relabelled": json.dumps(relabelled).encode(),
+        "read-as-destroy": j.receipt("destroy", read),
+        "event": j.receipt("event", denied),
+    }
+    env.close()
+
+    def verify(which: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / which).write_bytes(files[which])
+        return _run("verify", str(tmp_path / which), "--document", str(tmp_path / "contract"),
+                    "--public-key", str(tmp_path / "journal.vkey"))
+
+    r = verify("genuine")
+    assert r.returncode == 0 and "VERIFIED" in r.stdout, r.stdout + r.stderr
+    r = verify("denied")
+    assert r.returncode == 11 and "check 'receipt-kind' failed" in r.stderr, r.stdout + r.stderr
+    assert "the deposit was not carried out: the entry's outcome is denied" in r.stdout
+    for which in ("relabelled", "read-as-destroy"):
+        r = verify(which)
+        assert r.returncode == 11 and "check 'receipt-kind' failed" in r.stderr, r.stdout + r.stderr
+        assert "but the entry records read" in r.stdout
+    r = verify("event")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "VERIFIED (an event: deposit, outcome denied)" in r.stdout
+
+
 def test_verify_consistency(files: dict[str, Path]) -> None:
     ok = _run("verify-consistency", str(files["old"]), str(files["new"]), str(files["proof"]),
               "--public-key", str(files["vkey"]))

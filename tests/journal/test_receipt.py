@@ -110,7 +110,7 @@ def test_every_receipt_verifies_both_ways(journal: Journal) -> None:
         independent_verify(rec, doc, pub)
         res = verify_receipt(rec, doc, journal.verifier.vkey())
         assert res.ok, res.report()
-        assert [c[0] for c in res.checks] == ["receipt-format", "leaf-encoding", "document-sha256",
+        assert [c[0] for c in res.checks] == ["receipt-format", "leaf-encoding", "receipt-kind", "document-sha256",
                                               "checkpoint-signature", "checkpoint-size", "inclusion-proof"]
         assert verify_receipt(rec, doc, journal.verifier.public_key_pem()).ok  # PEM key form
 

@@ -104,3 +104,26 @@ def test_the_version_record_points_to_its_deposit_leaf(tmp_path: Path) -> None:
             journal.object_receipt("permits", "a", 1)
     finally:
         vaults.close()
+
+
+def test_a_refused_deposit_commits_with_an_event_receipt(tmp_path: Path) -> None:
+    """The evidence a commit hands back for a deposit leaf whose outcome is not "ok" is an event
+    receipt: it proves the attempt is journaled, never that a deposit was made."""
+    import json
+
+    hook = JournalHook()
+    vaults = open_vaults(tmp_path, policy=Policy.from_dict(POLICY), key_provider=FileKeyProvider(tmp_path / "keys"),
+                         map_size=1 << 26, leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit)
+    try:
+        journal = open_journal(vaults.store.env, tmp_path / "journal", name="vaultd.test/journal")
+        hook.bind(journal)
+        leaf = leaf_factory("deposit", actor=SVC, vault="permits", name="x", outcome="denied")
+        committed = vaults.store.write(lambda t: t.journal(leaf))
+        assert json.loads(committed.evidence)["kind"] == "event"
+        res = verify_receipt(committed.evidence, None, journal.verifier.vkey())
+        assert res.ok, res.report()
+        vaults.create_vault(SVC, "permits")
+        done = vaults.deposit(SVC, DepositHeader("permits", "y"), [b"y"])
+        assert json.loads(done.evidence)["kind"] == "deposit"
+    finally:
+        vaults.close()

@@ -38,13 +38,15 @@ def _readable(path: str) -> Path:
 def _print(res: VerifyResult, as_json: bool) -> int:
     if as_json:
         print(json.dumps({
-            "ok": res.ok, "failed": res.failed,
+            "ok": res.ok, "failed": res.failed, "kind": res.kind,
             "checks": [{"check": n, "ok": ok, "detail": d} for n, ok, d in res.checks],
             "entry": res.leaf.describe() if res.leaf else None,
         }, indent=2))
     else:
         print(res.report())
-        if res.ok:
+        if res.ok and res.leaf is not None and res.kind == "event":
+            print(f"VERIFIED (an event: {res.leaf.operation}, outcome {res.leaf.outcome})")
+        elif res.ok:
             print("VERIFIED")
         else:
             print(f"NOT VERIFIED: check {res.failed!r} failed", file=sys.stderr)

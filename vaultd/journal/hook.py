@@ -46,7 +46,7 @@ from typing import Any
 from vaultd.errors import FailedPrecondition, Unavailable
 from vaultd.journal.journal import AppendBatch, HeadDraft, Journal, SignedHead
 from vaultd.journal.tree import Extension, ReadTxnOpener
-from vaultd.journal.leaf import Leaf
+from vaultd.journal.leaf import EncodedLeaf, Leaf, Outcome
 from vaultd.journal.signer import Ed25519Signer, NoteSigner, Pkcs11EcdsaSigner
 
 __all__ = ["JournalHook", "leaf_factory", "open_journal", "RECEIPT_KIND"]
@@ -212,7 +212,10 @@ def _receipt_items(units: list[Any]) -> list[tuple[str, int, bytes]]:
     items = []
     for c in units:
         leaf = bytes(c.leaves[-1])
-        items.append((RECEIPT_KIND.get(_operation(leaf), "event"), c.leaf_indexes[-1], leaf))
+        kind = RECEIPT_KIND.get(_operation(leaf), "event")
+        if kind != "event" and _outcome(c.leaves[-1]) != Outcome.OK:
+            kind = "event"  # a refused or failed deposit or destroy: evidence of the attempt only
+        items.append((kind, c.leaf_indexes[-1], leaf))
     return items
 
 
@@ -223,6 +226,11 @@ def _receipt_or_none(journal: Journal, head: SignedHead, item: tuple[str, int, b
     except Exception:  # the change is durable; its evidence can be fetched again later
         log.exception("journal evidence for leaf %d failed", index)
         return None
+
+
+def _outcome(leaf: bytes) -> str:
+    """The outcome of a leaf, without decoding it again when it is an EncodedLeaf."""
+    return leaf.outcome if isinstance(leaf, EncodedLeaf) else Leaf.decode(bytes(leaf)).outcome
 
 
 def _operation(leaf: bytes) -> str:

@@ -10,7 +10,9 @@ It holds everything needed to check, with no server: the leaf (what, which objec
 content, who, when, outcome), its index, the inclusion proof into the tree of ``tree_size`` leaves, and
 the journal's signed checkpoint of that size.
 
-:func:`verify_receipt` runs each check in order and names the first one that fails. It uses only
+:func:`verify_receipt` runs each check in order and names the first one that fails. The ``kind`` is
+not covered by any signature, so it is checked against the leaf: a deposit, destroy or delivery receipt
+must hold a deposit, destroy or read entry whose outcome is "ok"; an event receipt holds any entry. It uses only
 hashlib, cryptography and the pure-Python proof code of :mod:`vaultd.journal.proofs`.
 """
 
@@ -35,7 +37,7 @@ from vaultd.journal.checkpoint import (
     load_verifier,
     open_checkpoint,
 )
-from vaultd.journal.leaf import Leaf, LeafError
+from vaultd.journal.leaf import Leaf, LeafError, Op, Outcome
 
 __all__ = [
     "RECEIPT_FORMAT",
@@ -55,6 +57,10 @@ PROOF_FORMAT = "vaultd.consistency-proof"
 RECEIPT_VERSION = 1
 MAX_RECEIPT_SIZE = 256 * 1024
 KINDS = ("deposit", "destroy", "delivery", "event")
+# The operation a receipt of each kind proves, carried out (outcome "ok"). The kind is not signed: a
+# verifier checks it against the leaf, which is. An "event" receipt proves only that the entry, whatever
+# it records (a refusal, a failure), is in the journal.
+KIND_OPERATION = {"deposit": Op.DEPOSIT, "destroy": Op.DESTROY, "delivery": Op.READ}
 
 
 def canonical_json(obj: dict[str, Any]) -> bytes:
@@ -146,6 +152,7 @@ class VerifyResult:
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
     leaf: Leaf | None = None
     checkpoint: Checkpoint | None = None
+    kind: str | None = None  # the receipt's kind, once it is parsed
 
     @property
     def ok(self) -> bool:
@@ -215,6 +222,7 @@ def verify_receipt(
     except (InvalidArgument, OSError) as e:
         res.add("receipt-format", False, str(e))
         return res
+    res.kind = rec.kind
     res.add("receipt-format", True, f"{rec.kind} receipt, leaf {rec.leaf_index} of tree size {rec.tree_size}")
     try:
         leaf = Leaf.decode(rec.leaf)
@@ -224,6 +232,17 @@ def verify_receipt(
     except LeafError as e:
         res.add("leaf-encoding", False, str(e))
         return res
+    want = KIND_OPERATION.get(rec.kind)
+    if want is None:
+        res.add("receipt-kind", True, f"an event receipt: the entry records {leaf.operation}, outcome "
+                f"{leaf.outcome} (evidence that it is journaled, not that it was carried out)")
+    elif leaf.operation != want:
+        res.add("receipt-kind", False, f"a {rec.kind} receipt must prove a {want} entry, but the entry records "
+                f"{leaf.operation}")
+    elif leaf.outcome != Outcome.OK:
+        res.add("receipt-kind", False, f"the {want} was not carried out: the entry's outcome is {leaf.outcome}")
+    else:
+        res.add("receipt-kind", True, f"a {rec.kind} receipt of a {want} entry, outcome {leaf.outcome}")
     if document is not None:
         if leaf.sha256 is None:
             res.add("document-sha256", False, "the journal entry records no content digest")
