@@ -8,11 +8,14 @@ Server side, no transport: given a CMS and the SHA-256 of the stored version it 
 3. the signature over the DER of the signed attributes verifies (through the Rust core's batch
    ECDSA P-256 verification when it is installed, pyca/cryptography otherwise);
 4. the signer's certificate chains to the configured citizen-card CA, every certificate is within
-   its validity dates at the validation time, the signer's key usage allows non-repudiation, and no
-   certificate of the chain is on its issuer's revocation list (which must be current).
+   its validity dates at the validation time, the signer's key usage allows non-repudiation and its
+   extended key usage (when present) allows signing, no certificate of the chain has a critical
+   extension this module does not process, every CA of the chain may sign certificates (keyCertSign)
+   and no CA has more intermediate CAs below it than its path length allows, and no certificate of
+   the chain is on its issuer's revocation list (which must be current).
 The outcome is a ``SignatureValidation``: ``valid`` with the signer and the chain, or not, with the
 reason. A CMS that is not even parseable raises InvalidArgument. ``check_certificate`` is the chain
-check alone, also used for logins (key usage digitalSignature).
+check alone, also used for logins (key usage digitalSignature, extended key usage clientAuth when present).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from vaultd.errors import IntegrityError, InvalidArgument, NotFound
 
@@ -233,6 +236,69 @@ def _check_revocation(cert: x509.Certificate, issuer: x509.Certificate, trust: C
             raise CertificateRejected(f"the certificate {cert.serial_number:x} is revoked")
 
 
+# The extensions this check understands. RFC 5280 section 4.2: a certificate with a critical extension
+# the verifier does not process must be refused (name constraints, policy constraints and certificate
+# policies among them: nothing here enforces them).
+_UNDERSTOOD = frozenset({
+    ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE, ExtensionOID.EXTENDED_KEY_USAGE,
+    ExtensionOID.SUBJECT_KEY_IDENTIFIER, ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+    ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+})
+# Extended key usages a card certificate may carry (when it carries the extension at all) for each use.
+# A login is a TLS-client-like authentication: clientAuth. A document signature is a CMS signature:
+# document signing (RFC 9336) says it exactly; emailProtection is what PIV and most national-card
+# signature certificates carry (their signing key makes S/MIME, i.e. CMS, signatures);
+# Microsoft's document-signing OID is the other common marking of such certificates; and
+# anyExtendedKeyUsage places no restriction. serverAuth alone, or clientAuth alone, is not a
+# signing certificate.
+_MS_DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.4.1.311.10.3.12")
+_DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+_EKU_FOR = {
+    USAGE_AUTH: (frozenset({ExtendedKeyUsageOID.CLIENT_AUTH}), "clientAuth"),
+    USAGE_SIGN: (frozenset({_DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION, _MS_DOCUMENT_SIGNING,
+                            ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}),
+                 "documentSigning, emailProtection or anyExtendedKeyUsage"),
+}
+
+
+def _check_extensions(cert: x509.Certificate, what: str) -> None:
+    try:
+        extensions = list(cert.extensions)
+    except ValueError as exc:  # a duplicate or malformed extension
+        raise CertificateRejected(f"the {what} certificate's extensions cannot be read: {exc}") from None
+    for e in extensions:
+        if e.critical and e.oid not in _UNDERSTOOD:
+            raise CertificateRejected(
+                f"the {what} certificate has a critical extension this server does not process ({e.oid.dotted_string})")
+
+
+def _check_eku(cert: x509.Certificate, usage: str) -> None:
+    eku = _ext(cert, x509.ExtendedKeyUsage)
+    if eku is None:
+        return
+    assert isinstance(eku, x509.ExtendedKeyUsage)
+    allowed, names = _EKU_FOR[usage]
+    if not allowed.intersection(eku):
+        what = "authentication" if usage == USAGE_AUTH else "signatures"
+        got = ", ".join(getattr(o, "_name", None) or o.dotted_string for o in eku) or "none"
+        raise CertificateRejected(
+            f"the certificate is not for {what}: its extended key usage ({got}) has none of {names}")
+
+
+def _check_ca(ca: x509.Certificate, below: int, what: str) -> None:
+    """``ca`` issued the chain's last certificate, with ``below`` intermediate CAs between it and the card."""
+    _check_extensions(ca, what)
+    bc = _ext(ca, x509.BasicConstraints)
+    if not (isinstance(bc, x509.BasicConstraints) and bc.ca):
+        raise CertificateRejected(f"the {what} certificate is not a CA")
+    ku = _ext(ca, x509.KeyUsage)
+    if not (isinstance(ku, x509.KeyUsage) and ku.key_cert_sign):
+        raise CertificateRejected(f"the {what} certificate may not sign certificates (no keyCertSign key usage)")
+    if bc.path_length is not None and below > bc.path_length:
+        raise CertificateRejected(f"the {what} certificate allows {bc.path_length} intermediate CA(s) below it, "
+                                  f"the chain has {below}")
+
+
 def check_certificate(
     cert: x509.Certificate,
     trust: CitizenTrust,
@@ -252,6 +318,7 @@ def check_certificate(
         raise CertificateRejected("the card key is not ECDSA P-256") from exc
     if not isinstance(pk, ec.EllipticCurvePublicKey) or pk.curve.name != "secp256r1":
         raise CertificateRejected("the card key is not ECDSA P-256")
+    _check_extensions(cert, "card")
     bc = _ext(cert, x509.BasicConstraints)
     if isinstance(bc, x509.BasicConstraints) and bc.ca:
         raise CertificateRejected("a CA certificate cannot sign as a citizen")
@@ -262,12 +329,14 @@ def check_certificate(
         raise CertificateRejected("the certificate is not for signatures (no nonRepudiation key usage)")
     if usage == USAGE_AUTH and not ku.digital_signature:
         raise CertificateRejected("the certificate is not for authentication (no digitalSignature key usage)")
+    _check_eku(cert, usage)
     _check_dates(cert, at, "card")
     chain = [cert]
     current = cert
     for _ in range(MAX_CHAIN):
         anchor = next((a for a in trust.anchors if _issued_by(current, a)), None)
         if anchor is not None:
+            _check_ca(anchor, len(chain) - 1, "card CA")
             _check_dates(anchor, at, "card CA")
             _check_revocation(current, anchor, trust, at)
             chain.append(anchor)
@@ -275,12 +344,7 @@ def check_certificate(
         inter = next((i for i in intermediates if i not in chain and _issued_by(current, i)), None)
         if inter is None:
             raise CertificateRejected("the certificate was not issued by the citizen-card CA")
-        ibc = _ext(inter, x509.BasicConstraints)
-        iku = _ext(inter, x509.KeyUsage)
-        if not (isinstance(ibc, x509.BasicConstraints) and ibc.ca) or (
-            isinstance(iku, x509.KeyUsage) and not iku.key_cert_sign
-        ):
-            raise CertificateRejected("an intermediate certificate is not a CA")
+        _check_ca(inter, len(chain) - 1, "intermediate CA")
         _check_dates(inter, at, "intermediate CA")
         _check_revocation(current, inter, trust, at)
         chain.append(inter)
