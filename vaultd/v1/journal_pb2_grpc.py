@@ -83,6 +83,7 @@ class JournalServiceServicer:
 
     def GetInclusionProof(self, request, context):
         """Inclusion proof of the leaf at `index` in the tree of `tree_size` leaves (0 = latest signed).
+        Needs "journal" on the leaf's vault, or "admin".
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
