@@ -1306,11 +1306,10 @@ def _refuse_if_kept(t: ReadTxn, vault: str, now_ns: int) -> None:
             rec = _record(raw, f"object {name!r} version {v}")
             ru = rec.get("retain_until")
             held = bool(rec.get("legal_hold"))
-            if held or (ru is not None and ru * 1_000_000_000 > now_ns):
+            if held or (isinstance(ru, int) and ru * 1_000_000_000 > now_ns):
                 kept += 1
                 if not first:
-                    why = "under legal hold" if held else (
-                        f"retained until {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(ru))}")
+                    why = "under legal hold" if held else f"retained until {_utc(ru)}"
                     first = f"object {name!r} version {v} is {why}"
     if kept:
         raise FailedPrecondition(
