@@ -1,7 +1,7 @@
 """Version records and manifests are authenticated: each carries a MAC, under a key derived from the
 vault's data key, over the version's immutable facts and its manifest. A record altered in the store
 (chunks reordered or taken from another document, a different size or SHA-256) is refused by Read
-before any byte with DATA_LOSS, by Stat, and reported by Check; every deposit path writes a record
+before any byte with DATA_LOSS, by Stat and List, and reported by Check; every deposit path writes a record
 that verifies. Real daemon over mutual TLS on loopback, real LMDB."""
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ def _assert_refused(srv: RunningServer, c: VaultClient, vault: str, name: str) -
         c.read_bytes(vault, name)
     with pytest.raises(IntegrityError, match=MAC_MISMATCH):
         c.stat(vault, name)
+    for versions in (False, True):  # List serves the same facts as Stat: it checks them the same way
+        with pytest.raises(IntegrityError, match=MAC_MISMATCH):
+            list(c.list(vault, versions=versions))
     rep = c.check(vault)
     assert [(p.name, p.version) for p in rep.problems] == [(name, 1)]
     assert MAC_MISMATCH in rep.problems[0].what

@@ -894,7 +894,8 @@ class Vaults:
         max_bytes: int | None = None,
     ) -> tuple[list[ObjectStat], str]:
         """One page of the objects (or, with ``versions``, of every version) whose name starts with
-        ``prefix``, in key order, and the token of the next page ("" after the last one). The page
+        ``prefix``, in key order, and the token of the next page ("" after the last one). Each entry's
+        version record passes its MAC first (IntegrityError, DATA_LOSS, naming it otherwise). The page
         ends after ``page_size`` entries or, with ``max_bytes``, before the entry that would take the
         entries' encoded size (``stat_wire_size``) past it; it always holds at least one entry when
         one is left. A token resumes right after the entry it was made for, by key."""
@@ -906,6 +907,13 @@ class Vaults:
         after: tuple[str, int] | None = _page_token_in(page_token, scope, prefix) if page_token else None
         out: list[ObjectStat] = []
         used = 0
+        keys = self._vault_keys(vault)
+
+        def verified(r: ReadTxn, nm: str, ver: int, raw: bytes) -> ObjectStat:
+            """The entry of a version whose record and manifest pass their MAC, as Stat serves it."""
+            rec = _record(raw, f"object {nm!r} version {ver} in vault {vault!r}")
+            self._verify_version(keys, vault, nm, ver, rec, r.get_manifest(vault, nm, ver) or b"", "list")
+            return _stat_from(vault, nm, ver, rec)
 
         def fits(stat: ObjectStat) -> bool:
             nonlocal used
@@ -930,7 +938,7 @@ class Vaults:
 
                 for nm, vers in pending():
                     for ver, raw in vers:
-                        if len(out) == page_size or not fits(_stat_from(vault, nm, ver, json.loads(raw))):
+                        if len(out) == page_size or not fits(verified(r, nm, ver, raw)):
                             more = True
                             break
                     if more:
@@ -944,7 +952,7 @@ class Vaults:
                         more = True
                         break
                     latest = r.get_version(vault, nm, latest_v)
-                    if latest is not None and not fits(_stat_from(vault, nm, latest_v, json.loads(latest))):
+                    if latest is not None and not fits(verified(r, nm, latest_v, latest)):
                         more = True
                         break
         token = ""
