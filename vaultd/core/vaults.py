@@ -1313,11 +1313,12 @@ def _refuse_if_kept(t: ReadTxn, vault: str, now_ns: int) -> None:
         for v, raw in t.iter_versions(vault, name):
             rec = _record(raw, f"object {name!r} version {v}")
             ru = rec.get("retain_until")
+            until = ru if isinstance(ru, int) and ru * 1_000_000_000 > now_ns else None
             held = bool(rec.get("legal_hold"))
-            if held or (isinstance(ru, int) and ru * 1_000_000_000 > now_ns):
+            if held or until is not None:
                 kept += 1
                 if not first:
-                    why = "under legal hold" if held else f"retained until {_utc(ru)}"
+                    why = "under legal hold" if until is None else f"retained until {_utc(until)}"
                     first = f"object {name!r} version {v} is {why}"
     if kept:
         raise FailedPrecondition(
