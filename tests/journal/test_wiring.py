@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from vaultd.core.policy import Policy
-from vaultd.core.vaults import open_vaults
+from vaultd.core.vaults import Vaults, open_vaults
 from vaultd.journal.hook import JournalHook, leaf_factory, open_journal
+from vaultd.journal.journal import Journal
 from vaultd.journal.leaf import Leaf
 from vaultd.journal.receipt import verify_receipt
 from vaultd.keys.file import FileKeyProvider
@@ -20,13 +23,25 @@ POLICY = {"rule": [{"identity": "service:permits", "vaults": ["permits"],
                     "verbs": ["create", "deposit", "read", "stat", "destroy", "journal"]}]}
 
 
-def test_deposits_and_destroy_carry_verifiable_evidence(tmp_path: Path) -> None:
+@contextmanager
+def _journalled(tmp_path: Path, *, deposit_index: bool = False) -> Iterator[tuple[Vaults, Journal]]:
+    """Vaults with a journal bound to its writer, in ``tmp_path``; with ``deposit_index`` the
+    journal finds deposit leaves through the version records, as ``vaultd serve`` wires it."""
     hook = JournalHook()
     vaults = open_vaults(tmp_path, policy=Policy.from_dict(POLICY), key_provider=FileKeyProvider(tmp_path / "keys"),
                          map_size=1 << 26, leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit)
     try:
         journal = open_journal(vaults.store.env, tmp_path / "journal", name="vaultd.test/journal")
+        if deposit_index:
+            journal.deposit_index = vaults.deposit_leaf_index
         hook.bind(journal)
+        yield vaults, journal
+    finally:
+        vaults.close()
+
+
+def test_deposits_and_destroy_carry_verifiable_evidence(tmp_path: Path) -> None:
+    with _journalled(tmp_path) as (vaults, journal):
         vkey = journal.verifier.vkey()
         vaults.create_vault(SVC, "permits")
         docs = {f"doc-{i}": b"permit number %d " % i * (i + 1) for i in range(12)}
@@ -59,8 +74,6 @@ def test_deposits_and_destroy_carry_verifiable_evidence(tmp_path: Path) -> None:
         assert journal.audit() == []
         assert journal.head().checkpoint.size == len(ops)
         assert isinstance(Leaf.decode(journal.tree.leaf(0)), Leaf)
-    finally:
-        vaults.close()
 
 
 def test_the_version_record_points_to_its_deposit_leaf(tmp_path: Path) -> None:
@@ -74,13 +87,7 @@ def test_the_version_record_points_to_its_deposit_leaf(tmp_path: Path) -> None:
     from vaultd.errors import IntegrityError
     from vaultd.journal.journal import _object_key
 
-    hook = JournalHook()
-    vaults = open_vaults(tmp_path, policy=Policy.from_dict(POLICY), key_provider=FileKeyProvider(tmp_path / "keys"),
-                         map_size=1 << 26, leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit)
-    try:
-        journal = open_journal(vaults.store.env, tmp_path / "journal", name="vaultd.test/journal")
-        journal.deposit_index = vaults.deposit_leaf_index
-        hook.bind(journal)
+    with _journalled(tmp_path, deposit_index=True) as (vaults, journal):
         vaults.create_vault(SVC, "permits")
         r1 = vaults.deposit(SVC, DepositHeader("permits", "a"), [b"first"])
         r2 = vaults.deposit(SVC, DepositHeader("permits", "b"), [b"second"])
@@ -102,8 +109,6 @@ def test_the_version_record_points_to_its_deposit_leaf(tmp_path: Path) -> None:
         vaults.store.write(repoint)
         with pytest.raises(IntegrityError, match="not the deposit of permits/a version 1"):
             journal.object_receipt("permits", "a", 1)
-    finally:
-        vaults.close()
 
 
 def test_a_refused_deposit_commits_with_an_event_receipt(tmp_path: Path) -> None:
@@ -111,12 +116,7 @@ def test_a_refused_deposit_commits_with_an_event_receipt(tmp_path: Path) -> None
     receipt: it proves the attempt is journaled, never that a deposit was made."""
     import json
 
-    hook = JournalHook()
-    vaults = open_vaults(tmp_path, policy=Policy.from_dict(POLICY), key_provider=FileKeyProvider(tmp_path / "keys"),
-                         map_size=1 << 26, leaf_factory=leaf_factory, journal=hook, after_commit=hook.after_commit)
-    try:
-        journal = open_journal(vaults.store.env, tmp_path / "journal", name="vaultd.test/journal")
-        hook.bind(journal)
+    with _journalled(tmp_path) as (vaults, journal):
         leaf = leaf_factory("deposit", actor=SVC, vault="permits", name="x", outcome="denied")
         committed = vaults.store.write(lambda t: t.journal(leaf))
         assert json.loads(committed.evidence)["kind"] == "event"
@@ -125,5 +125,3 @@ def test_a_refused_deposit_commits_with_an_event_receipt(tmp_path: Path) -> None
         vaults.create_vault(SVC, "permits")
         done = vaults.deposit(SVC, DepositHeader("permits", "y"), [b"y"])
         assert json.loads(done.evidence)["kind"] == "deposit"
-    finally:
-        vaults.close()
