@@ -528,6 +528,10 @@ class VaultClient:
     def rotate_keys(self) -> int:
         return int(self._call(self._stub.RotateKeys, pb.RotateKeysRequest()).key_version)
 
+    def retire_key(self, version: int) -> None:
+        """Remove an old master key version for good (admin); refused while a vault key uses it."""
+        self._call(self._stub.RetireKey, pb.RetireKeyRequest(key_version=version))
+
     def destroy_vault(self, vault: str) -> None:
         self._call(self._stub.DestroyVault, pb.DestroyVaultRequest(vault=vault))
 

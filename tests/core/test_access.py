@@ -25,6 +25,7 @@ CALLS = {
     "retention": lambda v, a: v.set_retention(a, V, "doc", 2**31),
     "hold": lambda v, a: v.set_legal_hold(a, V, "doc", True),
     "rotate": lambda v, a: v.rotate_keys(a),
+    "retire": lambda v, a: v.retire_key(a, 1),
     "destroy_vault": lambda v, a: v.destroy_vault(a, V),
 }
 
@@ -52,7 +53,7 @@ def test_other_citizen_is_refused(with_doc: Vaults, verb: str) -> None:
 def test_citizen_reads_own_vault_only_as_allowed(with_doc: Vaults) -> None:
     assert b"".join(with_doc.read(BOB, V, "doc")[1]) == b"secret"
     assert with_doc.count(BOB, V) == 1
-    for verb in ("deposit", "destroy", "retention", "hold", "create", "rotate"):
+    for verb in ("deposit", "destroy", "retention", "hold", "create", "rotate", "retire"):
         with pytest.raises(PermissionDenied):
             CALLS[verb](with_doc, BOB)
 

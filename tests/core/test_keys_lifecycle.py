@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from core_support import OPERATOR, PERMITS, random_bytes
@@ -11,7 +14,7 @@ import vaultd.core.vaults as vaults_module
 from vaultd.core.policy import Policy
 from vaultd.core.vaults import Vaults, open_vaults
 from vaultd.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
-from vaultd.keys import FileKeyProvider
+from vaultd.keys import FileKeyProvider, WrappedVaultKeys, unwrap_vault_keys
 from vaultd.types import DepositHeader, Receipt
 
 V = "citizen-bob"
@@ -61,6 +64,77 @@ def test_rotation_survives_restart(tmp_path: Path, policy: Policy) -> None:
         assert b"".join(v.read(PERMITS, V, "d")[1]) == b"persistent"
     finally:
         v.close()
+
+
+def test_retire_after_rotation(tmp_path: Path, policy: Policy) -> None:
+    """After a rotation re-wrapped every vault key, the old master key version is retired: a vault
+    record saved before the rotation (as in an older backup) no longer unwraps, the vaults read on
+    and the store opens again."""
+    v = open_vaults(tmp_path, policy=policy, key_provider=FileKeyProvider(tmp_path), map_size=1 << 26)
+    v.create_vault(PERMITS, V)
+    v.deposit(PERMITS, DepositHeader(V, "d"), [b"kept across retirement"])
+    with v.store.read() as r:
+        before = json.loads(r.get_vault(V))
+    with pytest.raises(FailedPrecondition, match="current"):
+        v.retire_key(OPERATOR, 1)
+    assert v.rotate_keys(OPERATOR) == 2
+    with pytest.raises(PermissionDenied):
+        v.retire_key(PERMITS, 1)
+    with pytest.raises(NotFound):
+        v.retire_key(OPERATOR, 5)
+    v.retire_key(OPERATOR, 1)
+    assert v.keys.versions() == [2]
+    with pytest.raises(NotFound):
+        v.retire_key(OPERATOR, 1)
+    old = WrappedVaultKeys(1, base64.b64decode(before["data_key"]), base64.b64decode(before["dedup_key"]),
+                           before["data_key_version"])
+    with pytest.raises(FailedPrecondition, match="version 1 is not in keyring"):
+        unwrap_vault_keys(v.keys, V, old)
+    v._cache.clear()
+    assert b"".join(v.read(PERMITS, V, "d")[1]) == b"kept across retirement"
+    v.create_vault(PERMITS, "citizen-new")
+    v.close()
+    v = open_vaults(tmp_path, policy=policy, key_provider=FileKeyProvider(tmp_path), map_size=1 << 26)
+    try:
+        assert v.ready() and v.keys.versions() == [2]
+        assert b"".join(v.read(PERMITS, V, "d")[1]) == b"kept across retirement"
+        assert v.storage_counters()["kek_versions_in_use"] == 1
+    finally:
+        v.close()
+
+
+def test_retire_refused_while_a_vault_key_uses_the_version(vaults: Vaults) -> None:
+    vaults.deposit(PERMITS, DepositHeader(V, "d"), [b"still under version 1"])
+    vaults.keys.rotate()  # a new version, nothing re-wrapped yet (a rotation cut short)
+    with pytest.raises(FailedPrecondition, match="still wraps the keys of 1 vault"):
+        vaults.retire_key(OPERATOR, 1)
+    # the record is checked as well as the counter: a counter gone wrong does not retire a used key
+    vaults.store.write(lambda t: t.add_stat("kek/1", -1))
+    with pytest.raises(FailedPrecondition, match="citizen-bob"):
+        vaults.retire_key(OPERATOR, 1)
+    assert vaults.keys.versions() == [1, 2]
+    vaults._cache.clear()
+    assert b"".join(vaults.read(PERMITS, V, "d")[1]) == b"still under version 1"
+
+
+def test_a_vault_wrapped_under_a_version_retired_meanwhile_is_not_created(
+    vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vault keys are wrapped before the creating transaction; a retirement in between aborts it."""
+    real = vaults_module.wrap_vault_keys
+
+    def wrap_then_retire(*args: Any, **kwargs: Any) -> Any:
+        w = real(*args, **kwargs)
+        monkeypatch.setattr(vaults_module, "wrap_vault_keys", real)  # the rotation below wraps too
+        vaults.rotate_keys(OPERATOR)
+        vaults.retire_key(OPERATOR, w.kek_version)
+        return w
+
+    monkeypatch.setattr(vaults_module, "wrap_vault_keys", wrap_then_retire)
+    with pytest.raises(Aborted, match="retired meanwhile"):
+        vaults.create_vault(PERMITS, "citizen-late")
+    with vaults.store.read() as r:
+        assert r.get_vault("citizen-late") is None
 
 
 def test_destroy_vault_shreds_keys_and_content(vaults: Vaults) -> None:

@@ -163,6 +163,8 @@ def test_services_may_not_rotate_keys(client_for: Callable[..., VaultClient]) ->
     for who in ("permits", "taxation", "procurement"):
         with pytest.raises(PermissionDenied):
             client_for(who).rotate_keys()
+        with pytest.raises(PermissionDenied):
+            client_for(who).retire_key(1)
 
 
 def test_shared_citizen_vault_is_shared_by_policy(

@@ -23,6 +23,8 @@ def test_pkcs11_master_key(tmp_path: Path) -> None:
             c.deposit("citizen-hsm", "doc", body)
             with d.client("op-admin") as admin:
                 v = admin.rotate_keys()
+                for old in range(1, v):  # the old key objects are destroyed in the token
+                    admin.retire_key(old)
             assert v >= 2
             assert c.read_bytes("citizen-hsm", "doc") == body
             assert c.check("citizen-hsm").ok

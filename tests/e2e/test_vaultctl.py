@@ -9,11 +9,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from servers import RunningServer, new_vault_id
+from servers import RunningServer, journal_leaves, new_vault_id, start_server
 from vaultd.cli import vaultctl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +77,40 @@ def test_every_command(vault_server: RunningServer, tmp_path: Path) -> None:
     assert json.loads(ok(ctl(vault_server, "rm", vault, "permits/A-1.pdf", "--version", "1")))["version"] == 1
     v = json.loads(ok(ctl(vault_server, "keys", "rotate", who="op-admin")))["key_version"]
     assert v >= 2
+
+
+def test_keys_retire(server_factory: Callable[..., RunningServer]) -> None:
+    """Rotate, then retire the old master key version through vaultctl; refusals have their exit
+    codes, the retirement is journaled and the daemon starts again on the keyring without it."""
+    srv = server_factory()
+    vault = new_vault_id()
+    ok(ctl(srv, "mkvault", vault))
+    ok(ctl(srv, "put", vault, "deed", "-", stdin=b"deed of sale"))
+    assert ctl(srv, "keys", "retire", "1", who="op-admin").returncode == 8  # the current version
+    srv.daemon.vaults.keys.rotate()  # version 2, the vault key still wrapped under 1
+    p = ctl(srv, "keys", "retire", "1", who="op-admin")
+    assert p.returncode == 8 and b"still wraps the keys of 1 vault" in p.stderr, p.stderr.decode()
+    assert json.loads(ok(ctl(srv, "keys", "rotate", who="op-admin")))["key_version"] == 3
+    assert ctl(srv, "keys", "retire", "1", who="permits").returncode == 5
+    assert ctl(srv, "keys", "retire", "9", who="op-admin").returncode == 4
+    assert ctl(srv, "keys", "retire", "0", who="op-admin").returncode == 1
+    op = srv.client("op-admin")
+    start = op.checkpoint().tree_size
+    assert json.loads(ok(ctl(srv, "keys", "retire", "1", who="op-admin"))) == {"retired_key_version": 1}
+    ok(ctl(srv, "keys", "retire", "2", who="op-admin"))
+    assert ctl(srv, "keys", "retire", "1", who="op-admin").returncode == 4  # gone
+    retired = [lf for lf in journal_leaves(op, start) if lf.operation == "retire_key"]
+    assert [lf.version for lf in retired] == [1, 2] and all(lf.actor_kind == "operator" for lf in retired)
+    assert ctl(srv, "get", vault, "deed").stdout == b"deed of sale"
+    keyring = json.loads((srv.data_dir / "keyring.json").read_bytes())
+    assert set(keyring["keys"]["keks"]) == {"3"}
+    srv.stop()
+    again = start_server(srv.data_dir)
+    try:
+        assert ctl(again, "get", vault, "deed").stdout == b"deed of sale"
+        assert json.loads(ok(ctl(again, "check", vault)))["ok"] is True
+    finally:
+        again.stop()
 
 
 @pytest.mark.parametrize("args,who,code", [

@@ -3,12 +3,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vaultd.errors import FailedPrecondition, IntegrityError, Unauthenticated
+from vaultd.errors import FailedPrecondition, IntegrityError, NotFound, Unauthenticated
 from vaultd.keys import FileKeyProvider, open_key_provider
 
 
@@ -165,3 +166,37 @@ def test_passphrase_is_not_kept_and_rotation_reseals(tmp_path: Path) -> None:
     with pytest.raises(FailedPrecondition, match="closed"):
         p.rotate()
     assert (tmp_path / "keyring.json").read_bytes() == before and p.current_version() == 2
+
+
+def test_retire_removes_the_version_from_the_keyring(tmp_path: Path) -> None:
+    p = FileKeyProvider(tmp_path, passphrase="correct horse")
+    old = p.wrap(b"s" * 32, b"a")
+    old_kek = bytes(p._keks[1])
+    assert p.rotate() == 2
+    new = p.wrap(b"s" * 32, b"a")
+    held = p._keks[1]
+    p.retire(1)
+    assert held == bytearray(32)  # wiped in memory
+    assert p.versions() == [2]
+    with pytest.raises(FailedPrecondition, match="version 1 is not in keyring"):
+        p.unwrap(old, b"a")
+    q = FileKeyProvider(tmp_path, passphrase="correct horse")  # the retirement was persisted
+    assert q.versions() == [2] and q.current_version() == 2 and old_kek not in q._keks.values()
+    assert q.unwrap(new, b"a") == b"s" * 32
+    with pytest.raises(FailedPrecondition):
+        q.unwrap(old, b"a")
+    assert stat.S_IMODE(os.stat(q.path).st_mode) == 0o600
+    assert not q.path.with_name(q.path.name + ".tmp").exists()
+
+
+def test_retire_refuses_the_current_and_unknown_versions(tmp_path: Path) -> None:
+    p = FileKeyProvider(tmp_path)
+    with pytest.raises(FailedPrecondition, match="current"):
+        p.retire(1)
+    with pytest.raises(NotFound):
+        p.retire(7)
+    p.rotate()
+    p.retire(1)
+    with pytest.raises(NotFound):
+        p.retire(1)
+    assert FileKeyProvider(tmp_path).versions() == [2]

@@ -9,7 +9,7 @@ import pkcs11
 import pytest
 from pkcs11 import Attribute, KeyType, ObjectClass
 
-from vaultd.errors import FailedPrecondition, IntegrityError, Unauthenticated
+from vaultd.errors import FailedPrecondition, IntegrityError, NotFound, Unauthenticated
 from vaultd.keys.hsm import Pkcs11KeyProvider, open_user_session
 
 KEK_ATTRIBUTES = {Attribute.LOCAL: True, Attribute.SENSITIVE: True, Attribute.ALWAYS_SENSITIVE: True,
@@ -137,5 +137,45 @@ def test_the_providers_own_keys_load(softhsm_token: Any) -> None:
         assert q.versions() == [1, 2]
         for key in q._keys.values():
             assert {a: key[a] for a in KEK_ATTRIBUTES} == KEK_ATTRIBUTES
+    finally:
+        q.close()
+
+
+def _labels(t: Any) -> list[str]:
+    session = open_user_session(pkcs11.lib(t.module).get_token(token_label=t.label), t.pin)
+    try:
+        return sorted(o.label for o in session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY,
+                                                            Attribute.KEY_TYPE: KeyType.AES}))
+    finally:
+        session.close()
+
+
+def test_retire_destroys_the_key_in_the_token(softhsm_token: Any) -> None:
+    t = softhsm_token
+    p = Pkcs11KeyProvider(t.module, t.label, t.pin)
+    try:
+        old = p.wrap(b"x" * 32, b"a")
+        with pytest.raises(FailedPrecondition, match="current"):
+            p.retire(1)
+        assert p.rotate() == 2
+        new = p.wrap(b"x" * 32, b"a")
+        with pytest.raises(NotFound):
+            p.retire(9)
+        p.retire(1)
+        assert p.versions() == [2]
+        with pytest.raises(FailedPrecondition, match="version 1 is not in the token"):
+            p.unwrap(old, b"a")
+        with pytest.raises(NotFound):
+            p.retire(1)
+        assert _labels(t) == ["vaultd-kek-2"]
+    finally:
+        p.close()
+    q = Pkcs11KeyProvider(t.module, t.label, t.pin)
+    try:
+        assert q.versions() == [2] and q.current_version() == 2
+        assert q.unwrap(new, b"a") == b"x" * 32
+        with pytest.raises(FailedPrecondition):
+            q.unwrap(old, b"a")
+        assert q.rotate() == 3  # versions keep counting up from the highest present
     finally:
         q.close()

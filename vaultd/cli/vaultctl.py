@@ -46,7 +46,7 @@ exit codes (stable, for scripts):
    5  PERMISSION_DENIED    the policy does not allow this identity this verb on this vault
    6  UNAUTHENTICATED      the certificate or token was not accepted
    7  INVALID_ARGUMENT     a malformed request (name, vault id, metadata, sizes)
-   8  FAILED_PRECONDITION  a retention date or legal hold forbids it
+   8  FAILED_PRECONDITION  a retention date or legal hold forbids it (keys retire: the version is in use)
    9  ALREADY_EXISTS       the vault exists already
   10  RESOURCE_EXHAUSTED   storage full, or the object is too large
   11  DATA_LOSS            an integrity check failed (also: `check` found problems)
@@ -219,6 +219,37 @@ def cmd_mkvault(c: VaultClient, a: argparse.Namespace) -> int:
 def cmd_keys_rotate(c: VaultClient, a: argparse.Namespace) -> int:
     print(json.dumps({"key_version": c.rotate_keys()}))
     return EXIT_OK
+
+
+def cmd_keys_retire(c: VaultClient, a: argparse.Namespace) -> int:
+    c.retire_key(a.key_version)
+    print(json.dumps({"retired_key_version": a.key_version}))
+    return EXIT_OK
+
+
+def _key_version(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if not 1 <= v < 1 << 32:
+        raise argparse.ArgumentTypeError(f"not a master key version: {text!r}")
+    return v
+
+
+RETIRE_EPILOG = """\
+Run `vaultctl keys rotate` first and retire a version once no vault key is wrapped under it
+(the metric vaultd_key_kek_versions_in_use is back to 1). The version is removed from the
+keyring file (key_provider = "file") or its key object is destroyed in the token ("pkcs11"): a
+vault key wrapped under it, as in a backup taken before the rotation, no longer unwraps with
+this keyring or token. Copies of the keyring in escrow made before keep the version.
+
+stdout: {"retired_key_version": N}.
+
+exit codes: 0 retired; 1 usage; 4 NOT_FOUND (no such version); 5 PERMISSION_DENIED (needs the
+admin verb); 8 FAILED_PRECONDITION (the current version, or vault keys still wrapped under it);
+see `vaultctl --help` for the others.
+"""
 
 
 BACKUP_EPILOG = """\
@@ -395,6 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", parser_class=_Parser)
     kr = ksub.add_parser("rotate", help="re-wrap every vault key under a new master key version")
     kr.set_defaults(fn=cmd_keys_rotate)
+    kt = ksub.add_parser(
+        "retire", help="remove an old master key version for good (after a rotation)",
+        description="Remove master key version VERSION from the key provider for good; refused for the "
+        "current version and while any vault key is still wrapped under it.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=RETIRE_EPILOG)
+    kt.add_argument("key_version", metavar="VERSION", type=_key_version, help="the master key version to retire")
+    kt.set_defaults(fn=cmd_keys_retire)
     from vaultd.cli.verify import register as register_verify  # offline: verify, verify-consistency
     register_verify(sub)
     return p

@@ -565,6 +565,8 @@ class Vaults:
                 raise AlreadyExists(f"vault {vault!r} exists already")
             if t.is_purging(vault):
                 raise FailedPrecondition(f"vault {vault!r} is still being erased; retry shortly")
+            if w.kek_version not in self.keys.versions():  # retired since the keys were wrapped
+                raise Aborted(f"master key version {w.kek_version} was retired meanwhile; retry")
             t.put_vault(vault, rec)
             _count(t, f"kek/{w.kek_version}", 1)
             if self._leaf:
@@ -1255,6 +1257,44 @@ class Vaults:
 
             self.store.write(unit)
         return new
+
+    def retire_key(self, actor: Identity, version: int) -> None:
+        """Remove master key version ``version`` from the provider for good, so a vault key wrapped
+        under it (in an older backup, in LMDB's free pages) no longer unwraps here.
+
+        Refused while any vault key is wrapped under it (FailedPrecondition: the ``kek/<version>``
+        counter and a scan of the vault records, in the write transaction that retires it), for the
+        current version (FailedPrecondition) and for a version the provider does not hold
+        (NotFound). The provider retires the version inside that transaction, before the journal
+        entry commits: as no vault uses it, a crash in between leaves every vault readable."""
+        self.authorize(actor, "admin", None)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidArgument("a master key version is a positive integer")
+        self.keys.check_retirable(version)
+
+        def uses(raw: bytes) -> bool:
+            # a record whose version cannot be read counts as using it: nothing is retired under it
+            try:
+                return int(json.loads(raw)["kek_version"]) == version
+            except (ValueError, KeyError, TypeError):
+                return True
+
+        def unit(t: WriteTxn) -> None:
+            counted = t.get_stat(f"kek/{version}") if hasattr(t, "get_stat") else None
+            using = [vault for vault, raw in t.iter_vaults() if uses(raw)]
+            if counted or using:
+                n = max(int(counted or 0), len(using))
+                raise FailedPrecondition(
+                    f"master key version {version} still wraps the keys of {n} vault(s)"
+                    + (f" (e.g. {using[0]!r})" if using else "")
+                    + "; run vaultctl keys rotate and retry once it has re-wrapped every vault"
+                )
+            if version in self.keys.versions():  # a unit run again (full map) finds it retired
+                self.keys.retire(version)
+            if self._leaf:
+                t.journal(self._leaf("retire_key", actor=actor, vault="", version=version))
+
+        self.store.write(unit)
 
     def destroy_vault(self, actor: Identity, vault: str) -> None:
         """Shred the vault's keys (its content is unreadable at once), then remove its records.

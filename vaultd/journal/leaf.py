@@ -54,6 +54,7 @@ class Op:
     SIGN = "sign"
     LOGIN = "login"
     ROTATE_KEYS = "rotate_keys"
+    RETIRE_KEY = "retire_key"
     CHECK = "check"
 
 

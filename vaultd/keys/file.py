@@ -1,7 +1,7 @@
 """The ``file`` key provider: a keyring file in the data folder (the default).
 
 The keyring is made on first run, mode 0600, written atomically (temporary file, fsync, rename,
-fsync of the folder). It holds every KEK version (32 random bytes each). With a passphrase, the
+fsync of the folder). It holds every KEK version (32 random bytes each) until it is retired. With a passphrase, the
 versions are sealed with AES-256-GCM under a key derived by scrypt (n=2**17, r=8, p=1, 16-byte salt:
 OWASP's minimum for scrypt); without one they are stored base64-encoded and the file mode is their
 only protection. A keyring readable by group or others is refused.
@@ -40,7 +40,7 @@ _SCRYPT_MAX_N = 1 << 20
 _SALT_LEN = 16
 
 
-def _b64(b: bytes) -> str:
+def _b64(b: bytes | bytearray) -> str:
     return base64.b64encode(b).decode("ascii")
 
 
@@ -74,7 +74,7 @@ class FileKeyProvider(KeyProvider):
         # salt it was derived with; None for a keyring without a passphrase.
         self._seal_key: bytearray | None = None
         self._kdf: dict[str, Any] | None = None
-        self._keks: dict[int, bytes] = {}
+        self._keks: dict[int, bytearray] = {}
         self._current = 0
         secret = bytearray(passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase or b"")
         try:
@@ -86,7 +86,7 @@ class FileKeyProvider(KeyProvider):
                     salt = secrets.token_bytes(_SALT_LEN)
                     self._kdf = dict(_SCRYPT, name="scrypt", salt=_b64(salt))
                     self._seal_key = _derive(secret, salt, _SCRYPT["n"], _SCRYPT["r"], _SCRYPT["p"])
-                self._keks = {1: secrets.token_bytes(32)}
+                self._keks = {1: bytearray(secrets.token_bytes(32))}
                 self._current = 1
                 self._save()
         finally:
@@ -129,7 +129,7 @@ class FileKeyProvider(KeyProvider):
                     f"keyring {self.path} is not sealed but a passphrase was given; refusing to guess"
                 )
             body = doc["keys"]
-        self._keks = {int(v): _unb64(k) for v, k in body["keks"].items()}
+        self._keks = {int(v): bytearray(_unb64(k)) for v, k in body["keks"].items()}
         self._current = int(body["current"])
         if self._current not in self._keks or any(len(k) != 32 for k in self._keks.values()):
             raise FailedPrecondition(f"keyring {self.path} is inconsistent")
@@ -212,7 +212,7 @@ class FileKeyProvider(KeyProvider):
     def rotate(self) -> int:
         with self._lock:
             v, previous = max(self._keks) + 1, self._current
-            self._keks[v] = secrets.token_bytes(32)
+            self._keks[v] = bytearray(secrets.token_bytes(32))
             self._current = v
             try:
                 self._save()
@@ -222,6 +222,20 @@ class FileKeyProvider(KeyProvider):
                 self._current = previous
                 raise
             return v
+
+    def retire(self, version: int) -> None:
+        """Remove ``version`` from the keyring and write it again (atomically, as rotation does), then
+        wipe the key's bytes held in memory. The previous keyring file is replaced by the rename, not
+        overwritten: its blocks may linger on the disk until reused."""
+        with self._lock:
+            self.check_retirable(version)
+            kek = self._keks.pop(version)
+            try:
+                self._save()
+            except BaseException:
+                self._keks[version] = kek  # the keyring file still holds it
+                raise
+            _wipe(kek)
 
     def close(self) -> None:
         """Wipe the key sealing the keyring: a rotation after this is refused."""

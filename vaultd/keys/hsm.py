@@ -4,7 +4,7 @@ Each KEK version is an AES-256 secret key object in the token, labelled ``<label
 generated inside the token with CKA_SENSITIVE=true and CKA_EXTRACTABLE=false: its value never leaves
 it. Wrapping and unwrapping are CKM_AES_GCM encrypt/decrypt operations performed inside the token
 (12-byte nonce chosen here, 128-bit tag, the associated data passed through). The current version is
-the highest label present.
+the highest label present. Retiring a version destroys its key object in the token.
 
 Anyone holding the token PIN can create objects with such a label, so every key found under the prefix
 is checked when the provider opens: it must have been generated in the token (CKA_LOCAL) and be, and
@@ -161,6 +161,18 @@ class Pkcs11KeyProvider(KeyProvider):
             v = self.current_version() + 1
             self._generate(v)
             return v
+
+    def retire(self, version: int) -> None:
+        """Destroy the key object of ``version`` in the token (C_DestroyObject)."""
+        with self._lock:
+            self.check_retirable(version)
+            try:
+                self._keys[version].destroy()
+            except PKCS11Error as e:
+                raise FailedPrecondition(
+                    f"PKCS#11 token {self._token_label!r} refused to destroy master key version {version}: {e!r}"
+                ) from None
+            del self._keys[version]
 
     def ready(self) -> bool:
         return bool(self._keys)

@@ -3,7 +3,7 @@
 A provider never hands out its master key: it only wraps (encrypts) and unwraps (decrypts and
 authenticates) short secrets under a given KEK version, with associated data binding the wrapped key
 to its vault and purpose. ``rotate`` makes a new KEK version that becomes current; old versions keep
-unwrapping until every vault key has been re-wrapped.
+unwrapping until every vault key has been re-wrapped, and until ``retire`` removes them for good.
 
 Wrapped form (every provider): ``b"VK1" || u32 kek_version || 12-byte nonce || AES-256-GCM(ct || tag)``.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from abc import ABC, abstractmethod
 
-from vaultd.errors import IntegrityError, InvalidArgument
+from vaultd.errors import FailedPrecondition, IntegrityError, InvalidArgument, NotFound
 
 __all__ = ["KeyProvider", "WRAP_MAGIC", "pack_wrapped", "unpack_wrapped"]
 
@@ -58,6 +58,22 @@ class KeyProvider(ABC):
     @abstractmethod
     def rotate(self) -> int:
         """Make a new KEK version, make it current and return it."""
+
+    @abstractmethod
+    def retire(self, version: int) -> None:
+        """Remove KEK ``version`` for good: nothing wrapped under it unwraps any more. NotFound for a
+        version the provider does not hold, FailedPrecondition for the current version. The provider
+        does not know which vault keys a version still wraps: ``Vaults.retire_key`` checks that."""
+
+    def check_retirable(self, version: int) -> None:
+        """Refuse retiring ``version`` when it is unknown (NotFound) or current (FailedPrecondition)."""
+        if version not in self.versions():
+            raise NotFound(f"there is no master key version {version} (versions: {self.versions()})")
+        if version == self.current_version():
+            raise FailedPrecondition(
+                f"master key version {version} is the current one; rotate first (vaultctl keys rotate), "
+                "then retire it"
+            )
 
     def ready(self) -> bool:
         """True once the provider can wrap and unwrap (keyring unlocked, token logged in)."""

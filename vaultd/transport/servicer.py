@@ -63,6 +63,7 @@ class VaultsAPI(Protocol):
     def set_legal_hold(self, actor: t.Identity, vault: str, name: str, hold: bool,
                        version: int | None = ...) -> t.ObjectStat: ...
     def rotate_keys(self, actor: t.Identity) -> int: ...
+    def retire_key(self, actor: t.Identity, version: int) -> None: ...
     def destroy_vault(self, actor: t.Identity, vault: str) -> Any: ...
     def ready(self) -> bool: ...
 
@@ -333,6 +334,11 @@ class VaultServicer(pb_grpc.VaultServiceServicer):
     @unary
     def RotateKeys(self, request: pb.RotateKeysRequest, ctx: Any) -> pb.RotateKeysResponse:
         return pb.RotateKeysResponse(key_version=self._vaults.rotate_keys(identity_of(ctx)))
+
+    @unary
+    def RetireKey(self, request: pb.RetireKeyRequest, ctx: Any) -> pb.RetireKeyResponse:
+        self._vaults.retire_key(identity_of(ctx), request.key_version)
+        return pb.RetireKeyResponse()
 
     @unary
     def GetSignatures(self, request: pb.GetSignaturesRequest, ctx: Any) -> pb.GetSignaturesResponse:

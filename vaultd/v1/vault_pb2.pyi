@@ -318,6 +318,16 @@ class RotateKeysResponse(_message.Message):
     key_version: int
     def __init__(self, key_version: _Optional[int] = ...) -> None: ...
 
+class RetireKeyRequest(_message.Message):
+    __slots__ = ("key_version",)
+    KEY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    key_version: int
+    def __init__(self, key_version: _Optional[int] = ...) -> None: ...
+
+class RetireKeyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class DestroyVaultRequest(_message.Message):
     __slots__ = ("vault",)
     VAULT_FIELD_NUMBER: _ClassVar[int]

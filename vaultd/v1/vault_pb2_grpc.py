@@ -99,6 +99,11 @@ class VaultServiceStub:
                 request_serializer=vaultd_dot_v1_dot_vault__pb2.RotateKeysRequest.SerializeToString,
                 response_deserializer=vaultd_dot_v1_dot_vault__pb2.RotateKeysResponse.FromString,
                 _registered_method=True)
+        self.RetireKey = channel.unary_unary(
+                '/vaultd.v1.VaultService/RetireKey',
+                request_serializer=vaultd_dot_v1_dot_vault__pb2.RetireKeyRequest.SerializeToString,
+                response_deserializer=vaultd_dot_v1_dot_vault__pb2.RetireKeyResponse.FromString,
+                _registered_method=True)
         self.DestroyVault = channel.unary_unary(
                 '/vaultd.v1.VaultService/DestroyVault',
                 request_serializer=vaultd_dot_v1_dot_vault__pb2.DestroyVaultRequest.SerializeToString,
@@ -234,6 +239,16 @@ class VaultServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetireKey(self, request, context):
+        """Administration: removes an old master key version for good (from the keyring file, or its key
+        object from the token); a vault key wrapped under it no longer unwraps. FAILED_PRECONDITION
+        for the current version or while any vault key is still wrapped under it; NOT_FOUND for a
+        version the key provider does not hold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DestroyVault(self, request, context):
         """Destroys a whole vault: its keys are shredded, its data is unreadable at once.
         FAILED_PRECONDITION while any version in it is under legal hold or retained.
@@ -318,6 +333,11 @@ def add_VaultServiceServicer_to_server(servicer, server):
                     servicer.RotateKeys,
                     request_deserializer=vaultd_dot_v1_dot_vault__pb2.RotateKeysRequest.FromString,
                     response_serializer=vaultd_dot_v1_dot_vault__pb2.RotateKeysResponse.SerializeToString,
+            ),
+            'RetireKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireKey,
+                    request_deserializer=vaultd_dot_v1_dot_vault__pb2.RetireKeyRequest.FromString,
+                    response_serializer=vaultd_dot_v1_dot_vault__pb2.RetireKeyResponse.SerializeToString,
             ),
             'DestroyVault': grpc.unary_unary_rpc_method_handler(
                     servicer.DestroyVault,
@@ -681,6 +701,33 @@ class VaultService:
             '/vaultd.v1.VaultService/RotateKeys',
             vaultd_dot_v1_dot_vault__pb2.RotateKeysRequest.SerializeToString,
             vaultd_dot_v1_dot_vault__pb2.RotateKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vaultd.v1.VaultService/RetireKey',
+            vaultd_dot_v1_dot_vault__pb2.RetireKeyRequest.SerializeToString,
+            vaultd_dot_v1_dot_vault__pb2.RetireKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
