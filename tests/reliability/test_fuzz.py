@@ -42,7 +42,9 @@ def test_harness_runs_without_a_crash(name: str, tmp_path: Path, fuzz_runs: int)
     assert r.returncode == 0 and not crashes, (
         f"fuzz_{name} (seed {seed}) crashed: {crashes}\n" + r.stderr[-4000:])
     done = re.search(r"Done (\d+) runs", r.stderr)
-    assert done and int(done.group(1)) == runs, r.stderr[-2000:]
+    # libFuzzer checks its run limit between mutation rounds, so it may end a few runs past it
+    # (1,013 of 1,000 was seen); fewer would mean the harness stopped early
+    assert done and int(done.group(1)) >= runs, r.stderr[-2000:]
     assert any(corpus.iterdir()), "the seed corpus was not written"
     print(f"fuzz_{name}: {runs} executions, seed {seed}")
 
