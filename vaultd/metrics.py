@@ -255,7 +255,7 @@ class Metrics:
             "vaultd_integrity_errors_total",
             "Integrity failures (AEAD tag, chunk id, digest, proof), by where they were found.",
             ["where"], registry=r)
-        for where in ("read", "stat", "list", "deposit", "check", "scrub", "journal"):
+        for where in ("read", "stat", "list", "update", "deposit", "check", "scrub", "journal"):
             self.integrity_errors.labels(where)
 
         # --- certificates and keys --------------------------------------------------------------

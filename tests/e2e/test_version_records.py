@@ -1,7 +1,7 @@
 """Version records and manifests are authenticated: each carries a MAC, under a key derived from the
 vault's data key, over the version's immutable facts and its manifest. A record altered in the store
 (chunks reordered or taken from another document, a different size or SHA-256) is refused by Read
-before any byte with DATA_LOSS, by Stat and List, and reported by Check; every deposit path writes a record
+before any byte with DATA_LOSS, by Stat, List, SetRetention and SetLegalHold, and reported by Check; every deposit path writes a record
 that verifies. Real daemon over mutual TLS on loopback, real LMDB."""
 
 from __future__ import annotations
@@ -62,6 +62,10 @@ def _assert_refused(srv: RunningServer, c: VaultClient, vault: str, name: str) -
     for versions in (False, True):  # List serves the same facts as Stat: it checks them the same way
         with pytest.raises(IntegrityError, match=MAC_MISMATCH):
             list(c.list(vault, versions=versions))
+    with pytest.raises(IntegrityError, match=MAC_MISMATCH):  # no hold or retention on an altered record
+        c.set_legal_hold(vault, name, True)
+    with pytest.raises(IntegrityError, match=MAC_MISMATCH):
+        c.set_retention(vault, name, 4_000_000_000)
     rep = c.check(vault)
     assert [(p.name, p.version) for p in rep.problems] == [(name, 1)]
     assert MAC_MISMATCH in rep.problems[0].what

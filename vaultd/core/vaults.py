@@ -1021,9 +1021,12 @@ class Vaults:
         self.authorize(actor, verb, vault)
         validate_vault_id(vault)
         validate_name(name)
+        keys = self._vault_keys(vault)
 
         def unit(t: WriteTxn) -> ObjectStat:
             v, rec = self._version(t, vault, name, version)
+            # a retention date or a hold is set only on a version whose record is the deposit's
+            self._verify_version(keys, vault, name, v, rec, t.get_manifest(vault, name, v) or b"", "update")
             change(rec)
             t.put_version(vault, name, v, _dumps(rec), t.get_manifest(vault, name, v) or b"")
             if self._leaf:
