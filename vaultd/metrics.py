@@ -343,9 +343,10 @@ class Metrics:
         """A scrub could not run to its end (the store failed, the daemon stopped it)."""
         self.scrub_runs.labels("failed").inc()
 
-    def integrity_error(self, where: str) -> None:
-        """An IntegrityError was raised; ``where``: read, stat, deposit, check, scrub or journal."""
-        self.integrity_errors.labels(where).inc()
+    def integrity_error(self, where: str, n: int = 1) -> None:
+        """``n`` integrity failures found by ``where``: read, stat, list, update, deposit, check, scrub
+        or journal."""
+        self.integrity_errors.labels(where).inc(n)
 
     # --- certificates and keys ------------------------------------------------------------------
     def set_certificate_expiry(self, role: str, not_after: float) -> None:

@@ -173,8 +173,7 @@ class Scrubber:
                             "vault": vault, "object_name": name, "version": version,
                             "problems": report.problems_omitted})
                         if self.metrics is not None:
-                            for _ in range(report.problems_omitted):
-                                self.metrics.integrity_error("scrub")
+                            self.metrics.integrity_error("scrub", report.problems_omitted)
                     self._keep_pace(res.bytes, began)
             res.completed = True
         except (VaultError, OSError, InterruptedError) as e:

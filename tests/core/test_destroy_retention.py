@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
-from core_support import PERMITS, random_bytes, stored_chunk_bytes
+from core_support import OPERATOR, PERMITS, random_bytes, stored_chunk_bytes
 
 from vaultd.core.vaults import Vaults
-from vaultd.errors import FailedPrecondition, NotFound
+from vaultd.errors import FailedPrecondition, IntegrityError, NotFound
 from vaultd.types import DepositHeader
 
 V = "citizen-bob"
@@ -61,3 +62,22 @@ def test_legal_hold_blocks_destroy(vaults: Vaults) -> None:
     assert vaults.stat(PERMITS, V, "h").legal_hold is True
     vaults.set_legal_hold(PERMITS, V, "h", False)
     vaults.destroy(PERMITS, V, "h")
+
+
+def test_a_damaged_retention_date_blocks_destruction(vaults: Vaults) -> None:
+    """A retention date that is not an integer is damage, not a date that has passed: neither the
+    version nor its vault is destroyed (DATA_LOSS naming the version)."""
+    vaults.create_vault(PERMITS, "citizen-carol")
+    vaults.deposit(PERMITS, DepositHeader("citizen-carol", "kept"), [b"x"])
+
+    def damage(t) -> None:  # type: ignore[no-untyped-def]
+        rec = json.loads(t.get_version("citizen-carol", "kept", 1))
+        rec["retain_until"] = "2999-01-01"
+        t.put_version("citizen-carol", "kept", 1, json.dumps(rec).encode(), t.get_manifest("citizen-carol", "kept", 1))
+
+    vaults.store.write(damage)
+    with pytest.raises(IntegrityError, match="'kept' version 1: its stored retention date is damaged"):
+        vaults.destroy(PERMITS, "citizen-carol", "kept")
+    with pytest.raises(IntegrityError, match="retention date is damaged"):
+        vaults.destroy_vault(OPERATOR, "citizen-carol")
+    assert vaults.count(PERMITS, "citizen-carol") == 1

@@ -274,9 +274,9 @@ def _check_retain_until(retain_until: int) -> None:
             f"(9999-12-31T23:59:59Z), got {retain_until}")
 
 
-def _check_record(raw: bytes) -> tuple[int, bytes]:
-    """The size and SHA-256 a version record states, for ``check``; damage is an IntegrityError
-    whose message starts with "record damaged"."""
+def _check_record(raw: bytes) -> tuple[dict[str, Any], int, bytes]:
+    """A version record with the size and SHA-256 it states, for ``check``; damage is an
+    IntegrityError whose message starts with "record damaged"."""
     try:
         rec = json.loads(raw)
     except (ValueError, RecursionError):
@@ -289,7 +289,7 @@ def _check_record(raw: bytes) -> tuple[int, bytes]:
     digest = rec.get("sha256")
     if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
         raise IntegrityError("record damaged: its SHA-256 is not 64 hexadecimal digits")
-    return size, bytes.fromhex(digest)
+    return rec, size, bytes.fromhex(digest)
 
 
 def _utc(seconds: int) -> str:
@@ -451,8 +451,7 @@ class Vaults:
 
     def _integrity_error(self, where: str, n: int = 1) -> None:
         if self.metrics is not None:
-            for _ in range(n):
-                self.metrics.integrity_error(where)
+            self.metrics.integrity_error(where, n)
 
     def storage_counters(self) -> dict[str, float]:
         """What the metrics read at each scrape: ``logical_bytes`` and ``kek_versions_in_use`` (one
@@ -985,16 +984,9 @@ class Vaults:
 
         def unit(t: WriteTxn) -> int:
             v, rec = self._version(t, vault, name, version)
-            if rec.get("legal_hold"):
-                raise FailedPrecondition(
-                    f"object {name!r} version {v} is under legal hold; lift the hold before destroying it"
-                )
-            ru = rec.get("retain_until")
-            if ru is not None and ru * 1_000_000_000 > now:
-                raise FailedPrecondition(
-                    f"object {name!r} version {v} is retained until {_utc(ru)}"
-                    "; it cannot be destroyed before then"
-                )
+            kept = _kept(rec, now, f"object {name!r} version {v}")
+            if kept is not None:
+                raise FailedPrecondition(f"object {name!r} version {v} is {kept[0]}; {kept[1]}")
             manifest = t.get_manifest(vault, name, v) or b""
             for cid, _ in _manifest_entries(manifest):
                 try:
@@ -1025,10 +1017,11 @@ class Vaults:
 
         def unit(t: WriteTxn) -> ObjectStat:
             v, rec = self._version(t, vault, name, version)
+            manifest = t.get_manifest(vault, name, v) or b""
             # a retention date or a hold is set only on a version whose record is the deposit's
-            self._verify_version(keys, vault, name, v, rec, t.get_manifest(vault, name, v) or b"", "update")
+            self._verify_version(keys, vault, name, v, rec, manifest, "update")
             change(rec)
-            t.put_version(vault, name, v, _dumps(rec), t.get_manifest(vault, name, v) or b"")
+            t.put_version(vault, name, v, _dumps(rec), manifest)
             if self._leaf:
                 # the new state is in the leaf: retain_until (unix seconds) or hold (1 placed, 0 lifted)
                 state = {"retain_until": rec.get("retain_until")} if verb == "retention" else {
@@ -1166,12 +1159,13 @@ class Vaults:
 
         expected: tuple[int, bytes] | None = None
         try:
-            expected = _check_record(raw)
+            rec, size, digest = _check_record(raw)
+            expected = (size, digest)
         except IntegrityError as e:
             problem(str(e))  # damaged beyond a MAC's say: its chunks are still opened and checked
         else:
             try:
-                _check_version_mac(keys, vault, name, version, json.loads(raw), manifest)
+                _check_version_mac(keys, vault, name, version, rec, manifest)
             except IntegrityError as e:
                 problem(str(e))  # its facts and manifest are not the deposit's: nothing to check them against
                 return 0, set(), mine, more
@@ -1348,21 +1342,34 @@ class Vaults:
             pass
 
 
+def _kept(rec: dict[str, Any], now_ns: int, what: str) -> tuple[str, str] | None:
+    """Why a version record may not be destroyed at ``now_ns`` (legal hold, then retention) and
+    what lifts it; None when it may. A retention date that is not an integer is damage
+    (IntegrityError naming ``what``), never a date that has passed."""
+    if rec.get("legal_hold"):
+        return "under legal hold", "lift the hold before destroying it"
+    ru = rec.get("retain_until")
+    if ru is None:
+        return None
+    if not isinstance(ru, int) or isinstance(ru, bool):
+        raise IntegrityError(f"{what}: its stored retention date is damaged")
+    if ru * 1_000_000_000 > now_ns:
+        return f"retained until {_utc(ru)}", "it cannot be destroyed before then"
+    return None
+
+
 def _refuse_if_kept(t: ReadTxn, vault: str, now_ns: int) -> None:
     """FailedPrecondition when any version of ``vault`` is under legal hold or retained at ``now_ns``."""
     kept = 0
     first = ""
     for name, _ in t.iter_objects(vault):
         for v, raw in t.iter_versions(vault, name):
-            rec = _record(raw, f"object {name!r} version {v}")
-            ru = rec.get("retain_until")
-            until = ru if isinstance(ru, int) and ru * 1_000_000_000 > now_ns else None
-            held = bool(rec.get("legal_hold"))
-            if held or until is not None:
+            what = f"object {name!r} version {v}"
+            why = _kept(_record(raw, what), now_ns, what)
+            if why is not None:
                 kept += 1
                 if not first:
-                    why = "under legal hold" if until is None else f"retained until {_utc(until)}"
-                    first = f"object {name!r} version {v} is {why}"
+                    first = f"{what} is {why[0]}"
     if kept:
         raise FailedPrecondition(
             f"vault {vault!r} cannot be destroyed: {kept} version(s) in it are under legal hold or "
