@@ -20,6 +20,7 @@ metrics on loopback only. The TOML file holds the field names below at top level
     journal_origin = "vaultd/city.example"
     scrub_interval = 86400.0         # seconds between scheduled scrubs; 0: no scheduled scrub
     scrub_bytes_per_second = 67108864  # scrub pace; 0: no limit
+    scrub_busy_share = 0.02          # while calls are served, the scrub works at most this share of the time
     key_max_age_days = 365.0         # rotate the master key at least this often (drives an alert)
 
 The environment variable of a field is ``VAULTD_`` + its name in capitals (``VAULTD_LISTEN``,
@@ -109,6 +110,10 @@ class Config:
     scrub_bytes_per_second: float = field(
         default=float(64 << 20),
         metadata={"help": "pace of the scheduled scrub, bytes checked per second; 0: no limit"})
+    scrub_busy_share: float = field(
+        default=0.02,
+        metadata={"help": "while the daemon serves calls (one in flight, or one ended less than a second "
+                  "ago), the scrub works at most this share of the time, in (0, 1]; 1: it never gives way"})
     key_max_age_days: float = field(
         default=365.0,
         metadata={"help": "the longest a master key version should stay current, in days: the metric "
@@ -164,6 +169,8 @@ class Config:
             raise InvalidArgument("key_max_age_days must not be negative")
         if self.scrub_interval < 0 or self.scrub_bytes_per_second < 0:
             raise InvalidArgument("scrub_interval and scrub_bytes_per_second must not be negative")
+        if not 0 < self.scrub_busy_share <= 1:
+            raise InvalidArgument(f"scrub_busy_share must be in (0, 1], not {self.scrub_busy_share}")
         if ":" not in self.listen:
             raise InvalidArgument(f"listen must be host:port, not {self.listen!r}")
         if self.citizen_crls and self.citizen_ca is None:

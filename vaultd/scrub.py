@@ -4,7 +4,13 @@ with its results in the metrics and in the journal.
 A pass walks the vaults and, in each, every object version (a page of the listing at a time), and
 checks each version on its own (every chunk opened: AEAD tag, chunk id, sizes, the document's
 SHA-256). Checking per version keeps the pace even: after each one the scrubber sleeps as long as
-needed to stay under ``bytes_per_second``, so a scrub never starves traffic. Problems are counted,
+needed to stay under ``bytes_per_second``. While the daemon serves calls (``traffic``: a call in
+flight, or one ended less than ``quiet`` seconds ago) it also gives way to them: it works at most
+``busy_share`` of the time, sleeping after each version for as long as that version took divided by
+the share (less the version's own time). A pass over small objects is bound by the CPU, not by
+bytes, and one running flat out next to the calls tripled their median latency (it holds the
+interpreter's lock for much of its work); giving way keeps the calls' latency as it is without a
+scrub, and the pass takes longer under load (``yielded_seconds``). Problems are counted,
 logged (vault, object, version and what, never content) and reported; a version destroyed while the
 pass runs is skipped.
 
@@ -21,6 +27,7 @@ leaves: the daemon hands it the ``Vaults`` object.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -29,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vaultd.errors import NotFound, VaultError
+from vaultd.traffic import Traffic
 from vaultd.types import Identity
 
 __all__ = ["Scrubber", "ScrubResult", "journal_pass", "last_pass", "SCRUB_IDENTITY"]
@@ -48,6 +56,8 @@ class ScrubResult:
     problems: list[Any] = field(default_factory=list)  # vaultd.types.Problem
     problems_omitted: int = 0  # found in versions with more problems than a check lists
     completed: bool = False
+    worked_seconds: float = 0.0  # spent checking versions
+    yielded_seconds: float = 0.0  # slept to give way to calls, beyond the bytes pace
 
     @property
     def problem_count(self) -> int:
@@ -74,11 +84,16 @@ class Scrubber:
         on_pass: Callable[[ScrubResult], None] | None = None,
         list_vaults: Callable[[], Iterable[str]] | None = None,
         page_size: int = 500,
+        traffic: Traffic | None = None,
+        busy_share: float = 0.02,
+        quiet: float = 1.0,
     ) -> None:
         if interval <= 0 or initial_delay < 0:
             raise ValueError("scrub interval must be positive and the initial delay not negative")
         if bytes_per_second is not None and bytes_per_second <= 0:
             raise ValueError("scrub pace must be positive (or None for no limit)")
+        if not 0 < busy_share <= 1 or quiet < 0:
+            raise ValueError("the scrub's busy share must be in (0, 1] and its quiet time not negative")
         self.vaults = vaults
         self.metrics = metrics
         self.interval = interval
@@ -88,6 +103,9 @@ class Scrubber:
         self.on_pass = on_pass
         self._list_vaults = list_vaults or self._store_vaults
         self.page_size = page_size
+        self.traffic = traffic
+        self.busy_share = busy_share
+        self.quiet = quiet
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last: ScrubResult | None = None
@@ -121,9 +139,17 @@ class Scrubber:
                 return
 
     # --- one pass ---------------------------------------------------------------------------------
-    def _store_vaults(self) -> list[str]:
-        with self.vaults.store.read() as r:
-            return [v for v, _ in r.iter_vaults()]
+    def _store_vaults(self) -> Iterator[str]:
+        """Every vault id, read a page at a time in short read transactions (a pass that begins by
+        reading 10^5 vault ids at once holds the interpreter for that long, in one go)."""
+        after: str | None = None
+        while True:
+            with self.vaults.store.read() as r:
+                page = [v for v, _ in itertools.islice(r.iter_vaults(after=after), self.page_size)]
+            if not page:
+                return
+            yield from page
+            after = page[-1]
 
     def _versions(self, vault: str) -> Iterator[tuple[str, int]]:
         """Every (name, version) of ``vault``, read a page at a time in short read transactions
@@ -153,11 +179,14 @@ class Scrubber:
                 for name, version in self._versions(vault):
                     if self._stop.is_set():
                         raise InterruptedError("the scrub was stopped")
+                    t0 = time.monotonic()
                     try:
                         report = self.vaults.check(self.identity, vault, name, version,
                                                    record_errors=False)
                     except NotFound:  # destroyed while the pass runs
                         continue
+                    worked = time.monotonic() - t0
+                    res.worked_seconds += worked
                     res.objects += 1
                     res.bytes += report.bytes
                     for p in report.problems:
@@ -174,7 +203,7 @@ class Scrubber:
                             "problems": report.problems_omitted})
                         if self.metrics is not None:
                             self.metrics.integrity_error("scrub", report.problems_omitted)
-                    self._keep_pace(res.bytes, began)
+                    self._keep_pace(res, began, worked)
             res.completed = True
         except (VaultError, OSError, InterruptedError) as e:
             log.warning("scrub pass did not finish", extra={"error": f"{type(e).__name__}: {e}"})
@@ -192,7 +221,9 @@ class Scrubber:
             log.info("scrub pass done", extra={
                 "vaults": res.vaults, "objects": res.objects, "bytes": res.bytes,
                 "problems": res.problem_count,
-                "duration_seconds": round(res.finished_at - res.started_at, 3)})
+                "duration_seconds": round(res.finished_at - res.started_at, 3),
+                "worked_seconds": round(res.worked_seconds, 3),
+                "yielded_seconds": round(res.yielded_seconds, 3)})
         self.last = res
         if self.on_pass is not None:
             try:
@@ -201,12 +232,19 @@ class Scrubber:
                 log.exception("recording the scrub pass failed")
         return res
 
-    def _keep_pace(self, done_bytes: int, began: float) -> None:
-        if self.pace is None:
-            return
-        ahead = done_bytes / self.pace - (time.monotonic() - began)
-        if ahead > 0:
-            self._stop.wait(ahead)
+    def _keep_pace(self, res: ScrubResult, began: float, worked: float) -> None:
+        """Sleep after a version that took ``worked`` seconds: to stay under the bytes pace, and
+        while calls are being served, to work at most ``busy_share`` of the time."""
+        wait = 0.0
+        if self.pace is not None:
+            wait = res.bytes / self.pace - (time.monotonic() - began)
+        if self.traffic is not None and self.busy_share < 1 and self.traffic.busy(self.quiet):
+            give_way = worked * (1 / self.busy_share - 1)
+            if give_way > wait:
+                res.yielded_seconds += give_way - max(wait, 0.0)
+                wait = give_way
+        if wait > 0:
+            self._stop.wait(wait)
 
 
 #: Counters of the store's ``stats`` record written with each pass's journal leaf, so a daemon

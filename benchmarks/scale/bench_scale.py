@@ -182,6 +182,45 @@ def resident(data_dir: Path) -> float:
         return float("nan")
 
 
+def thread_cpu(d: Daemon) -> dict[str, float]:
+    """CPU seconds (user + system) of each of the daemon's threads so far, by thread id."""
+    return {tid: u + s for tid, (u, s) in d.thread_cpu().items()}
+
+
+def scrub_seconds(d: Daemon, before: dict[str, float], after: dict[str, float]) -> float | None:
+    """CPU seconds the daemon's scrub thread took between two ``thread_cpu`` readings: 0.0 when no
+    scrub thread is found (none scheduled yet, or none running); None without py-spy to name the
+    threads."""
+    names = d.thread_names()
+    if not names:
+        return None
+    return sum(after[t] - before.get(t, 0.0) for t, n in names.items() if n == "vaultd-scrub" and t in after)
+
+
+def proactive_reclaim() -> str | None:
+    """The machine's DAMON schemes that page out memory left idle (``/sys/kernel/mm/damon``):
+    they evict page cache (the LMDB data file among it) without any memory pressure."""
+    root = Path("/sys/kernel/mm/damon/admin/kdamonds")
+    found = []
+    for kd in sorted(root.glob("[0-9]*")):
+        try:
+            if (kd / "state").read_text().strip() != "on":
+                continue
+            for ctx in sorted((kd / "contexts").glob("[0-9]*")):
+                aggr_us = int((ctx / "monitoring_attrs/intervals/aggr_us").read_text())
+                for sch in sorted((ctx / "schemes").glob("[0-9]*")):
+                    if (sch / "action").read_text().strip() != "pageout":
+                        continue
+                    age = int((sch / "access_pattern/age/min").read_text())
+                    quota = int((sch / "quotas/bytes").read_text())
+                    reset = int((sch / "quotas/reset_interval_ms").read_text())
+                    found.append(f"pageout of memory idle for {age * aggr_us / 1e6:.0f} s"
+                                 + (f", up to {quota >> 20} MiB per {reset / 1000:g} s" if quota else ""))
+        except (OSError, ValueError):
+            continue
+    return "; ".join(found) or None
+
+
 def profile(d: Daemon, target: Target, ops: int, milestone: int) -> dict[str, float]:
     """One more probe pass (not measured) with py-spy sampling the daemon (wall clock, idle threads
     left out): of the samples in a VaultServicer method, the share (%) of the functions that take
@@ -307,9 +346,10 @@ def main() -> int:
                 }
                 target: Target = ("", d.address, str(d.data_dir), vaults_done)
                 row["LMDB data file resident before the probes"] = resident(d.data_dir)
-                f0, cf0 = faults(d), faults(ctl)
+                f0, cf0, t0 = faults(d), faults(ctl), thread_cpu(d)
                 row.update(probe([target, ("control ", ctl.address, str(ctl.data_dir), ctl_vaults)], ops, m))
-                f1, cf1 = faults(d), faults(ctl)
+                f1, cf1, t1 = faults(d), faults(ctl), thread_cpu(d)
+                row["scrub thread CPU seconds during the probes"] = scrub_seconds(d, t0, t1)
                 row["LMDB data file resident after the probes"] = resident(d.data_dir)
                 row["probe page faults per call, minor/major"] = [(f1[0] - f0[0]) / (4 * ops), (f1[1] - f0[1]) / (4 * ops)]
                 row["control probe page faults per call, minor/major"] = [(cf1[0] - cf0[0]) / (4 * ops),
@@ -337,7 +377,8 @@ def main() -> int:
             "control objects": milestones[0],
             "fill calls": f"CreateVault per vault, DepositBatch of {PER_VAULT * VAULTS_PER_CALL} objects",
             "load average 1/5/15 min at start": [round(x, 2) for x in load_start],
-            "load average 1/5/15 min at end": [round(x, 2) for x in os.getloadavg()]}
+            "load average 1/5/15 min at end": [round(x, 2) for x in os.getloadavg()],
+            "proactive reclaim": proactive_reclaim()}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     lines = [
@@ -379,6 +420,19 @@ def main() -> int:
                               f"{r['probe page faults per call, minor/major'][1]:.2f} against "
                               f"{r['control probe page faults per call, minor/major'][0]:.1f} / "
                               f"{r['control probe page faults per call, minor/major'][1]:.2f}" for r in ms) + "."]
+    if ms and "LMDB data file resident before the probes" in ms[0]:
+        lines += ["", "The growing daemon's LMDB data file in the page cache (`fincore`) before / after its "
+                  "probes, and the CPU its scheduled scrub (first pass 10 minutes after the start; it gives "
+                  "way to calls) took during them: "
+                  + "; ".join(f"{r['objects']:,} objects {100 * r['LMDB data file resident before the probes']:.0f}% / "
+                              f"{100 * r['LMDB data file resident after the probes']:.0f}%, scrub "
+                              + ("not known (no py-spy)" if r.get("scrub thread CPU seconds during the probes") is None
+                                 else f"{r['scrub thread CPU seconds during the probes']:.1f} s")
+                              for r in ms) + "."]
+    if meta["proactive reclaim"]:
+        lines += ["", f"This machine reclaims idle memory on its own (DAMON: {meta['proactive reclaim']}), so "
+                  "the parts of the data file that the probes do not touch often leave the page cache whatever "
+                  "the free memory; a probe that lands on them reads the disk."]
     if len(ms) >= 2:
         lines += ["", f"p99 at {ms[-1]['objects']:,} against {ms[0]['objects']:,} objects (target at most 1.5x): "
                   + ", ".join(f"{op} {results[f'{op} p99 ratio last/first']:.2f}x" for op in ops4)

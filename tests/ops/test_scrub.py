@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from servers import new_vault_id, start_server
 from vaultd.journal.hook import leaf_factory
@@ -118,6 +121,59 @@ def test_pace_and_schedule(tmp_path: Path) -> None:
         assert slow.last is not None and not slow.last.completed
         assert d.metrics.registry.get_sample_value("vaultd_scrub_runs_total",
                                                    {"outcome": "failed"}) == 1
+    finally:
+        srv.stop()
+
+
+def test_the_scrub_gives_way_to_calls(tmp_path: Path) -> None:
+    srv = start_server(tmp_path / "a")
+    try:
+        d = srv.daemon
+        c = srv.client("permits")
+        vault = new_vault_id()
+        c.create_vault(vault)
+        for i in range(6):
+            c.deposit(vault, f"doc-{i}", os.urandom(50_000))
+
+        # the daemon counts every call from its start to its end: here an upload held open
+        assert d.traffic.in_flight == 0
+        go_on = threading.Event()
+
+        def held() -> object:
+            yield b"x" * 1000
+            go_on.wait(30)
+            yield b"y" * 1000
+
+        upload = threading.Thread(target=c.deposit, args=(vault, "held", held()))
+        upload.start()
+        deadline = time.monotonic() + 10
+        while d.traffic.in_flight == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert d.traffic.in_flight == 1
+        go_on.set()
+        upload.join(30)
+        assert d.traffic.in_flight == 0
+        # ended just now: busy for a quiet time of a minute, idle for none
+        assert d.traffic.busy(quiet=60) and not d.traffic.busy(quiet=0)
+
+        # idle (no call within `quiet`): the scrub goes at its bytes pace and never gives way
+        idle = Scrubber(d.vaults, bytes_per_second=None, traffic=d.traffic, busy_share=0.1,
+                        quiet=0).run_once()
+        assert idle.clean and idle.objects == 7 and idle.yielded_seconds == 0
+        # serving calls: after each version it sleeps 9 times as long as the version took
+        t0 = time.monotonic()
+        busy = Scrubber(d.vaults, bytes_per_second=None, traffic=d.traffic, busy_share=0.1,
+                        quiet=60).run_once()
+        took = time.monotonic() - t0
+        assert busy.clean and busy.objects == 7 and busy.worked_seconds > 0
+        assert busy.yielded_seconds == pytest.approx(9 * busy.worked_seconds, rel=1e-9)
+        assert took >= busy.worked_seconds + busy.yielded_seconds
+        # a share of 1 never gives way
+        whole = Scrubber(d.vaults, bytes_per_second=None, traffic=d.traffic, busy_share=1,
+                         quiet=60).run_once()
+        assert whole.clean and whole.yielded_seconds == 0
+        with pytest.raises(ValueError):
+            Scrubber(d.vaults, traffic=d.traffic, busy_share=0)
     finally:
         srv.stop()
 

@@ -39,6 +39,10 @@ def test_vault_records(store: Store) -> None:
     with store.read() as r:
         assert r.get_vault("a") == b"A"
         assert list(r.iter_vaults()) == [("a", b"A"), ("b", b"B")]
+        assert list(r.iter_vaults(after="a")) == [("b", b"B")]
+        assert list(r.iter_vaults(after="aa")) == [("b", b"B")]  # not a vault: the next one
+        assert list(r.iter_vaults(after="")) == [("a", b"A"), ("b", b"B")]
+        assert list(r.iter_vaults(after="b")) == []
     assert store.write(lambda t: t.delete_vault("a")).value is True
     assert store.write(lambda t: t.delete_vault("a")).value is False
     with store.read() as r:

@@ -23,6 +23,7 @@ from typing import Any
 
 from vaultd.config import DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN, Config, load_config
 from vaultd.errors import VaultError
+from vaultd.traffic import Traffic
 
 __all__ = ["Daemon", "main", "build_parser"]
 
@@ -128,6 +129,7 @@ class Daemon:
         self.server: Any = None
         self.metrics: Any = None
         self.scrubber: Any = None
+        self.traffic = Traffic()  # the calls being served, which the scrub gives way to
         self._metrics_server: Any = None
         self._stopped = threading.Event()
 
@@ -195,6 +197,7 @@ class Daemon:
                 metrics=self.metrics,
                 tokens=self.sessions,
                 extra_services=[journal_service(self.journal, self.vaults.authorize, self.metrics), *kiosk],
+                traffic=self.traffic,
             )
             self._start_operations(kiosks=self.sessions is not None)
             if cfg.metrics_listen:
@@ -246,6 +249,7 @@ class Daemon:
                 self.vaults, metrics=m, interval=cfg.scrub_interval,
                 initial_delay=min(cfg.scrub_interval, 600.0),
                 bytes_per_second=cfg.scrub_bytes_per_second or None,
+                traffic=self.traffic, busy_share=cfg.scrub_busy_share,
                 on_pass=journal_pass(self.vaults.store, leaf_factory))
 
     def stop(self, grace: float | None = None) -> None:
@@ -326,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--key-max-age-days", type=float, metavar="DAYS", help=_help("key_max_age_days"))
     s.add_argument("--scrub-bytes-per-second", type=float, metavar="BYTES",
                    help=_help("scrub_bytes_per_second"))
+    s.add_argument("--scrub-busy-share", type=float, metavar="SHARE", help=_help("scrub_busy_share"))
     s.add_argument("--dev", action="store_true", default=None,
                    help="development mode: on first run make a CA, server and service certificates "
                    "(svc-permits, svc-taxation, svc-procurement, op-admin) in <data-dir>/pki, a "

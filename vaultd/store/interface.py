@@ -34,8 +34,8 @@ class ReadTxn(Protocol):
     def get_vault(self, vault: str) -> bytes | None:
         """The vault's record, or None if the vault does not exist."""
 
-    def iter_vaults(self) -> Iterator[tuple[str, bytes]]:
-        """Every vault with its record, in vault id order."""
+    def iter_vaults(self, after: str | None = None) -> Iterator[tuple[str, bytes]]:
+        """Every vault with its record, in vault id order; strictly after ``after`` when given."""
 
     def get_object(self, vault: str, name: str) -> bytes | None:
         """The object head (version counter, latest live version), or None if never deposited."""

@@ -117,10 +117,18 @@ class _ReadTxn:
     def get_vault(self, vault: str) -> bytes | None:
         return self._get("vaults", vault.encode("ascii"))
 
-    def iter_vaults(self) -> Iterator[tuple[str, bytes]]:
+    def iter_vaults(self, after: str | None = None) -> Iterator[tuple[str, bytes]]:
         with self.raw.cursor(db=self._dbs["vaults"]) as c:
-            for k, v in c:
-                yield bytes(k).decode("ascii"), bytes(v)
+            if after is None:
+                ok = c.first()
+            else:
+                skip = after.encode("ascii")
+                ok = c.set_range(skip)
+                if ok and bytes(c.key()) == skip:
+                    ok = c.next()
+            while ok:
+                yield bytes(c.key()).decode("ascii"), bytes(c.value())
+                ok = c.next()
 
     def get_object(self, vault: str, name: str) -> bytes | None:
         v = self._get("objects", K.object_key(vault, name))

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import grpc
 
 from vaultd.errors import ResourceExhausted, Unauthenticated
+from vaultd.traffic import Traffic
 from vaultd.transport.calls import Behavior, CallContext, HandlerCache, call_context, iterate, wrap_handler
 from vaultd.transport.status import status_for
 from vaultd.types import Identity
@@ -96,28 +97,33 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     With ``max_calls_per_identity``, one identity may have at most that many vaultd calls in
     flight; one more is refused with RESOURCE_EXHAUSTED, so that a single misbehaving client
-    cannot hold every thread of the server.
+    cannot hold every thread of the server. With ``traffic``, every admitted call is counted into
+    it from its start to its end (background work gives way to calls by it).
     """
 
     def __init__(self, tokens: TokenAuthenticator | None = None, *,
-                 max_calls_per_identity: int | None = None) -> None:
+                 max_calls_per_identity: int | None = None, traffic: Traffic | None = None) -> None:
         self._tokens = tokens
         self._max_calls = max_calls_per_identity
+        self._traffic = traffic
         self._lock = threading.Lock()
         self._in_flight: dict[Identity, int] = {}
         self._handlers = HandlerCache()
 
     def _enter(self, identity: Identity) -> bool:
-        if self._max_calls is None:
-            return True
-        with self._lock:
-            n = self._in_flight.get(identity, 0)
-            if n >= self._max_calls:
-                return False
-            self._in_flight[identity] = n + 1
-            return True
+        if self._max_calls is not None:
+            with self._lock:
+                n = self._in_flight.get(identity, 0)
+                if n >= self._max_calls:
+                    return False
+                self._in_flight[identity] = n + 1
+        if self._traffic is not None:
+            self._traffic.enter()
+        return True
 
     def _leave(self, identity: Identity) -> None:
+        if self._traffic is not None:
+            self._traffic.leave()
         if self._max_calls is None:
             return
         with self._lock:

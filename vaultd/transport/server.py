@@ -35,6 +35,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from vaultd.traffic import Traffic
 from vaultd.transport.access_log import AccessLogInterceptor
 from vaultd.transport.auth import AuthInterceptor, TokenAuthenticator
 from vaultd.transport.servicer import MAX_PIECE, VaultsAPI, VaultServicer
@@ -218,6 +219,7 @@ class VaultServer:
         metrics: Any = None,
         extra_services: Iterable[ExtraService] = (),
         interceptors: Sequence[grpc.ServerInterceptor] | None = None,
+        traffic: Traffic | None = None,
         health_poll_seconds: float = 1.0,
     ) -> None:
         self._vaults = vaults
@@ -232,7 +234,8 @@ class VaultServer:
             if m is not None:
                 chain.append(m)
             chain += [AccessLogInterceptor(),
-                      AuthInterceptor(tokens, max_calls_per_identity=limits.max_calls_per_identity)]
+                      AuthInterceptor(tokens, max_calls_per_identity=limits.max_calls_per_identity,
+                                      traffic=traffic)]
             interceptors = chain
         self._server = grpc.server(
             self._executor,
