@@ -20,7 +20,9 @@ folder's size (allocated bytes, and LMDB pages in use) per object and the machin
 Because the load moves latency as much as the size does, a second daemon (the control) is filled to
 the first milestone's size and probed at every milestone call by call, alternately with the growing
 one; the report gives p99 growth both as measured and against the control at the same moments, and
-both daemons' minor and major page faults per probe call. With ``--profile``, one more probe pass per
+both daemons' minor and major page faults per probe call, the growing daemon's data file share in
+the page cache (``fincore``) and the CPU its scheduled scrub took during the probes, and the
+machine's proactive reclaim (DAMON ``pageout``), which evicts idle page cache. With ``--profile``, one more probe pass per
 milestone runs under py-spy (``.venv/bin/py-spy``) and the shares of the core, store and journal
 functions in the servicer's samples are reported.
 """
