@@ -132,9 +132,13 @@ def test_recording_helpers_and_integrity_errors(tmp_path: Path) -> None:
 
 
 def test_certificates_watched_and_start_gauges(tmp_path: Path) -> None:
-    srv = start_server(tmp_path / "a", scrub_interval=0.3, scrub_bytes_per_second=0)
+    srv = start_server(tmp_path / "a", scrub_interval=0.3, scrub_bytes_per_second=0, scrub_busy_share=0.5)
     try:
         from cryptography import x509
+
+        # the scheduled scrub gives way to the calls this daemon's server counts
+        scrub = srv.daemon.scrubber
+        assert scrub.traffic is srv.daemon.traffic and scrub.busy_share == 0.5
 
         pki = srv.data_dir / "pki"
         for role, path in (("server", pki / "server.pem"), ("client_ca", pki / "ca.pem"),
@@ -209,6 +213,14 @@ def test_scrub_settings_from_toml_env_and_flags(tmp_path: Path) -> None:
     bad = load_config(None, env={"VAULTD_SCRUB_INTERVAL": "-1"}, overrides={"dev": True})
     with pytest.raises(VaultError):
         bad.resolved().validate()
+    assert load_config(None, env={}).scrub_busy_share == 0.02
+    assert load_config(None, env={"VAULTD_SCRUB_BUSY_SHARE": "0.25"}).scrub_busy_share == 0.25
+    args = build_parser().parse_args(["serve", "--scrub-busy-share", "1"])
+    assert args.scrub_busy_share == 1.0
+    for share in ("0", "-0.1", "1.5"):
+        bad = load_config(None, env={"VAULTD_SCRUB_BUSY_SHARE": share}, overrides={"dev": True})
+        with pytest.raises(VaultError, match="scrub_busy_share"):
+            bad.resolved().validate()
 
 
 def test_master_key_rotation_deadline(tmp_path: Path) -> None:
