@@ -8,9 +8,10 @@ needed to stay under ``bytes_per_second``. While the daemon serves calls (``traf
 flight, or one ended less than ``quiet`` seconds ago) it also gives way to them: it works at most
 ``busy_share`` of the time, sleeping after each version for as long as that version took divided by
 the share (less the version's own time). A pass over small objects is bound by the CPU, not by
-bytes, and one running flat out next to the calls tripled their median latency (it holds the
-interpreter's lock for much of its work); giving way keeps the calls' latency as it is without a
-scrub, and the pass takes longer under load (``yielded_seconds``). Problems are counted,
+bytes, and one running flat out next to the calls tripled their median latency: it held the
+interpreter's lock 70% of the time the lock was held at all (py-spy ``--gil``). Giving way keeps the
+calls' latency as it is without a scrub, and the pass takes longer under load
+(``yielded_seconds``). Problems are counted,
 logged (vault, object, version and what, never content) and reported; a version destroyed while the
 pass runs is skipped.
 
