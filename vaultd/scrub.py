@@ -172,6 +172,7 @@ class Scrubber:
         """One full pass over everything; returns its result (also kept in ``last``)."""
         res = ScrubResult(started_at=time.time())
         began = time.monotonic()
+        log.info("scrub pass started", extra={"busy_share": self.busy_share if self.traffic else 1.0})
         try:
             for vault in self._list_vaults():
                 if self._stop.is_set():
