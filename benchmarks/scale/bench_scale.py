@@ -348,10 +348,10 @@ def main() -> int:
                 }
                 target: Target = ("", d.address, str(d.data_dir), vaults_done)
                 row["LMDB data file resident before the probes"] = resident(d.data_dir)
-                f0, cf0, t0 = faults(d), faults(ctl), thread_cpu(d)
+                f0, cf0, threads0 = faults(d), faults(ctl), thread_cpu(d)
                 row.update(probe([target, ("control ", ctl.address, str(ctl.data_dir), ctl_vaults)], ops, m))
-                f1, cf1, t1 = faults(d), faults(ctl), thread_cpu(d)
-                row["scrub thread CPU seconds during the probes"] = scrub_seconds(d, t0, t1)
+                f1, cf1, threads1 = faults(d), faults(ctl), thread_cpu(d)
+                row["scrub thread CPU seconds during the probes"] = scrub_seconds(d, threads0, threads1)
                 row["LMDB data file resident after the probes"] = resident(d.data_dir)
                 row["probe page faults per call, minor/major"] = [(f1[0] - f0[0]) / (4 * ops), (f1[1] - f0[1]) / (4 * ops)]
                 row["control probe page faults per call, minor/major"] = [(cf1[0] - cf0[0]) / (4 * ops),
