@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,15 +87,22 @@ def test_scrub_passes_metrics_journal_and_damage(tmp_path: Path) -> None:
         srv.stop()
 
 
+def filled(srv: Any, n: int, size: int) -> tuple[Any, str]:
+    """A ``permits`` client and a new vault in which it deposited ``n`` random documents of ``size``
+    bytes (``doc-0``...)."""
+    c = srv.client("permits")
+    vault = new_vault_id()
+    c.create_vault(vault)
+    for i in range(n):
+        c.deposit(vault, f"doc-{i}", os.urandom(size))
+    return c, vault
+
+
 def test_pace_and_schedule(tmp_path: Path) -> None:
     srv = start_server(tmp_path / "a")
     try:
         d = srv.daemon
-        c = srv.client("permits")
-        vault = new_vault_id()
-        c.create_vault(vault)
-        for i in range(4):
-            c.deposit(vault, f"doc-{i}", os.urandom(100_000))
+        filled(srv, 4, 100_000)
         # 400 kB at 1 MB/s: at least 0.3 s (the last object's sleep included)
         paced = Scrubber(d.vaults, bytes_per_second=1_000_000)
         t0 = time.monotonic()
@@ -129,11 +137,7 @@ def test_the_scrub_gives_way_to_calls(tmp_path: Path) -> None:
     srv = start_server(tmp_path / "a")
     try:
         d = srv.daemon
-        c = srv.client("permits")
-        vault = new_vault_id()
-        c.create_vault(vault)
-        for i in range(6):
-            c.deposit(vault, f"doc-{i}", os.urandom(50_000))
+        c, vault = filled(srv, 6, 50_000)
 
         # the daemon counts every call from its start to its end: here an upload held open
         assert d.traffic.in_flight == 0
