@@ -144,6 +144,16 @@ def test_damaged_records_are_problems(vaults: Vaults) -> None:
     assert len(one.problems) == 1 and one.problems[0].what.startswith("record damaged")
 
 
+def test_a_record_nested_past_the_parser_is_damage(vaults: Vaults) -> None:
+    vaults.deposit(PERMITS, DepositHeader(V, "deep"), [b"x"])
+    deep = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError, not ValueError
+    vaults.store.write(lambda t: t.put_version(V, "deep", 1, deep, t.get_manifest(V, "deep", 1)))
+    with pytest.raises(IntegrityError, match="damaged"):
+        vaults.stat(PERMITS, V, "deep")
+    rep = vaults.check(PERMITS, V, "deep", 1)
+    assert [p.what for p in rep.problems] == ["record damaged: it is not a JSON object"]
+
+
 def test_problems_listed_are_bounded(vaults: Vaults) -> None:
     vaults.deposit(PERMITS, DepositHeader(V, "a"), [b"one"])
     vaults.deposit(PERMITS, DepositHeader(V, "b"), [b"two"])

@@ -277,11 +277,8 @@ def _check_retain_until(retain_until: int) -> None:
 def _check_record(raw: bytes) -> tuple[dict[str, Any], int, bytes]:
     """A version record with the size and SHA-256 it states, for ``check``; damage is an
     IntegrityError whose message starts with "record damaged"."""
-    try:
-        rec = json.loads(raw)
-    except (ValueError, RecursionError):
-        rec = None
-    if not isinstance(rec, dict):
+    rec = _json_object(raw)
+    if rec is None:
         raise IntegrityError("record damaged: it is not a JSON object")
     size = rec.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
@@ -300,13 +297,20 @@ def _utc(seconds: int) -> str:
         return f"{seconds} (unix seconds)"
 
 
-def _record(raw: bytes, what: str) -> dict[str, Any]:
-    """A stored JSON record; damage is an IntegrityError naming ``what``, never an internal error."""
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object ``raw`` holds, or None when it holds anything else: not JSON, nested deeper
+    than the parser goes (RecursionError), or JSON that is not an object."""
     try:
         rec = json.loads(raw)
-    except ValueError:
-        rec = None
-    if not isinstance(rec, dict):
+    except (ValueError, RecursionError):  # a UnicodeError is a ValueError
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _record(raw: bytes, what: str) -> dict[str, Any]:
+    """A stored JSON record; damage is an IntegrityError naming ``what``, never an internal error."""
+    rec = _json_object(raw)
+    if rec is None:
         raise IntegrityError(f"{what}: its stored record is damaged")
     return rec
 
