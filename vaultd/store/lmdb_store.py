@@ -118,17 +118,9 @@ class _ReadTxn:
         return self._get("vaults", vault.encode("ascii"))
 
     def iter_vaults(self, after: str | None = None) -> Iterator[tuple[str, bytes]]:
-        with self.raw.cursor(db=self._dbs["vaults"]) as c:
-            if after is None:
-                ok = c.first()
-            else:
-                skip = after.encode("ascii")
-                ok = c.set_range(skip)
-                if ok and bytes(c.key()) == skip:
-                    ok = c.next()
-            while ok:
-                yield bytes(c.key()).decode("ascii"), bytes(c.value())
-                ok = c.next()
+        # after + NUL: the first key past ``after`` (no vault id holds a NUL)
+        for k, v in self._scan("vaults", b"", None if after is None else after.encode("ascii") + b"\x00"):
+            yield k.decode("ascii"), v
 
     def get_object(self, vault: str, name: str) -> bytes | None:
         v = self._get("objects", K.object_key(vault, name))
