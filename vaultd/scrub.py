@@ -11,9 +11,8 @@ the share (less the version's own time). A pass over small objects is bound by t
 bytes, and one running flat out next to the calls tripled their median latency: it held the
 interpreter's lock 70% of the time the lock was held at all (py-spy ``--gil``). Giving way keeps the
 calls' latency as it is without a scrub, and the pass takes longer under load
-(``yielded_seconds``). Problems are counted,
-logged (vault, object, version and what, never content) and reported; a version destroyed while the
-pass runs is skipped.
+(``yielded_seconds``). Problems are counted, logged (vault, object, version and what, never
+content) and reported; a version destroyed while the pass runs is skipped.
 
 At the end of a pass: ``Metrics.scrub_finished`` (the time of the last clean pass, the problems of
 the last pass), and ``on_pass(result)``, where the composition root journals one ``check`` leaf for
